@@ -1,0 +1,356 @@
+"""The connection helper: one `Bus` per process, typed KV access, typed publish/request.
+
+A `Bus` wraps a nats-py client with reconnect forever, JetStream, and the codec, so services
+never see raw bytes, subjects strings of their own, or nats-py exceptions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Generic, NamedTuple, TypeVar
+
+import nats
+import nats.errors
+import nats.js.errors
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig
+
+from bus import codec, infra, subjects
+from bus.errors import AdminError, BusUnavailable, DecodeError
+from bus.schemas import DeadLetter, Intent, Message
+
+M = TypeVar("M", bound=Message)
+R = TypeVar("R", bound=Message)
+
+log = logging.getLogger("bus")
+
+_KV_OP = "KV-Operation"
+SERVICE_ERROR = "Nats-Service-Error"
+SERVICE_ERROR_CODE = "Nats-Service-Error-Code"
+
+
+class Versioned(NamedTuple, Generic[M]):
+    """A KV value with the revision to compare-and-set against."""
+
+    value: M
+    revision: int
+
+
+class Traced(NamedTuple, Generic[M]):
+    """A message with the trace id it carried."""
+
+    value: M
+    trace: str
+
+
+@dataclass(frozen=True)
+class RawMessage:
+    """A message as it travelled, for tracing."""
+
+    subject: str
+    headers: dict[str, str]
+    data: bytes
+
+
+class TypedKv(Generic[M]):
+    """A KV bucket whose values are all of one schema."""
+
+    def __init__(self, bus: Bus, bucket: str, schema: type[M]) -> None:
+        self._bus = bus
+        self._bucket = bucket
+        self._schema = schema
+
+    async def _kv(self) -> nats.js.kv.KeyValue:
+        return await self._bus.js.key_value(self._bucket)
+
+    def _decode(self, key: str, data: bytes | None) -> M:
+        return codec.decode_body(data or b"", self._schema, f"$KV.{self._bucket}.{key}")
+
+    async def get(self, key: str) -> Versioned[M] | None:
+        """The current value and revision of `key`, or None when absent or deleted."""
+        kv = await self._kv()
+        try:
+            entry = await kv.get(key)
+        except nats.js.errors.KeyNotFoundError:
+            return None
+        return Versioned(self._decode(key, entry.value), entry.revision or 0)
+
+    async def items(self, timeout: float = 10.0) -> dict[str, Versioned[M]]:
+        """Every live key with its value; undecodable values are dead-lettered and skipped."""
+        kv = await self._kv()
+        watcher = await kv.watchall()
+        out: dict[str, Versioned[M]] = {}
+        try:
+            while True:
+                entry = await watcher.updates(timeout=timeout)
+                if entry is None:
+                    break
+                if entry.operation in ("DEL", "PURGE"):
+                    out.pop(entry.key, None)
+                    continue
+                try:
+                    out[entry.key] = Versioned(
+                        self._decode(entry.key, entry.value), entry.revision or 0
+                    )
+                except DecodeError as exc:
+                    await self._bus.dead_letter(exc.subject, entry.value or b"", {}, str(exc))
+                if not entry.delta:
+                    break
+        finally:
+            await watcher.stop()
+        return out
+
+    async def create(self, key: str, value: M) -> int | None:
+        """Create `key` only if absent; the new revision, or None when it already exists."""
+        kv = await self._kv()
+        try:
+            return await kv.create(key, codec.encode_body(value))
+        except nats.js.errors.KeyWrongLastSequenceError:
+            return None
+
+    async def update(self, key: str, value: M, revision: int) -> int | None:
+        """Compare-and-set: write only if `key` is still at `revision`; None on conflict."""
+        kv = await self._kv()
+        try:
+            return await kv.update(key, codec.encode_body(value), last=revision)
+        except nats.js.errors.KeyWrongLastSequenceError:
+            return None
+
+    async def put(self, key: str, value: M) -> int:
+        """Write unconditionally (only for values with a single writer)."""
+        kv = await self._kv()
+        return await kv.put(key, codec.encode_body(value))
+
+    async def delete(self, key: str, revision: int | None = None) -> bool:
+        """Delete `key` (only if at `revision` when given); False on CAS conflict."""
+        kv = await self._kv()
+        try:
+            await kv.delete(key, last=revision)
+        except nats.js.errors.KeyWrongLastSequenceError:
+            return False
+        except nats.js.errors.APIError as exc:
+            if exc.err_code in (10071, 10164):
+                return False
+            raise
+        return True
+
+
+class Delivery(Generic[M]):
+    """One decoded work-queue message with its acknowledgement handles."""
+
+    def __init__(self, msg: Msg, value: M, trace: str) -> None:
+        self._msg = msg
+        self.value = value
+        self.trace = trace
+
+    async def ack(self) -> None:
+        """Done: remove it from the work queue."""
+        await self._msg.ack()
+
+    async def nak(self, delay: float) -> None:
+        """Not now: redeliver after `delay` seconds."""
+        await self._msg.nak(delay=delay)
+
+    async def term(self) -> None:
+        """Never: drop it without redelivery (the reason must already be recorded)."""
+        await self._msg.term()
+
+
+class IntentQueue:
+    """A durable pull consumer of one cloud's intents, shared by all provisioner replicas."""
+
+    def __init__(self, bus: Bus, sub: JetStreamContext.PullSubscription, cloud: str) -> None:
+        self._bus = bus
+        self._sub = sub
+        self.cloud = cloud
+
+    async def fetch(self, batch: int = 10, timeout: float = 1.0) -> list[Delivery[Intent]]:
+        """Up to `batch` intents; bad messages are dead-lettered and terminated here."""
+        try:
+            msgs = await self._sub.fetch(batch, timeout=timeout)
+        except nats.errors.TimeoutError:
+            return []
+        out: list[Delivery[Intent]] = []
+        for msg in msgs:
+            headers = dict(msg.headers or {})
+            try:
+                intent = codec.decode(msg.data, headers, Intent, msg.subject)
+            except DecodeError as exc:
+                await self._bus.dead_letter(msg.subject, msg.data, headers, str(exc))
+                await msg.term()
+                continue
+            out.append(Delivery(msg, intent, codec.trace_of(headers)))
+        return out
+
+    async def close(self) -> None:
+        """Stop pulling (the durable consumer stays for the next replica)."""
+        await self._sub.unsubscribe()
+
+
+class Bus:
+    """A connected service: NATS, JetStream, typed KV and publish helpers."""
+
+    def __init__(self, nc: Client, service: str) -> None:
+        self.nc = nc
+        self.js: JetStreamContext = nc.jetstream()
+        self.service = service
+        self._closing: list[bool] = []
+
+    @classmethod
+    async def connect(cls, url: str, service: str, wait_s: float = 30.0) -> Bus:
+        """Connect to `url`, retrying for up to `wait_s` seconds, then reconnect forever."""
+
+        async def on_error(exc: Exception) -> None:
+            log.warning("nats error service=%s error=%r", service, exc)
+
+        async def on_disconnect() -> None:
+            if not closing:
+                log.warning("nats disconnected service=%s", service)
+
+        async def on_reconnect() -> None:
+            log.info("nats reconnected service=%s", service)
+
+        closing: list[bool] = []  # set by close(), so a chosen disconnect is not a warning
+        deadline = time.monotonic() + wait_s
+        last_error: Exception | None = None
+        while True:
+            try:
+                nc = await nats.connect(
+                    url,
+                    name=service,
+                    connect_timeout=2,
+                    reconnect_time_wait=1,
+                    max_reconnect_attempts=-1,
+                    allow_reconnect=True,
+                    error_cb=on_error,
+                    disconnected_cb=on_disconnect,
+                    reconnected_cb=on_reconnect,
+                )
+                bus = cls(nc, service)
+                bus._closing = closing
+                return bus
+            except (OSError, nats.errors.Error, asyncio.TimeoutError) as exc:
+                last_error = exc
+            if time.monotonic() >= deadline:
+                raise BusUnavailable(
+                    f"cannot reach NATS at {url} after {wait_s:.0f}s ({last_error!r}); "
+                    "is the server running? `make run` starts one, or set CS_NATS_URL"
+                )
+            await asyncio.sleep(0.5)
+
+    async def ensure_infra(self, replicas: int = 1) -> None:
+        """Create the streams and buckets if they are missing."""
+        await infra.ensure(self.js, replicas)
+
+    def kv(self, bucket: str, schema: type[M]) -> TypedKv[M]:
+        """Typed access to one KV bucket."""
+        return TypedKv(self, bucket, schema)
+
+    async def publish(self, subject: str, msg: Message, trace: str = "") -> None:
+        """Core-NATS publish (events: fire and forget)."""
+        data, headers = codec.encode(msg, trace)
+        await self.nc.publish(subject, data, headers=headers)
+
+    async def js_publish(
+        self, subject: str, msg: Message, trace: str = "", msg_id: str = ""
+    ) -> None:
+        """JetStream publish, acknowledged by the server; `msg_id` deduplicates resends."""
+        data, headers = codec.encode(msg, trace)
+        if msg_id:
+            headers["Nats-Msg-Id"] = msg_id
+        await self.js.publish(subject, data, headers=headers)
+
+    async def last(self, subject: str, expected: type[M]) -> Traced[M] | None:
+        """The last message kept for `subject` in the snapshot stream, or None."""
+        try:
+            raw = await self.js.get_last_msg(subjects.SNAPSHOT_STREAM, subject)
+        except nats.js.errors.NotFoundError:
+            return None
+        headers = {str(k): str(v) for k, v in (raw.headers or {}).items()}
+        try:
+            value = codec.decode(raw.data or b"", headers, expected, subject)
+        except DecodeError as exc:
+            await self.dead_letter(subject, raw.data or b"", headers, str(exc))
+            return None
+        return Traced(value, codec.trace_of(headers))
+
+    async def request(
+        self, subject: str, msg: Message, reply_type: type[R], timeout: float = 5.0
+    ) -> R:
+        """Request/reply with a typed answer; service errors become AdminError."""
+        data, headers = codec.encode(msg)
+        try:
+            reply = await self.nc.request(subject, data, timeout=timeout, headers=headers)
+        except nats.errors.NoRespondersError:
+            raise AdminError(
+                "no_responders", f"no service answers on {subject}; is it running?"
+            ) from None
+        except nats.errors.TimeoutError:
+            raise AdminError(
+                "timeout", f"no answer on {subject} within {timeout:.0f}s"
+            ) from None
+        rheaders = dict(reply.headers or {})
+        if SERVICE_ERROR_CODE in rheaders:
+            raise AdminError(
+                rheaders.get(SERVICE_ERROR_CODE, ""), rheaders.get(SERVICE_ERROR, "")
+            )
+        return codec.decode(reply.data, rheaders, reply_type, subject)
+
+    async def intent_queue(self, provider: str, cloud: str) -> IntentQueue:
+        """Bind to (creating if needed) the durable consumer of `cloud`'s intents."""
+        durable = subjects.intent_durable(provider, cloud)
+        sub = await self.js.pull_subscribe(
+            subjects.intent(cloud),
+            durable=durable,
+            stream=subjects.INTENT_STREAM,
+            config=ConsumerConfig(
+                ack_policy=AckPolicy.EXPLICIT, ack_wait=60.0, max_deliver=-1
+            ),
+        )
+        return IntentQueue(self, sub, cloud)
+
+    async def dead_letter(
+        self, subject: str, data: bytes, headers: dict[str, str], error: str
+    ) -> None:
+        """Log a rejected message and republish it with the error on the dead-letter subject."""
+        log.error("dead-letter subject=%s error=%s", subject, error)
+        letter = DeadLetter(
+            subject=subject,
+            error=error,
+            service=self.service,
+            headers=headers,
+            data=data[: codec.MAX_MESSAGE_BYTES // 2],
+        )
+        await self.publish(subjects.deadletter(), letter)
+
+    async def tail(self, subject: str) -> AsyncIterator[RawMessage]:
+        """Every message published on `subject` (wildcards allowed), as it travels."""
+        queue: asyncio.Queue[RawMessage] = asyncio.Queue()
+
+        async def on_msg(msg: Msg) -> None:
+            headers = {str(k): str(v) for k, v in (msg.headers or {}).items()}
+            await queue.put(RawMessage(msg.subject, headers, msg.data))
+
+        sub = await self.nc.subscribe(subject, cb=on_msg)
+        try:
+            while True:
+                yield await queue.get()
+        finally:
+            await sub.unsubscribe()
+
+    async def close(self) -> None:
+        """Drain pending messages and close the connection."""
+        self._closing.append(True)
+        if self.nc.is_connected:
+            try:
+                await self.nc.drain()
+            except (nats.errors.Error, asyncio.TimeoutError):
+                await self.nc.close()
+        else:
+            await self.nc.close()

@@ -1,0 +1,75 @@
+"""JetStream streams and KV buckets: declared once, created idempotently by every service."""
+
+from __future__ import annotations
+
+from nats.js import JetStreamContext
+from nats.js.api import (
+    DiscardPolicy,
+    KeyValueConfig,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+from nats.js.errors import BadRequestError, NotFoundError
+
+from bus import subjects
+
+
+def stream_configs(replicas: int = 1) -> list[StreamConfig]:
+    """The streams cloudscheduler needs, with `replicas` copies each (3 on a NATS cluster)."""
+    return [
+        StreamConfig(
+            name=subjects.INTENT_STREAM,
+            subjects=[subjects.intents_all()],
+            retention=RetentionPolicy.WORK_QUEUE,
+            storage=StorageType.FILE,
+            duplicate_window=120.0,
+            num_replicas=replicas,
+        ),
+        StreamConfig(
+            name=subjects.SNAPSHOT_STREAM,
+            subjects=subjects.snapshot_subjects(),
+            retention=RetentionPolicy.LIMITS,
+            max_msgs_per_subject=1,
+            discard=DiscardPolicy.OLD,
+            storage=StorageType.FILE,
+            num_replicas=replicas,
+        ),
+    ]
+
+
+def bucket_configs(replicas: int = 1) -> list[KeyValueConfig]:
+    """The KV buckets cloudscheduler needs."""
+    return [
+        KeyValueConfig(
+            bucket=subjects.CLOUDS_BUCKET,
+            history=5,
+            storage=StorageType.FILE,
+            replicas=replicas,
+        ),
+        KeyValueConfig(
+            bucket=subjects.VMS_BUCKET,
+            history=1,
+            storage=StorageType.FILE,
+            replicas=replicas,
+        ),
+    ]
+
+
+async def ensure(js: JetStreamContext, replicas: int = 1) -> None:
+    """Create every stream and bucket that does not exist yet; leave existing ones alone."""
+    for config in stream_configs(replicas):
+        assert config.name is not None
+        try:
+            await js.stream_info(config.name)
+        except NotFoundError:
+            try:
+                await js.add_stream(config)
+            except BadRequestError:
+                # Another service created it between our look-up and our add.
+                await js.stream_info(config.name)
+    for kv_config in bucket_configs(replicas):
+        try:
+            await js.key_value(kv_config.bucket)
+        except (NotFoundError, BadRequestError):
+            await js.create_key_value(kv_config)

@@ -1,0 +1,77 @@
+"""Typed endpoints on the NATS services API (`nats.micro`).
+
+Handlers take and return schema instances; decode failures and refusals leave as typed
+service errors (code + one-line description), never as a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from nats.micro import add_service
+from nats.micro.request import Request
+from nats.micro.service import Service
+
+from bus import codec
+from bus.connection import Bus
+from bus.errors import AdminError, DecodeError
+from bus.schemas import Message
+
+Q = TypeVar("Q", bound=Message)
+
+log = logging.getLogger("bus.micro")
+
+
+@dataclass(frozen=True)
+class Endpoint(Generic[Q]):
+    """One request/reply endpoint: its name within the group, request schema, handler."""
+
+    name: str
+    request: type[Q]
+    handler: Callable[[Q], Awaitable[Message]]
+
+
+def _wrap(endpoint: Endpoint[Any]) -> Callable[[Request], Awaitable[None]]:
+    async def handle(req: Request) -> None:
+        headers = {str(k): str(v) for k, v in (req.headers or {}).items()}
+        try:
+            query = codec.decode(req.data, headers, endpoint.request, endpoint.name)
+        except DecodeError as exc:
+            await req.respond_error("400", f"bad request: {exc}")
+            return
+        try:
+            reply = await endpoint.handler(query)
+        except AdminError as exc:
+            await req.respond_error(exc.code, exc.message)
+            return
+        except Exception as exc:
+            log.exception("endpoint %s failed", endpoint.name)
+            await req.respond_error(
+                "500", f"{endpoint.name} failed: {type(exc).__name__}; see the service log"
+            )
+            return
+        data, reply_headers = codec.encode(reply)
+        await req.respond(data, headers=reply_headers)
+
+    return handle
+
+
+async def serve(
+    bus: Bus,
+    name: str,
+    version: str,
+    group: str,
+    endpoints: Sequence[Endpoint[Any]],
+    description: str = "",
+) -> Service:
+    """Register `endpoints` under subject prefix `group`, discoverable through $SRV."""
+    service = await add_service(
+        bus.nc, name=name, version=version, description=description or name
+    )
+    grp = service.add_group(name=group)
+    for endpoint in endpoints:
+        await grp.add_endpoint(name=endpoint.name, handler=_wrap(endpoint))
+    return service

@@ -1,0 +1,295 @@
+"""The provider contract and the driver-agnostic provisioner loop.
+
+Both provisioners (libvirt, openstack) share this: the `CloudDriver` Protocol their drivers
+implement (the one interface file per boundary), and `CloudWorker`, which consumes one cloud's
+intents, applies them idempotently through the driver, keeps the registry truthful, and
+reconciles the cloud's listing with the registry. It lives in `bus/` because the services may
+not import each other, and it is the bus-facing half of every provisioner.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import ClassVar, Protocol
+
+from bus import logs, subjects
+from bus.connection import Bus, Delivery, IntentQueue, TypedKv, Versioned
+from bus.errors import OutOfResources, PermanentError, ProviderError, TemporaryError
+from bus.micro import Endpoint, serve
+from bus.siteconfig import Section
+from bus.schemas import (
+    CloudRecord,
+    Instance,
+    InstanceList,
+    InstancesRequest,
+    Intent,
+    Message,
+    VmEvent,
+    VmRecord,
+    VmState,
+)
+
+log = logging.getLogger("provisioner")
+
+
+class CloudDriver(Protocol):
+    """What a provisioner needs from one cloud. Every method is required.
+
+    Methods raise only `TemporaryError`, `OutOfResources` or `PermanentError`: vendor
+    exceptions are translated inside the driver, at one choke point.
+    """
+
+    async def list(self) -> list[Instance]:
+        """Every instance on the cloud that carries this installation's tag."""
+        ...
+
+    async def create(self, vm: VmRecord) -> Instance:
+        """Boot `vm` (named `vm.vm_id`); if an instance of that name exists, return it instead."""
+        ...
+
+    async def delete(self, vm_id: str) -> None:
+        """Destroy the instance named `vm_id` and its disks; an absent instance is success."""
+        ...
+
+    async def state(self, vm_id: str) -> Instance | None:
+        """The instance named `vm_id`, or None when it does not exist."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections; the driver is not used afterwards."""
+        ...
+
+
+DriverFactory = Callable[[CloudRecord], Awaitable[CloudDriver]]
+"""Builds the driver of one cloud from its record."""
+
+
+_BOOTED_STATES: dict[str, VmState] = {
+    "running": "running", "creating": "booting", "stopped": "booting",
+    "unknown": "booting", "deleting": "deleting", "error": "error",
+}
+
+
+@dataclass(frozen=True)
+class ProvisionerSettings:
+    """Timing of a provisioner's loops (seconds)."""
+
+    reconcile_interval_s: float = 10.0
+    """How often the cloud's listing is compared with the registry."""
+    orphan_grace_s: float = 60.0
+    """An instance with our tag but no registry entry is destroyed after this long."""
+    vanished_grace_s: float = 30.0
+    """A registry entry younger than this is not marked gone when its instance is missing."""
+
+    KEYS: ClassVar[frozenset[str]] = frozenset(
+        {"reconcile_interval_s", "orphan_grace_s", "vanished_grace_s"})
+
+    @classmethod
+    def from_section(cls, sec: Section) -> ProvisionerSettings:
+        """Read the loop timings from a config table (the caller checks unknown keys)."""
+        return cls(
+            reconcile_interval_s=sec.number("reconcile_interval_s", 10.0, minimum=0.5),
+            orphan_grace_s=sec.number("orphan_grace_s", 60.0),
+            vanished_grace_s=sec.number("vanished_grace_s", 30.0),
+        )
+
+
+class CloudWorker:
+    """Applies one cloud's intents and reconciles it; several replicas may run at once."""
+
+    def __init__(
+        self, bus: Bus, provider: str, cloud: str, driver: CloudDriver,
+        settings: ProvisionerSettings,
+    ) -> None:
+        self.bus = bus
+        self.provider = provider
+        self.cloud = cloud
+        self.driver = driver
+        self.settings = settings
+        self.vms: TypedKv[VmRecord] = bus.kv(subjects.VMS_BUCKET, VmRecord)
+        self._orphans_seen: dict[str, float] = {}
+
+    # ---- intents ----------------------------------------------------------------------
+
+    async def consume(self, stop: asyncio.Event) -> None:
+        """Pull and apply intents until `stop` is set."""
+        queue: IntentQueue = await self.bus.intent_queue(self.provider, self.cloud)
+        try:
+            while not stop.is_set():
+                for delivery in await queue.fetch(batch=10, timeout=1.0):
+                    await self.apply(delivery)
+        finally:
+            await queue.close()
+
+    async def apply(self, delivery: Delivery[Intent]) -> None:
+        """Apply one intent idempotently, then ack (or nak for a temporary failure)."""
+        intent = delivery.value
+        fields = logs.fields(cloud=self.cloud, vm=intent.vm_id, intent=intent.intent_id,
+                             trace=delivery.trace, action=intent.action)
+        try:
+            if intent.action == "boot":
+                outcome = await self._boot(intent, delivery.trace)
+            else:
+                outcome = await self._kill(intent, delivery.trace)
+        except TemporaryError as exc:
+            log.warning("%s outcome=retry delay=%.0f error=%s", fields, exc.delay, exc)
+            await delivery.nak(exc.delay)
+            return
+        log.info("%s outcome=%s", fields, outcome)
+        await delivery.ack()
+
+    async def _boot(self, intent: Intent, trace: str) -> str:
+        key = subjects.vm_key(self.cloud, intent.vm_id)
+        entry = await self.vms.get(key)
+        if entry is None or entry.value.intent_id != intent.intent_id or entry.value.state not in (
+            "requested", "booting"
+        ):
+            return "stale intent: the registry no longer asks for this boot"
+        entry = await self._set_state(entry, key, "booting", "", trace) or entry
+        try:
+            instance = await self.driver.create(entry.value)
+        except (OutOfResources, PermanentError) as exc:
+            await self._set_state(entry, key, "error", f"{exc.kind}: {exc}", trace)
+            return f"error ({exc.kind}): {exc}"
+        state = _BOOTED_STATES[instance.state]
+        await self._set_state(entry, key, state, "", trace)
+        return state
+
+    async def _kill(self, intent: Intent, trace: str) -> str:
+        key = subjects.vm_key(self.cloud, intent.vm_id)
+        try:
+            await self.driver.delete(intent.vm_id)
+        except (OutOfResources, PermanentError) as exc:
+            # A delete that cannot succeed now is retried: giving up would leak the VM.
+            raise TemporaryError(f"delete failed: {exc}", delay=30.0) from exc
+        entry = await self.vms.get(key)
+        if entry is not None:
+            await self.vms.delete(key, entry.revision)
+        await self._event(intent.vm_id, "gone", intent.reason, trace)
+        return "deleted"
+
+    async def _set_state(
+        self, entry: Versioned[VmRecord], key: str, state: VmState, reason: str, trace: str
+    ) -> Versioned[VmRecord] | None:
+        """Compare-and-set the record's state, re-reading on conflict; None if it vanished."""
+        for _ in range(5):
+            if entry.value.state == "deleting" and state != "deleting":
+                return entry  # a kill was decided meanwhile: it wins
+            updated = entry.value.model_copy(
+                update={"state": state, "reason": reason, "updated_at": time.time()})
+            revision = await self.vms.update(key, updated, entry.revision)
+            if revision is not None:
+                if entry.value.state != state:
+                    await self._event(updated.vm_id, state, reason, trace)
+                return Versioned(updated, revision)
+            fresh = await self.vms.get(key)
+            if fresh is None:
+                return None
+            entry = fresh
+        raise TemporaryError(f"registry entry {key} kept changing; retrying", delay=1.0)
+
+    async def _event(self, vm_id: str, state: VmState, reason: str, trace: str) -> None:
+        event = VmEvent(vm_id=vm_id, cloud=self.cloud, state=state, reason=reason,
+                        at=time.time())
+        await self.bus.publish(subjects.vm_event(self.cloud, vm_id), event, trace=trace)
+
+    # ---- reconcile --------------------------------------------------------------------
+
+    async def reconcile(self) -> None:
+        """Compare the cloud's listing with the registry; fix both sides."""
+        now = time.time()
+        instances = {i.vm_id: i for i in await self.driver.list()}
+        prefix = f"{self.cloud}."
+        entries = {k: v for k, v in (await self.vms.items()).items() if k.startswith(prefix)}
+        known = {v.value.vm_id for v in entries.values()}
+        gone = orphans = 0
+        for key, entry in entries.items():
+            vm = entry.value
+            if (vm.vm_id not in instances and vm.state in ("booting", "running")
+                    and now - vm.updated_at >= self.settings.vanished_grace_s):
+                if await self.vms.delete(key, entry.revision):
+                    gone += 1
+                    await self._event(vm.vm_id, "gone", "instance vanished from the cloud",
+                                      vm.trace)
+        for vm_id in list(self._orphans_seen):
+            if vm_id not in instances or vm_id in known:
+                del self._orphans_seen[vm_id]
+        for vm_id in instances:
+            if vm_id in known:
+                continue
+            first = self._orphans_seen.setdefault(vm_id, now)
+            if now - first >= self.settings.orphan_grace_s:
+                await self.driver.delete(vm_id)
+                del self._orphans_seen[vm_id]
+                orphans += 1
+                await self._event(vm_id, "gone", "orphan: on the cloud, not in the registry", "")
+        log.info("%s", logs.fields(
+            loop="reconcile", cloud=self.cloud, instances=len(instances), registry=len(entries),
+            marked_gone=gone, orphans_deleted=orphans, orphans_waiting=len(self._orphans_seen)))
+
+    async def listing(self, _: InstancesRequest) -> Message:
+        """The live listing, for `cs` and tests (an admin view of what the cloud holds)."""
+        return InstanceList(cloud=self.cloud, listed_at=time.time(),
+                            instances=tuple(await self.driver.list()))
+
+
+async def run_provisioner(
+    bus: Bus, provider: str, factory: DriverFactory, settings: ProvisionerSettings,
+    stop: asyncio.Event,
+) -> None:
+    """Serve every cloud of `provider` found in the cloud bucket, picking up new ones."""
+    clouds_kv = bus.kv(subjects.CLOUDS_BUCKET, CloudRecord)
+    workers: dict[str, tuple[CloudWorker, list[asyncio.Task[None]]]] = {}
+
+    async def reconcile_loop(worker: CloudWorker) -> None:
+        while not stop.is_set():
+            try:
+                await worker.reconcile()
+            except ProviderError as exc:
+                log.warning("%s", logs.fields(loop="reconcile", cloud=worker.cloud,
+                                              error=str(exc)))
+            except Exception:
+                log.exception("reconcile of %s failed", worker.cloud)
+            try:
+                await asyncio.wait_for(stop.wait(), settings.reconcile_interval_s)
+            except TimeoutError:
+                pass
+
+    async def consume_loop(worker: CloudWorker) -> None:
+        while not stop.is_set():
+            try:
+                await worker.consume(stop)
+            except Exception:
+                log.exception("intent consumer of %s failed; restarting", worker.cloud)
+                await asyncio.sleep(1.0)
+
+    try:
+        while not stop.is_set():
+            records = [v.value for v in (await clouds_kv.items()).values()]
+            for record in records:
+                if record.provider != provider or record.name in workers:
+                    continue
+                driver = await factory(record)
+                worker = CloudWorker(bus, provider, record.name, driver, settings)
+                await serve(bus, f"{subjects.PROVIDER_SERVICE_PREFIX}-{provider}", "0.1.0",
+                            subjects.provider_group(record.name),
+                            [Endpoint(subjects.PROVIDER_INSTANCES, InstancesRequest, worker.listing)])
+                tasks = [asyncio.create_task(consume_loop(worker)),
+                         asyncio.create_task(reconcile_loop(worker))]
+                workers[record.name] = (worker, tasks)
+                log.info("%s", logs.fields(event="serving", cloud=record.name,
+                                           provider=provider))
+            try:
+                await asyncio.wait_for(stop.wait(), settings.reconcile_interval_s)
+            except TimeoutError:
+                pass
+    finally:
+        for worker, tasks in workers.values():
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await worker.driver.close()

@@ -1,0 +1,80 @@
+"""The service run-loop: connect, create infrastructure, run, stop cleanly on a signal."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Awaitable, Callable
+
+from bus.connection import Bus
+from bus.errors import BusUnavailable, ConfigError
+
+ServiceBody = Callable[[Bus, asyncio.Event], Awaitable[None]]
+
+
+def run_service(service: str, nats_url: str, body: ServiceBody, wait_s: float = 60.0) -> int:
+    """Run `body(bus, stop)` until SIGINT/SIGTERM; the process exit code."""
+    log = logging.getLogger(service)
+
+    async def main() -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        bus = await Bus.connect(nats_url, service, wait_s=wait_s)
+        log.info("connected url=%s", nats_url)
+        try:
+            await bus.ensure_infra()
+            await body(bus, stop)
+        finally:
+            await bus.close()
+        log.info("stopped")
+        return 0
+
+    try:
+        return asyncio.run(main())
+    except (BusUnavailable, ConfigError) as exc:
+        log.error("%s", exc)
+        return 2
+
+
+async def every(
+    interval_s: float,
+    stop: asyncio.Event,
+    step: Callable[[], Awaitable[None]],
+    log: logging.Logger,
+    wake: asyncio.Event | None = None,
+) -> None:
+    """Call `step` every `interval_s` (or sooner when `wake` is set) until `stop` is set.
+
+    A failing step is logged and retried on the next tick with growing delay: one bad cycle
+    must never take the service down.
+    """
+    failures = 0
+    while not stop.is_set():
+        started = time.monotonic()
+        try:
+            await step()
+            failures = 0
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            failures += 1
+            log.exception("loop step failed (%d in a row)", failures)
+        delay = interval_s * min(2**failures, 30) if failures else interval_s
+        delay = max(0.0, delay - (time.monotonic() - started))
+        waiters = [asyncio.ensure_future(stop.wait())]
+        if wake is not None:
+            waiters.append(asyncio.ensure_future(wake.wait()))
+        _, pending = await asyncio.wait(
+            waiters, timeout=delay, return_when=asyncio.FIRST_COMPLETED
+        )
+        for task in pending:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if wake is not None:
+            wake.clear()

@@ -1,0 +1,284 @@
+"""Typed, versioned message schemas: every message and KV value that crosses a process.
+
+Each schema is a frozen pydantic model validated strictly (no silent "3" -> 3 coercion) and
+ignoring unknown fields, so adding a field is compatible with older readers. Removing or
+retyping a field is a new schema version (`SCHEMA`), which the codec checks on decode.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Provider = Literal["libvirt", "openstack"]
+"""Which provisioner serves a cloud."""
+
+VmState = Literal["requested", "booting", "running", "retiring", "deleting", "error", "gone"]
+"""A VM's state in the registry. `requested`: the planner recorded it and sent a boot intent;
+`booting`: the provider accepted it; `running`: the provider reports it up; `retiring`: asked to
+drain; `deleting`: a kill intent was sent; `error`: the provider failed it (see `reason`);
+`gone`: it no longer exists on the cloud (the record is about to be removed)."""
+
+ALIVE_STATES: frozenset[str] = frozenset({"requested", "booting", "running"})
+"""States in which a VM counts as capacity that serves or will serve demand."""
+
+InstanceState = Literal["creating", "running", "stopped", "deleting", "error", "unknown"]
+"""A provider's view of one instance, in provider-neutral terms."""
+
+
+class Message(BaseModel):
+    """Base of every schema: frozen, strict, forward compatible."""
+
+    model_config = ConfigDict(frozen=True, strict=True, extra="ignore")
+    SCHEMA: ClassVar[int] = 1
+
+
+# ---- demand and pool (poller -> planner) ------------------------------------------------
+
+
+class DemandClass(Message):
+    """One distinct VM need, with how many jobs want it."""
+
+    key: str
+    vm_type: str
+    image: dict[str, str] = Field(default_factory=dict)
+    """Image per cloud; the key "" is the default for clouds not named."""
+    flavor: dict[str, str] = Field(default_factory=dict)
+    """Flavor / instance type per cloud; the key "" is the default."""
+    cores: int = 1
+    memory_mb: int = 512
+    disk_gb: int = 0
+    target_clouds: tuple[str, ...] = ()
+    """Clouds the jobs may use; empty means any."""
+    keep_alive_min: int = 0
+    high_priority: bool = False
+    idle: int = 0
+    running: int = 0
+    users: dict[str, int] = Field(default_factory=dict)
+    """Idle jobs per user."""
+
+
+class RejectedJob(Message):
+    """A job whose VM attributes could not be understood, and why."""
+
+    job: str
+    reason: str
+
+
+class DemandSnapshot(Message):
+    """What the queue asks for, grouped into demand classes."""
+
+    source: str
+    taken_at: float
+    stale: bool = False
+    stale_reason: str = ""
+    classes: tuple[DemandClass, ...] = ()
+    rejected: tuple[RejectedJob, ...] = ()
+
+
+class Startd(Message):
+    """One startd of ours seen in the collector."""
+
+    vm_id: str
+    name: str
+    state: str
+    activity: str
+    entered_state_at: float
+
+
+class PoolSnapshot(Message):
+    """The startds of our VMs that the collector knows."""
+
+    source: str
+    taken_at: float
+    stale: bool = False
+    stale_reason: str = ""
+    startds: tuple[Startd, ...] = ()
+
+
+# ---- clouds and VMs (KV records) -------------------------------------------------------
+
+
+class CloudRecord(Message):
+    """A cloud's configuration and operator-set enabled flag (KV `cs-clouds`)."""
+
+    name: str
+    provider: Provider
+    enabled: bool
+    max_vms: int
+    boots_per_cycle: int = 5
+    uri: str = ""
+    """libvirt connection URI (libvirt clouds)."""
+    os_cloud: str = ""
+    """Name of the cloud in clouds.yaml (OpenStack clouds)."""
+    base_image_dir: str = ""
+    updated_at: float = 0.0
+    updated_by: str = ""
+
+
+class VmSpec(Message):
+    """What to boot: resolved for one cloud."""
+
+    vm_type: str
+    image: str = ""
+    flavor: str = ""
+    cores: int = 1
+    memory_mb: int = 512
+    disk_gb: int = 0
+
+
+class VmRecord(Message):
+    """One VM in the registry (KV `cs-vms`, key `<cloud>.<vm>`)."""
+
+    vm_id: str
+    cloud: str
+    intent_id: str
+    class_key: str
+    spec: VmSpec
+    state: VmState
+    reason: str = ""
+    created_at: float
+    updated_at: float
+    trace: str = ""
+
+
+# ---- intents and events ---------------------------------------------------------------
+
+
+class Intent(Message):
+    """An order to a provisioner: boot or kill one VM. The registry stays the truth."""
+
+    intent_id: str
+    action: Literal["boot", "kill"]
+    cloud: str
+    vm_id: str
+    spec: VmSpec | None = None
+    created_at: float
+    reason: str = ""
+
+
+class VmEvent(Message):
+    """A VM changed state (published by provisioners for tracing and watchers)."""
+
+    vm_id: str
+    cloud: str
+    state: VmState
+    reason: str = ""
+    at: float
+
+
+class PlanDecision(Message):
+    """One decision or non-decision of the planner, with its reason."""
+
+    kind: Literal["boot", "kill", "hold"]
+    cloud: str = ""
+    class_key: str = ""
+    count: int = 0
+    reason: str
+
+
+class PlanReport(Message):
+    """The planner's latest cycle: what it decided and why."""
+
+    planner: str
+    at: float
+    decisions: tuple[PlanDecision, ...] = ()
+
+
+class Instance(Message):
+    """One instance as the provider lists it, mapped back to our ids by its tag."""
+
+    name: str
+    cloud: str
+    state: InstanceState
+    vm_id: str
+    intent_id: str
+
+
+class InstancesRequest(Message):
+    """Ask a provisioner for its live listing of one cloud."""
+
+
+class InstanceList(Message):
+    """A provisioner's live listing of the instances carrying our tag on one cloud."""
+
+    cloud: str
+    listed_at: float
+    instances: tuple[Instance, ...] = ()
+
+
+class DeadLetter(Message):
+    """A message that was rejected, with where it came from and why."""
+
+    subject: str
+    error: str
+    service: str
+    headers: dict[str, str] = Field(default_factory=dict)
+    data: bytes = b""
+
+
+# ---- admin requests and replies -------------------------------------------------------
+
+
+class StatusRequest(Message):
+    """Ask the admin service for the whole status."""
+
+
+class CloudStatus(Message):
+    """A cloud as `cs status` shows it."""
+
+    name: str
+    provider: Provider
+    enabled: bool
+    max_vms: int
+    vms_by_state: dict[str, int] = Field(default_factory=dict)
+
+
+class StatusReply(Message):
+    """Everything an operator sees in `cs status`."""
+
+    clouds: tuple[CloudStatus, ...] = ()
+    vms: tuple[VmRecord, ...] = ()
+    demand: DemandSnapshot | None = None
+    plan: PlanReport | None = None
+
+
+class CloudToggleRequest(Message):
+    """Enable or disable one cloud (which one depends on the endpoint)."""
+
+    name: str
+
+
+class CloudToggleReply(Message):
+    """The cloud's enabled flag after the request, and whether it changed."""
+
+    name: str
+    enabled: bool
+    changed: bool
+
+
+ALL_SCHEMAS: tuple[type[Message], ...] = (
+    DemandClass,
+    RejectedJob,
+    DemandSnapshot,
+    Startd,
+    PoolSnapshot,
+    CloudRecord,
+    VmSpec,
+    VmRecord,
+    Intent,
+    VmEvent,
+    PlanDecision,
+    PlanReport,
+    Instance,
+    InstancesRequest,
+    InstanceList,
+    DeadLetter,
+    StatusRequest,
+    CloudStatus,
+    StatusReply,
+    CloudToggleRequest,
+    CloudToggleReply,
+)
+"""Every schema, by which `Cs-Type` header values are resolved."""

@@ -1,0 +1,191 @@
+"""The site configuration file (TOML) that every service and `cs up` read.
+
+One file describes the installation: its id, the NATS URL, a section per service and a
+`[[cloud]]` table per cloud. Errors name the file, the section and the key, and say the fix.
+Environment variables override the file where noted (CS_NATS_URL).
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bus import subjects
+from bus.errors import ConfigError
+from bus.schemas import CloudRecord
+
+DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
+PROVIDERS = ("libvirt", "openstack")
+
+
+class Section:
+    """Typed access to one table of the config file, with errors that point at the key."""
+
+    def __init__(self, path: Path, name: str, data: dict[str, Any]) -> None:
+        self.path = path
+        self.name = name
+        self.data = data
+
+    def _where(self, key: str) -> str:
+        return f"{self.path}: [{self.name}] {key}"
+
+    def check_keys(self, known: set[str]) -> None:
+        """Reject keys this section does not define (typos must not be silently ignored)."""
+        for key in self.data:
+            if key not in known:
+                close = difflib.get_close_matches(key, sorted(known), n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                raise ConfigError(f"{self._where(key)}: unknown key{hint}")
+
+    def string(self, key: str, default: str) -> str:
+        """A string value."""
+        value = self.data.get(key, default)
+        if not isinstance(value, str):
+            raise ConfigError(f"{self._where(key)}: expected a string, got {value!r}")
+        return value
+
+    def integer(self, key: str, default: int, minimum: int = 0) -> int:
+        """An integer value of at least `minimum`."""
+        value = self.data.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{self._where(key)}: expected an integer, got {value!r}")
+        if value < minimum:
+            raise ConfigError(f"{self._where(key)}: must be at least {minimum}, got {value}")
+        return value
+
+    def number(self, key: str, default: float, minimum: float = 0.0) -> float:
+        """A number (int or float) of at least `minimum`."""
+        value = self.data.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{self._where(key)}: expected a number, got {value!r}")
+        if value < minimum:
+            raise ConfigError(f"{self._where(key)}: must be at least {minimum}, got {value}")
+        return float(value)
+
+    def boolean(self, key: str, default: bool) -> bool:
+        """true or false."""
+        value = self.data.get(key, default)
+        if not isinstance(value, bool):
+            raise ConfigError(f"{self._where(key)}: expected true or false, got {value!r}")
+        return value
+
+    def path_value(self, key: str, default: str) -> Path | None:
+        """A path, relative to the config file's folder; None when empty."""
+        text = self.string(key, default)
+        if not text:
+            return None
+        path = Path(text).expanduser()
+        return path if path.is_absolute() else (self.path.parent / path).resolve()
+
+    def strings(self, key: str, default: tuple[str, ...] = ()) -> tuple[str, ...]:
+        """A list of strings."""
+        value = self.data.get(key, list(default))
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{self._where(key)}: expected a list of strings, got {value!r}")
+        return tuple(value)
+
+
+_CLOUD_KEYS = {
+    "name", "provider", "enabled", "max_vms", "boots_per_cycle", "uri", "os_cloud",
+    "base_image_dir",
+}
+_TOP_KEYS = {"site", "nats", "poller", "planner", "provisioner", "admin", "cloud", "run"}
+
+
+@dataclass(frozen=True)
+class SiteConfig:
+    """The parsed file: installation id, NATS URL, clouds, and raw per-service sections."""
+
+    path: Path
+    site: str
+    nats_url: str
+    clouds: tuple[CloudRecord, ...]
+    tables: dict[str, dict[str, Any]]
+
+    def section(self, name: str) -> Section:
+        """One service's table (empty when absent)."""
+        return Section(self.path, name, self.tables.get(name, {}))
+
+
+def _cloud(path: Path, index: int, data: Any) -> CloudRecord:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: [[cloud]] #{index + 1}: expected a table")
+    sec = Section(path, f"cloud #{index + 1}", data)
+    sec.check_keys(_CLOUD_KEYS)
+    name = sec.string("name", "")
+    if not name:
+        raise ConfigError(f"{path}: [[cloud]] #{index + 1}: 'name' is required")
+    sec = Section(path, f"cloud {name}", data)
+    subjects.check_token(name, f"{path}: [cloud {name}] name:")
+    provider = sec.string("provider", "")
+    if provider == "libvirt":
+        uri = sec.string("uri", "")
+        if not uri:
+            raise ConfigError(
+                f"{path}: [cloud {name}] uri: a libvirt cloud needs a connection URI, "
+                "e.g. uri = \"qemu:///system\" or \"test:///default\""
+            )
+        return CloudRecord(
+            name=name, provider="libvirt", enabled=sec.boolean("enabled", False),
+            max_vms=sec.integer("max_vms", 10), boots_per_cycle=sec.integer(
+                "boots_per_cycle", 5, minimum=1), uri=uri,
+            base_image_dir=sec.string("base_image_dir", ""),
+        )
+    if provider == "openstack":
+        return CloudRecord(
+            name=name, provider="openstack", enabled=sec.boolean("enabled", False),
+            max_vms=sec.integer("max_vms", 10), boots_per_cycle=sec.integer(
+                "boots_per_cycle", 5, minimum=1), os_cloud=sec.string("os_cloud", name),
+        )
+    raise ConfigError(
+        f"{path}: [cloud {name}] provider: expected one of {', '.join(PROVIDERS)}, "
+        f"got {provider!r}"
+    )
+
+
+def load(path: Path, env: dict[str, str] | None = None) -> SiteConfig:
+    """Read and validate the site config at `path`; `env` overrides (default os.environ)."""
+    env = dict(os.environ) if env is None else env
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{path}: config file not found; pass --config FILE or set CS_CONFIG "
+            "(examples/demo.toml is a working example)"
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    top = Section(path, "top level", raw)
+    top.check_keys(_TOP_KEYS)
+    site = top.string("site", "")
+    if not site:
+        raise ConfigError(f"{path}: 'site' (the installation id, e.g. site = \"uvic\") is required")
+    subjects.check_token(site, f"{path}: site")
+    tables: dict[str, dict[str, Any]] = {}
+    for key in _TOP_KEYS - {"site", "cloud"}:
+        value = raw.get(key, {})
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: [{key}] must be a table")
+        tables[key] = value
+    nats_sec = Section(path, "nats", tables["nats"])
+    nats_sec.check_keys({"url"})
+    nats_url = env.get("CS_NATS_URL") or nats_sec.string("url", DEFAULT_NATS_URL)
+    raw_clouds = raw.get("cloud", [])
+    if not isinstance(raw_clouds, list):
+        raise ConfigError(f"{path}: 'cloud' must be an array of tables: write [[cloud]]")
+    clouds = tuple(_cloud(path, i, c) for i, c in enumerate(raw_clouds))
+    names = [c.name for c in clouds]
+    for name in names:
+        if names.count(name) > 1:
+            raise ConfigError(f"{path}: cloud {name!r} is defined more than once")
+    return SiteConfig(path=path, site=site, nats_url=nats_url, clouds=clouds, tables=tables)
+
+
+def config_path(explicit: str | None, env: dict[str, str] | None = None) -> Path:
+    """The config file to use: explicit argument, else CS_CONFIG, else ./cloudscheduler.toml."""
+    env = dict(os.environ) if env is None else env
+    return Path(explicit or env.get("CS_CONFIG") or "cloudscheduler.toml")

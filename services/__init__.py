@@ -1,0 +1,1 @@
+"""cloudscheduler's services: poller, planner, provisioners (libvirt, openstack), admin."""

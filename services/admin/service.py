@@ -1,0 +1,118 @@
+"""Admin endpoints: status, cloud enable/disable; and seeding cloud records from config.
+
+The enabled flag lives in KV, so it survives every restart: seeding from the config file
+creates records for new clouds and refreshes the others' settings, but never touches `enabled`
+of a cloud that already has a record.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Sequence
+
+from bus import logs, subjects
+from bus.connection import Bus, TypedKv
+from bus.errors import AdminError
+from bus.micro import Endpoint
+from bus.schemas import (
+    CloudRecord,
+    CloudStatus,
+    CloudToggleReply,
+    CloudToggleRequest,
+    DemandSnapshot,
+    Message,
+    PlanReport,
+    StatusReply,
+    StatusRequest,
+    VmRecord,
+)
+
+log = logging.getLogger("cs-admin")
+
+
+
+class AdminService:
+    """Answers the CLI; writes desired state to KV."""
+
+    def __init__(self, bus: Bus) -> None:
+        self.bus = bus
+        self.clouds: TypedKv[CloudRecord] = bus.kv(subjects.CLOUDS_BUCKET, CloudRecord)
+        self.vms: TypedKv[VmRecord] = bus.kv(subjects.VMS_BUCKET, VmRecord)
+
+    async def seed(self, configured: Sequence[CloudRecord]) -> None:
+        """Make KV hold every configured cloud, keeping each existing record's enabled flag."""
+        now = time.time()
+        existing = await self.clouds.items()
+        for cloud in configured:
+            entry = existing.get(cloud.name)
+            fresh = cloud.model_copy(update={"updated_at": now, "updated_by": "config"})
+            if entry is None:
+                if await self.clouds.create(cloud.name, fresh) is not None:
+                    log.info("%s", logs.fields(event="cloud added", cloud=cloud.name,
+                                               enabled=cloud.enabled))
+                continue
+            kept = fresh.model_copy(update={"enabled": entry.value.enabled})
+            same = kept.model_copy(update={"updated_at": 0.0, "updated_by": ""}) == \
+                entry.value.model_copy(update={"updated_at": 0.0, "updated_by": ""})
+            if not same:
+                await self.clouds.update(cloud.name, kept, entry.revision)
+                log.info("%s", logs.fields(event="cloud settings refreshed", cloud=cloud.name,
+                                           enabled=kept.enabled))
+        for name in existing.keys() - {c.name for c in configured}:
+            log.warning("%s", logs.fields(
+                event="cloud in KV but not in config; left as it is", cloud=name))
+
+    def endpoints(self) -> list[Endpoint[StatusRequest] | Endpoint[CloudToggleRequest]]:
+        """The endpoints this service registers under `cs.admin`."""
+        return [
+            Endpoint(subjects.ADMIN_STATUS, StatusRequest, self.status),
+            Endpoint(subjects.ADMIN_CLOUD_ENABLE, CloudToggleRequest, self.enable),
+            Endpoint(subjects.ADMIN_CLOUD_DISABLE, CloudToggleRequest, self.disable),
+        ]
+
+    async def status(self, _: StatusRequest) -> Message:
+        """Clouds, VMs, demand and the planner's latest reasons."""
+        clouds = [v.value for v in (await self.clouds.items()).values()]
+        vms = sorted((v.value for v in (await self.vms.items()).values()),
+                     key=lambda vm: (vm.cloud, vm.vm_id))
+        by_cloud: dict[str, Counter[str]] = {}
+        for vm in vms:
+            by_cloud.setdefault(vm.cloud, Counter())[vm.state] += 1
+        demand = await self.bus.last(subjects.demand(), DemandSnapshot)
+        plan = await self.bus.last(subjects.plan_report(), PlanReport)
+        return StatusReply(
+            clouds=tuple(
+                CloudStatus(name=c.name, provider=c.provider, enabled=c.enabled,
+                            max_vms=c.max_vms, vms_by_state=dict(by_cloud.get(c.name, {})))
+                for c in sorted(clouds, key=lambda c: c.name)
+            ),
+            vms=tuple(vms),
+            demand=demand.value if demand else None,
+            plan=plan.value if plan else None,
+        )
+
+    async def enable(self, request: CloudToggleRequest) -> Message:
+        """Enable a cloud: the planner may boot there from its next cycle."""
+        return await self._toggle(request.name, True)
+
+    async def disable(self, request: CloudToggleRequest) -> Message:
+        """Disable a cloud: no new boots there; running VMs are left alone."""
+        return await self._toggle(request.name, False)
+
+    async def _toggle(self, name: str, enabled: bool) -> Message:
+        for _ in range(10):
+            entry = await self.clouds.get(name)
+            if entry is None:
+                known = sorted((await self.clouds.items()).keys())
+                raise AdminError(
+                    "404", f"unknown cloud {name!r}; known clouds: {', '.join(known) or 'none'}")
+            if entry.value.enabled == enabled:
+                return CloudToggleReply(name=name, enabled=enabled, changed=False)
+            updated = entry.value.model_copy(update={
+                "enabled": enabled, "updated_at": time.time(), "updated_by": "admin"})
+            if await self.clouds.update(name, updated, entry.revision) is not None:
+                log.info("%s", logs.fields(event="cloud toggled", cloud=name, enabled=enabled))
+                return CloudToggleReply(name=name, enabled=enabled, changed=True)
+        raise AdminError("409", f"cloud {name!r} kept changing under us; try again")

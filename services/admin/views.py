@@ -1,0 +1,94 @@
+"""Pure renderings of admin replies: the JSON documents and rich tables `cs` prints."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+from bus.schemas import InstanceList, StatusReply
+
+
+def status_json(status: StatusReply) -> dict[str, Any]:
+    """`cs status --json`: clouds, vms (each with name, cloud, state), demand, plan."""
+    return {
+        "clouds": [c.model_dump(mode="json") for c in status.clouds],
+        "vms": [{"name": vm.vm_id, **vm.model_dump(mode="json")} for vm in status.vms],
+        "demand": status.demand.model_dump(mode="json") if status.demand else None,
+        "plan": status.plan.model_dump(mode="json") if status.plan else None,
+    }
+
+
+def _age(since: float, now: float) -> str:
+    seconds = max(0, int(now - since))
+    if seconds < 120:
+        return f"{seconds}s"
+    if seconds < 7200:
+        return f"{seconds // 60}m"
+    return f"{seconds // 3600}h"
+
+
+def status_tables(status: StatusReply, now: float | None = None) -> Group:
+    """`cs status`: one table each for clouds, VMs, demand, rejected jobs, planner reasons."""
+    now = time.time() if now is None else now
+    clouds = Table(title="Clouds", title_justify="left")
+    for col in ("cloud", "provider", "enabled", "max VMs", "VMs by state"):
+        clouds.add_column(col)
+    for c in status.clouds:
+        states = ", ".join(f"{k} {v}" for k, v in sorted(c.vms_by_state.items())) or "-"
+        clouds.add_row(c.name, c.provider, "yes" if c.enabled else "[red]no[/red]",
+                       str(c.max_vms), states)
+    vms = Table(title=f"VMs ({len(status.vms)})", title_justify="left")
+    for col in ("name", "cloud", "type", "state", "age", "reason"):
+        vms.add_column(col)
+    for vm in status.vms:
+        vms.add_row(vm.vm_id, vm.cloud, vm.spec.vm_type, vm.state, _age(vm.created_at, now),
+                    vm.reason)
+    parts: list[Table | Text] = [clouds, vms]
+    demand = status.demand
+    if demand is None:
+        parts.append(Text("Demand: no snapshot yet (is cs-poller running?)"))
+    else:
+        title = f"Demand from {demand.source}, {_age(demand.taken_at, now)} ago"
+        if demand.stale:
+            title += f" [STALE: {demand.stale_reason}]"
+        table = Table(title=title, title_justify="left")
+        for col in ("class", "VM type", "cores", "MB", "idle", "running", "users", "clouds"):
+            table.add_column(col)
+        for cls in demand.classes:
+            table.add_row(
+                cls.key, cls.vm_type, str(cls.cores), str(cls.memory_mb), str(cls.idle),
+                str(cls.running), ", ".join(f"{u} {n}" for u, n in sorted(cls.users.items())),
+                ", ".join(cls.target_clouds) or "any")
+        parts.append(table)
+        if demand.rejected:
+            rejected = Table(title=f"Rejected jobs ({len(demand.rejected)})",
+                             title_justify="left")
+            rejected.add_column("job")
+            rejected.add_column("reason")
+            for job in demand.rejected:
+                rejected.add_row(job.job, job.reason)
+            parts.append(rejected)
+    if status.plan is not None:
+        plan = Table(title=f"Planner ({status.plan.planner}, {_age(status.plan.at, now)} ago)",
+                     title_justify="left")
+        for col in ("decision", "cloud", "class", "count", "reason"):
+            plan.add_column(col)
+        for d in status.plan.decisions:
+            plan.add_row(d.kind, d.cloud or "-", d.class_key or "-", str(d.count), d.reason)
+        parts.append(plan)
+    return Group(*parts)
+
+
+def instances_table(listing: InstanceList) -> Table:
+    """`cs cloud show`: what the cloud itself holds."""
+    table = Table(title=f"Instances on {listing.cloud} ({len(listing.instances)})",
+                  title_justify="left")
+    for col in ("name", "state", "intent"):
+        table.add_column(col)
+    for inst in listing.instances:
+        table.add_row(inst.name, inst.state, inst.intent_id)
+    return table

@@ -1,0 +1,215 @@
+"""The planner's pure decision core: snapshots and `now` in, intents and reasons out.
+
+No I/O, no bus, no SDK: `plan()` is a function of its arguments, so tests build scenarios as
+data and replicas given the same inputs decide the same thing. VM ids are derived from the
+demand class and the smallest free sequence number on that cloud, so two replicas planning at
+once pick the same id and the registry's create-if-absent lets exactly one of them book it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from bus.schemas import (
+    ALIVE_STATES,
+    CloudRecord,
+    DemandClass,
+    DemandSnapshot,
+    PlanDecision,
+    VmRecord,
+    VmSpec,
+)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Knobs of the decision core (times in seconds)."""
+
+    resend_after_s: float = 30.0
+    """A VM still `requested` (or `deleting`) this long gets its intent sent again."""
+    error_kill_after_s: float = 60.0
+    """A VM in `error` this long is killed, which frees its slot for a new try."""
+
+
+@dataclass(frozen=True)
+class Boot:
+    """Book a new VM in the registry, then send its boot intent."""
+
+    cloud: str
+    vm_id: str
+    intent_id: str
+    class_key: str
+    spec: VmSpec
+
+
+@dataclass(frozen=True)
+class Kill:
+    """Mark a VM `deleting`, then send its kill intent."""
+
+    cloud: str
+    vm_id: str
+    intent_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Resend:
+    """Send an existing VM's intent again (the first send may have been lost)."""
+
+    vm: VmRecord
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one cycle decided, and why (including what it decided not to do)."""
+
+    boots: tuple[Boot, ...] = ()
+    kills: tuple[Kill, ...] = ()
+    resends: tuple[Resend, ...] = ()
+    decisions: tuple[PlanDecision, ...] = field(default=())
+
+
+def vm_name(site: str, cloud: str, class_key: str, seq: int) -> str:
+    """The VM's name on the cloud, which maps back to the registry without guessing."""
+    return f"cs-{site}-{cloud}-{class_key[:6]}-{seq}"
+
+
+def intent_id(vm_id: str, action: str, now: float) -> str:
+    """A unique id for one intent about `vm_id`."""
+    return f"{action}-{vm_id}-{int(now * 1000):x}"
+
+
+def resolve(mapping: dict[str, str], cloud: str) -> str | None:
+    """A per-cloud map's value for `cloud`: its own entry, the default, "" if the map is
+    empty, None if the map names other clouds only."""
+    if not mapping:
+        return ""
+    return mapping.get(cloud, mapping.get(""))
+
+
+def _free_seqs(taken: set[int]) -> list[int]:
+    seq, out = 0, []
+    while len(out) < 10_000:
+        if seq not in taken:
+            out.append(seq)
+        seq += 1
+    return out
+
+
+def _why_not(
+    cls: DemandClass, cloud: CloudRecord, alive: int, booted: int, errors: int
+) -> str | None:
+    """Why `cloud` cannot take one more VM of `cls` this cycle, or None if it can."""
+    if cls.target_clouds and cloud.name not in cls.target_clouds:
+        return "not in the jobs' TargetClouds"
+    if not cloud.enabled:
+        return "cloud disabled"
+    if resolve(cls.image, cloud.name) is None:
+        return "no image for this cloud in VMAMI"
+    if errors:
+        return f"{errors} VM(s) of this class in error here; waiting for them to be cleared"
+    if alive >= cloud.max_vms:
+        return f"at max_vms ({alive}/{cloud.max_vms})"
+    if booted >= cloud.boots_per_cycle:
+        return f"boot limit of {cloud.boots_per_cycle} per cycle reached"
+    return None
+
+
+def plan(
+    site: str,
+    demand: DemandSnapshot | None,
+    clouds: Sequence[CloudRecord],
+    vms: Sequence[VmRecord],
+    now: float,
+    policy: Policy = Policy(),
+) -> Plan:
+    """Decide boots, kills and resends for one cycle."""
+    decisions: list[PlanDecision] = []
+    boots: list[Boot] = []
+    kills: list[Kill] = []
+    resends: list[Resend] = []
+
+    for vm in vms:
+        age = now - vm.updated_at
+        if vm.state in ("requested", "deleting") and age >= policy.resend_after_s:
+            resends.append(Resend(vm))
+        elif vm.state == "error" and age >= policy.error_kill_after_s:
+            reason = f"in error for {age:.0f}s: {vm.reason or 'no reason given'}"
+            kills.append(Kill(vm.cloud, vm.vm_id, intent_id(vm.vm_id, "kill", now), reason))
+            decisions.append(PlanDecision(
+                kind="kill", cloud=vm.cloud, class_key=vm.class_key, count=1,
+                reason=f"{vm.vm_id} {reason}"))
+
+    if demand is None:
+        decisions.append(PlanDecision(
+            kind="hold", reason="no demand snapshot yet; is cs-poller running?"))
+        return Plan(tuple(boots), tuple(kills), tuple(resends), tuple(decisions))
+    if demand.stale:
+        decisions.append(PlanDecision(
+            kind="hold", reason=f"demand is stale ({demand.stale_reason}); no VM is retired"))
+
+    alive_by_class = Counter(vm.class_key for vm in vms if vm.state in ALIVE_STATES)
+    alive_by_cloud = Counter(vm.cloud for vm in vms if vm.state in ALIVE_STATES)
+    errors = Counter((vm.cloud, vm.class_key) for vm in vms if vm.state == "error")
+    taken: dict[tuple[str, str], set[int]] = {}
+    for vm in vms:
+        seq = vm.vm_id.rsplit("-", 1)[-1]
+        if seq.isdigit():
+            taken.setdefault((vm.cloud, vm.class_key), set()).add(int(seq))
+    booted: Counter[str] = Counter()
+    ordered = sorted(demand.classes, key=lambda c: (not c.high_priority, -c.idle, c.key))
+
+    for cls in ordered:
+        have = alive_by_class[cls.key]
+        unmet = cls.idle + cls.running - have
+        if unmet <= 0:
+            decisions.append(PlanDecision(
+                kind="hold", class_key=cls.key, reason=f"demand met: {have} VM(s) of "
+                f"{cls.vm_type} for {cls.idle} idle and {cls.running} running job(s)"))
+            continue
+        refusals: list[str] = []
+        for cloud in sorted(clouds, key=lambda c: c.name):
+            if unmet <= 0:
+                break
+            why = _why_not(cls, cloud, alive_by_cloud[cloud.name], booted[cloud.name],
+                           errors[(cloud.name, cls.key)])
+            if why is not None:
+                refusals.append(f"{cloud.name}: {why}")
+                continue
+            room = min(unmet, cloud.max_vms - alive_by_cloud[cloud.name],
+                       cloud.boots_per_cycle - booted[cloud.name])
+            seqs = _free_seqs(taken.setdefault((cloud.name, cls.key), set()))[:room]
+            spec = VmSpec(
+                vm_type=cls.vm_type, image=resolve(cls.image, cloud.name) or "",
+                flavor=resolve(cls.flavor, cloud.name) or "", cores=cls.cores,
+                memory_mb=cls.memory_mb, disk_gb=cls.disk_gb,
+            )
+            for seq in seqs:
+                vm_id = vm_name(site, cloud.name, cls.key, seq)
+                boots.append(Boot(cloud.name, vm_id, intent_id(vm_id, "boot", now),
+                                  cls.key, spec))
+                taken[(cloud.name, cls.key)].add(seq)
+            alive_by_cloud[cloud.name] += room
+            booted[cloud.name] += room
+            unmet -= room
+            decisions.append(PlanDecision(
+                kind="boot", cloud=cloud.name, class_key=cls.key, count=room,
+                reason=f"{cls.idle} idle job(s) of {cls.vm_type}; booting {room}"))
+        if unmet > 0:
+            decisions.append(PlanDecision(
+                kind="hold", class_key=cls.key, count=unmet,
+                reason=f"{unmet} VM(s) of {cls.vm_type} still wanted: "
+                + ("; ".join(refusals) if refusals else "no cloud configured")))
+
+    if not demand.stale:
+        wanted = {c.key for c in demand.classes}
+        for vm in vms:
+            if vm.state in ALIVE_STATES and vm.class_key not in wanted:
+                reason = "no idle or running job wants this VM's class any more"
+                kills.append(Kill(vm.cloud, vm.vm_id, intent_id(vm.vm_id, "kill", now), reason))
+                decisions.append(PlanDecision(
+                    kind="kill", cloud=vm.cloud, class_key=vm.class_key, count=1,
+                    reason=f"{vm.vm_id}: {reason}"))
+    return Plan(tuple(boots), tuple(kills), tuple(resends), tuple(decisions))

@@ -1,0 +1,37 @@
+"""The planner's settings, from the `[planner]` table of the site config."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bus.siteconfig import SiteConfig
+from services.planner.core import Policy
+
+
+@dataclass(frozen=True)
+class PlannerSettings:
+    """How often and how carefully the planner decides."""
+
+    nats_url: str
+    """NATS server URL (CS_NATS_URL overrides the file)."""
+    site: str
+    """Installation id; part of every VM name."""
+    interval_s: float
+    """Seconds between planning cycles (a new demand snapshot also wakes it). Default 2."""
+    policy: Policy
+    """Knobs of the decision core (resend_after_s, error_kill_after_s)."""
+
+    @classmethod
+    def from_site(cls, site: SiteConfig) -> PlannerSettings:
+        """Read and validate the `[planner]` table."""
+        sec = site.section("planner")
+        sec.check_keys({"interval_s", "resend_after_s", "error_kill_after_s"})
+        return cls(
+            nats_url=site.nats_url,
+            site=site.site,
+            interval_s=sec.number("interval_s", 2.0, minimum=0.1),
+            policy=Policy(
+                resend_after_s=sec.number("resend_after_s", 30.0, minimum=1.0),
+                error_kill_after_s=sec.number("error_kill_after_s", 60.0, minimum=0.0),
+            ),
+        )

@@ -1,0 +1,98 @@
+"""The planner's shell: read state, run `plan()`, book in the registry, then send intents.
+
+Order matters for crash safety: a VM is recorded (create-if-absent) before its intent leaves,
+so a crash in between leaves a `requested` record that the next cycle resends; never an
+intent for a VM nobody recorded.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+
+from bus import logs, subjects
+from bus.connection import Bus
+from bus.schemas import (
+    CloudRecord,
+    DemandSnapshot,
+    Intent,
+    PlanDecision,
+    PlanReport,
+    VmRecord,
+)
+from services.planner.core import plan
+from services.planner.settings import PlannerSettings
+
+log = logging.getLogger("cs-planner")
+
+
+class PlannerShell:
+    """One planner replica."""
+
+    def __init__(self, bus: Bus, settings: PlannerSettings) -> None:
+        self.bus = bus
+        self.settings = settings
+        self.name = f"{socket.gethostname()}-{os.getpid()}"
+        self.clouds = bus.kv(subjects.CLOUDS_BUCKET, CloudRecord)
+        self.vms = bus.kv(subjects.VMS_BUCKET, VmRecord)
+
+    async def step(self) -> None:
+        """One level-triggered cycle over the whole desired and actual state."""
+        now = time.time()
+        demand = await self.bus.last(subjects.demand(), DemandSnapshot)
+        clouds = [v.value for v in (await self.clouds.items()).values()]
+        vm_entries = await self.vms.items()
+        result = plan(
+            self.settings.site, demand.value if demand else None, clouds,
+            [v.value for v in vm_entries.values()], now, self.settings.policy,
+        )
+        trace = demand.trace if demand else ""
+        decisions = list(result.decisions)
+        booked = 0
+        for boot in result.boots:
+            record = VmRecord(
+                vm_id=boot.vm_id, cloud=boot.cloud, intent_id=boot.intent_id,
+                class_key=boot.class_key, spec=boot.spec, state="requested",
+                created_at=now, updated_at=now, trace=trace,
+            )
+            if await self.vms.create(subjects.vm_key(boot.cloud, boot.vm_id), record) is None:
+                decisions.append(PlanDecision(
+                    kind="hold", cloud=boot.cloud, class_key=boot.class_key,
+                    reason=f"{boot.vm_id} was booked by another planner first"))
+                continue
+            booked += 1
+            await self._send(Intent(
+                intent_id=boot.intent_id, action="boot", cloud=boot.cloud, vm_id=boot.vm_id,
+                spec=boot.spec, created_at=now), trace)
+        for kill in result.kills:
+            key = subjects.vm_key(kill.cloud, kill.vm_id)
+            entry = vm_entries.get(key)
+            if entry is None:
+                continue
+            marked = entry.value.model_copy(update={
+                "state": "deleting", "reason": kill.reason, "updated_at": now,
+                "intent_id": kill.intent_id})
+            if await self.vms.update(key, marked, entry.revision) is None:
+                continue  # changed under us; the next cycle decides again
+            await self._send(Intent(
+                intent_id=kill.intent_id, action="kill", cloud=kill.cloud, vm_id=kill.vm_id,
+                created_at=now, reason=kill.reason), entry.value.trace)
+        for resend in result.resends:
+            vm = resend.vm
+            action = "boot" if vm.state == "requested" else "kill"
+            await self._send(Intent(
+                intent_id=vm.intent_id, action=action, cloud=vm.cloud, vm_id=vm.vm_id,
+                spec=vm.spec if action == "boot" else None, created_at=vm.updated_at,
+                reason="resent: no provisioner acted on the first intent yet"), vm.trace)
+        report = PlanReport(planner=self.name, at=now, decisions=tuple(decisions))
+        await self.bus.js_publish(subjects.plan_report(), report, trace=trace)
+        log.info("%s", logs.fields(
+            loop="plan", clouds=len(clouds), vms=len(vm_entries), booked=booked,
+            kills=len(result.kills), resends=len(result.resends),
+            holds=sum(d.kind == "hold" for d in decisions), trace=trace or "-"))
+
+    async def _send(self, intent: Intent, trace: str) -> None:
+        await self.bus.js_publish(
+            subjects.intent(intent.cloud), intent, trace=trace, msg_id=intent.intent_id)

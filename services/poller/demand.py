@@ -1,0 +1,220 @@
+"""Pure demand logic: job ads in, demand classes and rejected jobs out.
+
+A job ad here is a plain mapping from attribute name to a Python value (int, float, str,
+bool) with `Requirements` as its expression text; `condor.py` produces it from ClassAds.
+Attribute semantics follow cloudscheduler v1 (see shared/reference/v1-facts.md).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from bus.schemas import DemandClass, DemandSnapshot, RejectedJob
+
+JobAd = Mapping[str, object]
+
+JOB_IDLE = 1
+JOB_RUNNING = 2
+
+PROJECTION = (
+    "ClusterId", "ProcId", "GlobalJobId", "Owner", "JobStatus", "Requirements",
+    "VMType", "VMAMI", "VMInstanceType", "VMCPUCores", "VMMem", "VMStorage", "VMNetwork",
+    "VMKeepAlive", "VMHighPriority", "TargetClouds", "VMMaximumPrice",
+    "RequestCpus", "RequestMemory", "RequestDisk",
+)
+"""The attributes that decide a VM: the only ones queried from the schedd."""
+
+# classad2 prints `=?=` as `is`; accept both spellings and `==`.
+_VMTYPE_IN_REQUIREMENTS = re.compile(r'VMType\s*(?:=\?=|==|\bis\b)\s*"([^"]*)"', re.IGNORECASE)
+DEFAULT_VM_TYPE = "default"
+
+
+class BadAttribute(ValueError):
+    """One attribute of a job could not be understood."""
+
+
+@dataclass(frozen=True)
+class JobNeed:
+    """The VM one job asks for, and who asks."""
+
+    job: str
+    owner: str
+    status: int
+    vm_type: str
+    image: tuple[tuple[str, str], ...]
+    flavor: tuple[tuple[str, str], ...]
+    cores: int
+    memory_mb: int
+    disk_gb: int
+    target_clouds: tuple[str, ...]
+    keep_alive_min: int
+    high_priority: bool
+
+    def class_fields(self) -> tuple[object, ...]:
+        """What makes two jobs want the same VM."""
+        return (self.vm_type, self.image, self.flavor, self.cores, self.memory_mb,
+                self.disk_gb, self.target_clouds, self.keep_alive_min, self.high_priority)
+
+
+def job_id(ad: JobAd) -> str:
+    """`cluster.proc`, or the GlobalJobId, or `?` for an ad with neither."""
+    cluster, proc = ad.get("ClusterId"), ad.get("ProcId")
+    if isinstance(cluster, int) and isinstance(proc, int):
+        return f"{cluster}.{proc}"
+    gid = ad.get("GlobalJobId")
+    return gid if isinstance(gid, str) else "?"
+
+
+def parse_cloud_map(attr: str, value: object) -> tuple[tuple[str, str], ...]:
+    """v1's per-cloud map `cloud:value,cloud:value`, a bare item being the default ("")."""
+    if value is None:
+        return ()
+    if not isinstance(value, str):
+        raise BadAttribute(f"{attr}: expected a string like 'cloud:value,...', got {value!r}")
+    out: dict[str, str] = {}
+    for item in (part.strip() for part in value.split(",")):
+        if not item:
+            continue
+        cloud, sep, name = item.partition(":")
+        if not sep:
+            cloud, name = "", item
+        cloud, name = cloud.strip(), name.strip()
+        if not name:
+            raise BadAttribute(f"{attr}: empty value for cloud {cloud!r} in {value!r}")
+        if cloud in out:
+            raise BadAttribute(f"{attr}: cloud {cloud or 'default'!r} given twice in {value!r}")
+        out[cloud] = name
+    return tuple(sorted(out.items()))
+
+
+def _int(attr: str, value: object, minimum: int = 0) -> int:
+    if isinstance(value, bool):
+        raise BadAttribute(f"{attr}: expected an integer, got {value!r}")
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        value = int(value.strip())
+    if not isinstance(value, int):
+        raise BadAttribute(f"{attr}: expected an integer, got {value!r}")
+    if value < minimum:
+        raise BadAttribute(f"{attr}: must be at least {minimum}, got {value}")
+    return value
+
+
+def _first(ad: JobAd, *attrs: str) -> tuple[str, object] | None:
+    for attr in attrs:
+        if ad.get(attr) is not None:
+            return attr, ad[attr]
+    return None
+
+
+def _vm_type(ad: JobAd) -> str:
+    req = ad.get("Requirements")
+    if isinstance(req, str):
+        match = _VMTYPE_IN_REQUIREMENTS.search(req)
+        if match:
+            return match.group(1)
+    value = ad.get("VMType")
+    if value is None:
+        return DEFAULT_VM_TYPE
+    if not isinstance(value, str) or not value:
+        raise BadAttribute(f"VMType: expected a non-empty string, got {value!r}")
+    return value
+
+
+def _bool(attr: str, value: object) -> bool:
+    if value is None:
+        return False
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.lower() in ("true", "false", "0", "1"):
+        return value.lower() in ("true", "1")
+    raise BadAttribute(f"{attr}: expected true/false or 0/1, got {value!r}")
+
+
+def parse_job(ad: JobAd) -> JobNeed:
+    """The VM a job asks for; BadAttribute names the attribute that is wrong."""
+    status = _int("JobStatus", ad.get("JobStatus"), minimum=1)
+    owner = ad.get("Owner")
+    if not isinstance(owner, str) or not owner:
+        raise BadAttribute(f"Owner: expected a user name, got {owner!r}")
+    cores_attr = _first(ad, "VMCPUCores", "RequestCpus")
+    cores = _int(*cores_attr, minimum=1) if cores_attr else 1
+    mem_attr = _first(ad, "VMMem", "RequestMemory")
+    memory = _int(*mem_attr, minimum=1) if mem_attr else 512
+    disk_gb = 0
+    if ad.get("VMStorage") is not None:
+        disk_gb = _int("VMStorage", ad["VMStorage"])
+    elif ad.get("RequestDisk") is not None:
+        disk_gb = math.ceil(_int("RequestDisk", ad["RequestDisk"]) / (1024 * 1024))
+    targets_raw = ad.get("TargetClouds")
+    if targets_raw is not None and not isinstance(targets_raw, str):
+        raise BadAttribute(f"TargetClouds: expected 'cloud,cloud', got {targets_raw!r}")
+    targets = tuple(sorted({t.strip() for t in (targets_raw or "").split(",") if t.strip()}))
+    keep_alive = ad.get("VMKeepAlive")
+    return JobNeed(
+        job=job_id(ad),
+        owner=owner,
+        status=status,
+        vm_type=_vm_type(ad),
+        image=parse_cloud_map("VMAMI", ad.get("VMAMI")),
+        flavor=parse_cloud_map("VMInstanceType", ad.get("VMInstanceType")),
+        cores=cores,
+        memory_mb=memory,
+        disk_gb=disk_gb,
+        target_clouds=targets,
+        keep_alive_min=_int("VMKeepAlive", keep_alive) if keep_alive is not None else 0,
+        high_priority=_bool("VMHighPriority", ad.get("VMHighPriority")),
+    )
+
+
+def class_key(need: JobNeed) -> str:
+    """A short stable id of a demand class: the same need gives the same key everywhere."""
+    return hashlib.sha1(repr(need.class_fields()).encode()).hexdigest()[:10]
+
+
+def build_demand(
+    ads: Iterable[JobAd], source: str, now: float,
+    stale: bool = False, stale_reason: str = "",
+) -> DemandSnapshot:
+    """Group idle and running jobs into demand classes; bad jobs go to `rejected`."""
+    classes: dict[str, tuple[JobNeed, int, int, dict[str, int]]] = {}
+    rejected: list[RejectedJob] = []
+    for ad in ads:
+        try:
+            need = parse_job(ad)
+        except BadAttribute as exc:
+            rejected.append(RejectedJob(job=job_id(ad), reason=str(exc)))
+            continue
+        if need.status not in (JOB_IDLE, JOB_RUNNING):
+            continue
+        key = class_key(need)
+        first, idle, running, users = classes.get(key, (need, 0, 0, {}))
+        if need.status == JOB_IDLE:
+            idle += 1
+            users[need.owner] = users.get(need.owner, 0) + 1
+        else:
+            running += 1
+        classes[key] = (first, idle, running, users)
+    return DemandSnapshot(
+        source=source,
+        taken_at=now,
+        stale=stale,
+        stale_reason=stale_reason,
+        classes=tuple(
+            DemandClass(
+                key=key, vm_type=n.vm_type, image=dict(n.image), flavor=dict(n.flavor),
+                cores=n.cores, memory_mb=n.memory_mb, disk_gb=n.disk_gb,
+                target_clouds=n.target_clouds, keep_alive_min=n.keep_alive_min,
+                high_priority=n.high_priority, idle=idle, running=running, users=users,
+            )
+            for key, (n, idle, running, users) in sorted(classes.items())
+        ),
+        rejected=tuple(rejected),
+    )

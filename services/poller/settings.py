@@ -1,0 +1,52 @@
+"""The poller's settings, from the `[poller]` table of the site config."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from bus.errors import ConfigError
+from bus.siteconfig import SiteConfig
+
+
+@dataclass(frozen=True)
+class PollerSettings:
+    """How the poller senses demand."""
+
+    nats_url: str
+    """NATS server URL (CS_NATS_URL overrides the file)."""
+    source: Literal["replay", "condor"]
+    """`replay`: read `queue_file` each cycle; `condor`: query schedds via htcondor2."""
+    queue_file: Path | None
+    """condor_q -long or -json dump replayed as the queue (source = "replay")."""
+    schedds: tuple[str, ...]
+    """Schedd names located via the collector; empty means the local schedd."""
+    interval_s: float
+    """Seconds between polls. Default 5."""
+    query_timeout_s: float
+    """Seconds a schedd query may take before demand is marked stale. Default 20."""
+
+    @classmethod
+    def from_site(cls, site: SiteConfig) -> PollerSettings:
+        """Read and validate the `[poller]` table."""
+        sec = site.section("poller")
+        sec.check_keys({"source", "queue_file", "schedds", "interval_s", "query_timeout_s"})
+        source = sec.string("source", "condor")
+        if source not in ("replay", "condor"):
+            raise ConfigError(
+                f"{site.path}: [poller] source: expected \"replay\" or \"condor\", got {source!r}"
+            )
+        queue_file = sec.path_value("queue_file", "")
+        if source == "replay" and queue_file is None:
+            raise ConfigError(
+                f"{site.path}: [poller] queue_file: source = \"replay\" needs a condor_q dump"
+            )
+        return cls(
+            nats_url=site.nats_url,
+            source="replay" if source == "replay" else "condor",
+            queue_file=queue_file,
+            schedds=sec.strings("schedds"),
+            interval_s=sec.number("interval_s", 5.0, minimum=0.1),
+            query_timeout_s=sec.number("query_timeout_s", 20.0, minimum=1.0),
+        )

@@ -1,0 +1,1 @@
+"""The libvirt provisioner: worker VMs on local hypervisors, no cloud API needed."""

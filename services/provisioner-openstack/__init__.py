@@ -1,0 +1,1 @@
+"""The OpenStack provisioner: worker VMs on OpenStack clouds through openstacksdk."""
