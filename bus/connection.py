@@ -88,7 +88,7 @@ class TypedKv(Generic[M]):
         out: dict[str, Versioned[M]] = {}
         try:
             while True:
-                entry = await watcher.updates(timeout=timeout)
+                entry = await watcher.updates(timeout=timeout)  # type: ignore[no-untyped-call]
                 if entry is None:
                     break
                 if entry.operation in ("DEL", "PURGE"):
@@ -103,7 +103,7 @@ class TypedKv(Generic[M]):
                 if not entry.delta:
                     break
         finally:
-            await watcher.stop()
+            await watcher.stop()  # type: ignore[no-untyped-call]
         return out
 
     async def create(self, key: str, value: M) -> int | None:
@@ -235,7 +235,7 @@ class Bus:
                 bus = cls(nc, service)
                 bus._closing = closing
                 return bus
-            except (OSError, nats.errors.Error, asyncio.TimeoutError) as exc:
+            except (TimeoutError, OSError, nats.errors.Error) as exc:
                 last_error = exc
             if time.monotonic() >= deadline:
                 raise BusUnavailable(
@@ -350,7 +350,7 @@ class Bus:
         if self.nc.is_connected:
             try:
                 await self.nc.drain()
-            except (nats.errors.Error, asyncio.TimeoutError):
+            except (TimeoutError, nats.errors.Error):
                 await self.nc.close()
         else:
             await self.nc.close()

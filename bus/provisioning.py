@@ -10,6 +10,7 @@ not import each other, and it is the bus-facing half of every provisioner.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -20,7 +21,6 @@ from bus import logs, subjects
 from bus.connection import Bus, Delivery, IntentQueue, TypedKv, Versioned
 from bus.errors import OutOfResources, PermanentError, ProviderError, TemporaryError
 from bus.micro import Endpoint, serve
-from bus.siteconfig import Section
 from bus.schemas import (
     CloudRecord,
     Instance,
@@ -32,6 +32,7 @@ from bus.schemas import (
     VmRecord,
     VmState,
 )
+from bus.siteconfig import Section
 
 log = logging.getLogger("provisioner")
 
@@ -209,12 +210,12 @@ class CloudWorker:
         gone = orphans = 0
         for key, entry in entries.items():
             vm = entry.value
-            if (vm.vm_id not in instances and vm.state in ("booting", "running")
-                    and now - vm.updated_at >= self.settings.vanished_grace_s):
-                if await self.vms.delete(key, entry.revision):
-                    gone += 1
-                    await self._event(vm.vm_id, "gone", "instance vanished from the cloud",
-                                      vm.trace)
+            vanished = (vm.vm_id not in instances and vm.state in ("booting", "running")
+                        and now - vm.updated_at >= self.settings.vanished_grace_s)
+            if vanished and await self.vms.delete(key, entry.revision):
+                gone += 1
+                await self._event(vm.vm_id, "gone", "instance vanished from the cloud",
+                                  vm.trace)
         for vm_id in list(self._orphans_seen):
             if vm_id not in instances or vm_id in known:
                 del self._orphans_seen[vm_id]
@@ -254,10 +255,8 @@ async def run_provisioner(
                                               error=str(exc)))
             except Exception:
                 log.exception("reconcile of %s failed", worker.cloud)
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), settings.reconcile_interval_s)
-            except TimeoutError:
-                pass
 
     async def consume_loop(worker: CloudWorker) -> None:
         while not stop.is_set():
@@ -277,16 +276,15 @@ async def run_provisioner(
                 worker = CloudWorker(bus, provider, record.name, driver, settings)
                 await serve(bus, f"{subjects.PROVIDER_SERVICE_PREFIX}-{provider}", "0.1.0",
                             subjects.provider_group(record.name),
-                            [Endpoint(subjects.PROVIDER_INSTANCES, InstancesRequest, worker.listing)])
+                            [Endpoint(subjects.PROVIDER_INSTANCES, InstancesRequest,
+                                      worker.listing)])
                 tasks = [asyncio.create_task(consume_loop(worker)),
                          asyncio.create_task(reconcile_loop(worker))]
                 workers[record.name] = (worker, tasks)
                 log.info("%s", logs.fields(event="serving", cloud=record.name,
                                            provider=provider))
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), settings.reconcile_interval_s)
-            except TimeoutError:
-                pass
     finally:
         for worker, tasks in workers.values():
             for task in tasks:

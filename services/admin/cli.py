@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 from collections.abc import Awaitable, Callable
@@ -160,10 +161,8 @@ def trace(
             if count and seen >= count:
                 return
 
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         _with_bus(nats, work)
-    except KeyboardInterrupt:
-        pass
 
 
 @app.command()

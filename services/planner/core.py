@@ -89,9 +89,10 @@ def resolve(mapping: dict[str, str], cloud: str) -> str | None:
     return mapping.get(cloud, mapping.get(""))
 
 
-def _free_seqs(taken: set[int]) -> list[int]:
-    seq, out = 0, []
-    while len(out) < 10_000:
+def _free_seqs(taken: set[int], count: int) -> list[int]:
+    """The `count` smallest sequence numbers not in `taken`."""
+    seq, out = 0, list[int]()
+    while len(out) < count:
         if seq not in taken:
             out.append(seq)
         seq += 1
@@ -155,9 +156,9 @@ def plan(
     errors = Counter((vm.cloud, vm.class_key) for vm in vms if vm.state == "error")
     taken: dict[tuple[str, str], set[int]] = {}
     for vm in vms:
-        seq = vm.vm_id.rsplit("-", 1)[-1]
-        if seq.isdigit():
-            taken.setdefault((vm.cloud, vm.class_key), set()).add(int(seq))
+        suffix = vm.vm_id.rsplit("-", 1)[-1]
+        if suffix.isdigit():
+            taken.setdefault((vm.cloud, vm.class_key), set()).add(int(suffix))
     booted: Counter[str] = Counter()
     ordered = sorted(demand.classes, key=lambda c: (not c.high_priority, -c.idle, c.key))
 
@@ -180,7 +181,7 @@ def plan(
                 continue
             room = min(unmet, cloud.max_vms - alive_by_cloud[cloud.name],
                        cloud.boots_per_cycle - booted[cloud.name])
-            seqs = _free_seqs(taken.setdefault((cloud.name, cls.key), set()))[:room]
+            seqs = _free_seqs(taken.setdefault((cloud.name, cls.key), set()), room)
             spec = VmSpec(
                 vm_type=cls.vm_type, image=resolve(cls.image, cloud.name) or "",
                 flavor=resolve(cls.flavor, cloud.name) or "", cores=cls.cores,

@@ -81,10 +81,10 @@ class PlannerShell:
                 created_at=now, reason=kill.reason), entry.value.trace)
         for resend in result.resends:
             vm = resend.vm
-            action = "boot" if vm.state == "requested" else "kill"
+            booting = vm.state == "requested"
             await self._send(Intent(
-                intent_id=vm.intent_id, action=action, cloud=vm.cloud, vm_id=vm.vm_id,
-                spec=vm.spec if action == "boot" else None, created_at=vm.updated_at,
+                intent_id=vm.intent_id, action="boot" if booting else "kill", cloud=vm.cloud,
+                vm_id=vm.vm_id, spec=vm.spec if booting else None, created_at=vm.updated_at,
                 reason="resent: no provisioner acted on the first intent yet"), vm.trace)
         report = PlanReport(planner=self.name, at=now, decisions=tuple(decisions))
         await self.bus.js_publish(subjects.plan_report(), report, trace=trace)

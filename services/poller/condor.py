@@ -28,7 +28,7 @@ class SourceUnavailable(Exception):
 def ad_to_job(ad: classad2.ClassAd) -> JobAd:
     """Plain values for literal attributes; expression text for expressions."""
     out: dict[str, object] = {}
-    for attr in ad.keys():
+    for attr in ad:
         if attr in _EXPR_ATTRS:
             out[attr] = str(ad.lookup(attr))
             continue
