@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from urllib.parse import urlparse
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Generic, NamedTuple, TypeVar
@@ -193,6 +194,24 @@ class IntentQueue:
         await self._sub.unsubscribe()
 
 
+async def _reachable(url: str) -> bool:
+    """Whether any server of `url` (comma-separated for a cluster) accepts TCP connections."""
+    for one in url.split(","):
+        parsed = urlparse(one.strip())
+        try:
+            _, writer = await asyncio.wait_for(
+                asyncio.open_connection(parsed.hostname or "127.0.0.1", parsed.port or 4222), 2)
+        except (OSError, TimeoutError):
+            continue
+        writer.close()
+        return True
+    return False
+
+
+async def _refused(url: str) -> Client:
+    raise ConnectionRefusedError(f"no server of {url} accepts connections")
+
+
 class Bus:
     """A connected service: NATS, JetStream, typed KV and publish helpers."""
 
@@ -206,22 +225,31 @@ class Bus:
     async def connect(cls, url: str, service: str, wait_s: float = 30.0) -> Bus:
         """Connect to `url`, retrying for up to `wait_s` seconds, then reconnect forever."""
 
+        closing: list[bool] = []  # set by close(), so a chosen disconnect is not a warning
+        outage: list[bool] = []  # set while disconnected, so each outage is reported once
+
         async def on_error(exc: Exception) -> None:
+            if isinstance(exc, OSError) and outage:
+                return  # nats-py reports every reconnect attempt of an outage
             log.warning("nats error service=%s error=%r", service, exc)
 
         async def on_disconnect() -> None:
-            if not closing:
-                log.warning("nats disconnected service=%s", service)
+            if not closing and not outage:
+                log.warning("nats disconnected service=%s; reconnecting", service)
+            outage.append(True)
 
         async def on_reconnect() -> None:
+            outage.clear()
             log.info("nats reconnected service=%s", service)
 
-        closing: list[bool] = []  # set by close(), so a chosen disconnect is not a warning
         deadline = time.monotonic() + wait_s
         last_error: Exception | None = None
         while True:
+            remaining = deadline - time.monotonic()
             try:
-                nc = await nats.connect(
+                # nats-py retries an initial connect forever when reconnects are unlimited,
+                # so the first connection is bounded here; reconnects are then unlimited.
+                nc = await asyncio.wait_for(nats.connect(
                     url,
                     name=service,
                     connect_timeout=2,
@@ -231,18 +259,18 @@ class Bus:
                     error_cb=on_error,
                     disconnected_cb=on_disconnect,
                     reconnected_cb=on_reconnect,
-                )
+                ) if await _reachable(url) else _refused(url), max(remaining, 0.5))
                 bus = cls(nc, service)
                 bus._closing = closing
                 return bus
-            except (TimeoutError, OSError, nats.errors.Error) as exc:
+            except (OSError, nats.errors.Error, TimeoutError) as exc:
                 last_error = exc
             if time.monotonic() >= deadline:
                 raise BusUnavailable(
-                    f"cannot reach NATS at {url} after {wait_s:.0f}s ({last_error!r}); "
+                    f"cannot reach NATS at {url} after {wait_s:.0f}s ({last_error}); "
                     "is the server running? `make run` starts one, or set CS_NATS_URL"
                 )
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(0.2)
 
     async def ensure_infra(self, replicas: int = 1) -> None:
         """Create the streams and buckets if they are missing."""

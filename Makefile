@@ -1,0 +1,31 @@
+# The two commands: `make run` (the system on its embedded default) and `make test`.
+VENV ?= .venv
+STAMP := $(VENV)/.bootstrapped
+CONFIG ?= examples/demo.toml
+STATE ?= state
+
+.PHONY: run test lint unit clean
+
+$(STAMP): pyproject.toml scripts/bootstrap.sh
+	VENV=$(VENV) ./scripts/bootstrap.sh
+	touch $(STAMP)
+
+## run: embedded NATS + every service + the demo queue + a libvirt test cloud (Ctrl-C stops)
+run: $(STAMP)
+	$(VENV)/bin/cs up --config $(CONFIG) --state-dir $(STATE)
+
+## test: lint, types, import contracts, then the whole suite (unit, integration, end-to-end)
+test: $(STAMP) lint
+	$(VENV)/bin/pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+## unit: the fast tests only
+unit: $(STAMP)
+	$(VENV)/bin/pytest -m "not e2e"
+
+clean:
+	rm -rf $(VENV) $(STATE) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

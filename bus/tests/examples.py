@@ -1,0 +1,62 @@
+"""One valid example of every schema, for round trips and as building blocks in tests."""
+
+from __future__ import annotations
+
+from bus.schemas import (
+    CloudRecord,
+    CloudStatus,
+    CloudToggleReply,
+    CloudToggleRequest,
+    DeadLetter,
+    DemandClass,
+    DemandSnapshot,
+    Instance,
+    InstanceList,
+    InstancesRequest,
+    Intent,
+    Message,
+    PlanDecision,
+    PlanReport,
+    PoolSnapshot,
+    RejectedJob,
+    Startd,
+    StatusReply,
+    StatusRequest,
+    VmEvent,
+    VmRecord,
+    VmSpec,
+)
+
+CLASS = DemandClass(
+    key="abc123def0", vm_type="worker", image={"c1": "img.qcow2", "": "default-img"},
+    flavor={"c1": "m1.small"}, cores=2, memory_mb=4096, disk_gb=20, target_clouds=("c1",),
+    keep_alive_min=30, high_priority=True, idle=5, running=2, users={"alice": 3, "bob": 2},
+)
+REJECTED = RejectedJob(job="12.0", reason="VMMem: expected an integer, got 'x'")
+DEMAND = DemandSnapshot(source="replay:q", taken_at=1.5, classes=(CLASS,), rejected=(REJECTED,))
+STARTD = Startd(vm_id="vm-1", name="slot1@vm-1", state="Unclaimed", activity="Idle",
+                entered_state_at=10.0)
+POOL = PoolSnapshot(source="collector", taken_at=2.0, startds=(STARTD,))
+CLOUD = CloudRecord(name="c1", provider="libvirt", enabled=True, max_vms=10, uri="test:///default")
+SPEC = VmSpec(vm_type="worker", image="img.qcow2", cores=2, memory_mb=4096)
+VM = VmRecord(vm_id="cs-s-c1-abc123-0", cloud="c1", intent_id="boot-x", class_key="abc123def0",
+              spec=SPEC, state="requested", created_at=3.0, updated_at=3.0, trace="t1")
+INTENT = Intent(intent_id="boot-x", action="boot", cloud="c1", vm_id=VM.vm_id, spec=SPEC,
+                created_at=3.0)
+EVENT = VmEvent(vm_id=VM.vm_id, cloud="c1", state="running", at=4.0)
+DECISION = PlanDecision(kind="boot", cloud="c1", class_key="abc123def0", count=2, reason="why")
+REPORT = PlanReport(planner="p1", at=5.0, decisions=(DECISION,))
+INSTANCE = Instance(name=VM.vm_id, cloud="c1", state="running", vm_id=VM.vm_id,
+                    intent_id="boot-x")
+LISTING = InstanceList(cloud="c1", listed_at=6.0, instances=(INSTANCE,))
+LETTER = DeadLetter(subject="cs.intent.c1", error="bad", service="x", headers={"a": "b"},
+                    data=b"\x00\xff")
+CLOUD_STATUS = CloudStatus(name="c1", provider="libvirt", enabled=True, max_vms=10,
+                           vms_by_state={"running": 1})
+STATUS = StatusReply(clouds=(CLOUD_STATUS,), vms=(VM,), demand=DEMAND, plan=REPORT)
+
+EXAMPLES: tuple[Message, ...] = (
+    CLASS, REJECTED, DEMAND, STARTD, POOL, CLOUD, SPEC, VM, INTENT, EVENT, DECISION, REPORT,
+    INSTANCE, InstancesRequest(), LISTING, LETTER, StatusRequest(), CLOUD_STATUS, STATUS,
+    CloudToggleRequest(name="c1"), CloudToggleReply(name="c1", enabled=False, changed=True),
+)

@@ -1,0 +1,129 @@
+"""The bus against a real nats-server: KV compare-and-set, dead letters, last values, errors."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+
+from bus import codec, subjects
+from bus.connection import Bus
+from bus.errors import AdminError, BusUnavailable
+from bus.micro import Endpoint, serve
+from bus.schemas import CloudToggleReply, CloudToggleRequest, DeadLetter, DemandSnapshot, VmRecord
+from bus.tests.examples import DEMAND, INTENT, VM
+
+
+def _key() -> str:
+    return f"c1.vm-{uuid.uuid4().hex[:8]}"
+
+
+async def test_kv_create_is_exclusive_and_update_is_compare_and_set(bus: Bus) -> None:
+    kv = bus.kv(subjects.VMS_BUCKET, VmRecord)
+    key = _key()
+    first = await kv.create(key, VM)
+    assert first is not None
+    assert await kv.create(key, VM) is None  # a second planner loses the race
+    running = VM.model_copy(update={"state": "running"})
+    second = await kv.update(key, running, first)
+    assert second is not None and second > first
+    assert await kv.update(key, VM, first) is None  # stale revision: refused
+    entry = await kv.get(key)
+    assert entry is not None and entry.value.state == "running"
+    assert key in await kv.items()
+    assert await kv.delete(key, second)
+    assert await kv.get(key) is None
+    assert key not in await kv.items()
+    assert await kv.create(key, VM) is not None  # a deleted key can be booked again
+
+
+async def test_undecodable_kv_value_is_dead_lettered_not_fatal(bus: Bus) -> None:
+    kv = bus.kv(subjects.VMS_BUCKET, VmRecord)
+    good, bad = _key(), _key()
+    await kv.create(good, VM)
+    raw = await bus.js.key_value(subjects.VMS_BUCKET)
+    letters: asyncio.Queue[DeadLetter] = asyncio.Queue()
+
+    async def collect() -> None:
+        async for msg in bus.tail(subjects.deadletter()):
+            await letters.put(codec.decode(msg.data, msg.headers, DeadLetter))
+
+    task = asyncio.create_task(collect())
+    await asyncio.sleep(0.1)
+    await raw.put(bad, b"\x93not a record")
+    items = await kv.items()
+    assert good in items and bad not in items
+    letter = await asyncio.wait_for(letters.get(), 5)
+    assert bad in letter.subject and "VmRecord" in letter.error
+    task.cancel()
+    await raw.delete(bad)
+
+
+async def test_bad_intent_is_dead_lettered_and_the_consumer_goes_on(bus: Bus) -> None:
+    cloud = f"dl{uuid.uuid4().hex[:6]}"
+    queue = await bus.intent_queue("test", cloud)
+    letters: asyncio.Queue[DeadLetter] = asyncio.Queue()
+
+    async def collect() -> None:
+        async for msg in bus.tail(subjects.deadletter()):
+            await letters.put(codec.decode(msg.data, msg.headers, DeadLetter))
+
+    task = asyncio.create_task(collect())
+    await asyncio.sleep(0.1)
+    await bus.js.publish(subjects.intent(cloud), b"garbage", headers={"Cs-Type": "Intent",
+                                                                      "Cs-Schema": "1"})
+    good = INTENT.model_copy(update={"cloud": cloud})
+    await bus.js_publish(subjects.intent(cloud), good, trace="tr-9", msg_id=uuid.uuid4().hex)
+    got = []
+    for _ in range(5):
+        got.extend(await queue.fetch(batch=5, timeout=1.0))
+        if got:
+            break
+    assert [d.value for d in got] == [good]
+    assert got[0].trace == "tr-9"
+    await got[0].ack()
+    letter = await asyncio.wait_for(letters.get(), 5)
+    assert letter.subject == subjects.intent(cloud)
+    assert "not valid msgpack" in letter.error and letter.data == b"garbage"
+    assert await queue.fetch(batch=5, timeout=0.5) == []  # nothing redelivered
+    task.cancel()
+    await queue.close()
+
+
+async def test_last_value_of_a_snapshot_subject(bus: Bus) -> None:
+    await bus.js_publish(subjects.demand(), DEMAND.model_copy(update={"taken_at": 1.0}))
+    await bus.js_publish(subjects.demand(), DEMAND, trace="tr-last")
+    last = await bus.last(subjects.demand(), DemandSnapshot)
+    assert last is not None and last.value == DEMAND and last.trace == "tr-last"
+
+
+async def test_service_errors_reach_the_caller_typed(bus: Bus) -> None:
+    async def refuse(req: CloudToggleRequest) -> CloudToggleReply:
+        if req.name == "boom":
+            raise RuntimeError("secret internals")
+        raise AdminError("404", f"unknown cloud {req.name!r}")
+
+    group = f"cs.test{uuid.uuid4().hex[:6]}"
+    service = await serve(bus, "cs-test", "0.1.0", group, [
+        Endpoint("toggle", CloudToggleRequest, refuse)])
+    with pytest.raises(AdminError) as info:
+        await bus.request(f"{group}.toggle", CloudToggleRequest(name="x"), CloudToggleReply)
+    assert (info.value.code, info.value.message) == ("404", "unknown cloud 'x'")
+    with pytest.raises(AdminError) as info:
+        await bus.request(f"{group}.toggle", CloudToggleRequest(name="boom"), CloudToggleReply)
+    assert info.value.code == "500" and "secret internals" not in info.value.message
+    # A malformed request gets a 400 that says what was wrong.
+    reply = await bus.nc.request(f"{group}.toggle", b"\x01", headers={"Cs-Type": "Nope"})
+    assert reply.headers is not None and reply.headers["Nats-Service-Error-Code"] == "400"
+    assert "unknown message type" in reply.headers["Nats-Service-Error"]
+    await service.stop()
+    with pytest.raises(AdminError) as info:
+        await bus.request(f"{group}.toggle", CloudToggleRequest(name="x"), CloudToggleReply,
+                          timeout=1)
+    assert info.value.code == "no_responders"
+
+
+async def test_unreachable_server_is_a_clear_error() -> None:
+    with pytest.raises(BusUnavailable, match="cannot reach NATS at nats://127.0.0.1:1"):
+        await Bus.connect("nats://127.0.0.1:1", "test", wait_s=0.5)
