@@ -9,10 +9,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from urllib.parse import urlparse
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Generic, NamedTuple, TypeVar
+from urllib.parse import urlparse
 
 import nats
 import nats.errors
