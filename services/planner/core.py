@@ -198,6 +198,9 @@ def plan(
             decisions.append(PlanDecision(
                 kind="boot", cloud=cloud.name, class_key=cls.key, count=room,
                 reason=f"{cls.idle} idle job(s) of {cls.vm_type}; booting {room}"))
+            if unmet > 0:
+                full = _why_not(cls, cloud, alive_by_cloud[cloud.name], booted[cloud.name], 0)
+                refusals.append(f"{cloud.name}: {full}")
         if unmet > 0:
             decisions.append(PlanDecision(
                 kind="hold", class_key=cls.key, count=unmet,

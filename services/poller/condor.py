@@ -59,12 +59,39 @@ def parse_dump(text: str, origin: str) -> list[JobAd]:
         except json.JSONDecodeError as exc:
             raise ConfigError(f"{origin}: not valid condor_q -json output: {exc}") from None
         if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
-            raise ConfigError(f"{origin}: condor_q -json output must be a list of objects")
+            raise ConfigError(
+                f"{origin}: not valid condor_q -json output: expected a list of objects")
         return [{k: _json_value(v) for k, v in row.items()} for row in rows]
-    try:
-        return [ad_to_job(ad) for ad in classad2.parseAds(text, classad2.ParserType.Old)]
-    except (classad2.ClassAdException, ValueError) as exc:
-        raise ConfigError(f"{origin}: not valid condor_q -long output: {exc}") from None
+    return [ad_to_job(ad) for ad in _parse_long(text, origin)]
+
+
+def _parse_long(text: str, origin: str) -> list[classad2.ClassAd]:
+    """Ads separated by blank lines. classad2 silently stops at the first bad line, which
+    would drop jobs unseen, so every attribute line is checked to have made it into its ad."""
+    ads: list[classad2.ClassAd] = []
+    block: list[tuple[int, str]] = []
+    for number, line in enumerate([*text.splitlines(), ""], start=1):
+        stripped = line.strip()
+        if stripped and not stripped.startswith(("#", "-- ")):
+            block.append((number, line))
+            continue
+        if stripped or not block:
+            continue
+        try:
+            ad = classad2.parseOne("\n".join(text for _, text in block), classad2.ParserType.Old)
+        except (classad2.ClassAdException, ValueError) as exc:
+            raise ConfigError(
+                f"{origin}: line {block[0][0]}: not valid condor_q -long output: {exc}"
+            ) from None
+        parsed = {name.lower() for name in ad}
+        for at, raw in block:
+            name = raw.partition("=")[0].strip().lower()
+            if name not in parsed:
+                raise ConfigError(
+                    f"{origin}: line {at}: not valid condor_q -long output: {raw.strip()!r}")
+        ads.append(ad)
+        block = []
+    return ads
 
 
 def read_dump(path: Path) -> list[JobAd]:

@@ -1,0 +1,116 @@
+"""Demand from real ClassAd text (condor_q -long and -json), with v1 attribute semantics."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bus.errors import ConfigError
+from services.poller.condor import parse_dump, read_dump
+from services.poller.demand import BadAttribute, build_demand, parse_cloud_map, parse_job
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def long_ad(**attrs: str) -> str:
+    base = {"ClusterId": "7", "ProcId": "0", "Owner": '"alice"', "JobStatus": "1",
+            "Requirements": '(VMType =?= "worker") && (Arch == "X86_64")'}
+    base.update(attrs)
+    return "\n".join(f"{k} = {v}" for k, v in base.items() if v) + "\n"
+
+
+def test_demo_queue_groups_into_classes_and_rejects_the_bad_job() -> None:
+    snap = build_demand(read_dump(ROOT / "examples" / "demo-queue.txt"), "demo", 1.0)
+    by_type = {c.vm_type: c for c in snap.classes}
+    assert set(by_type) == {"cloudscheduler-worker", "big-worker"}
+    worker = by_type["cloudscheduler-worker"]
+    assert (worker.idle, worker.users, worker.memory_mb, worker.target_clouds) == (
+        6, {"alice": 4, "bob": 2}, 2048, ("container-cloud",))
+    assert worker.image == {"container-cloud": "centos7-condor.qcow2"}
+    big = by_type["big-worker"]
+    assert (big.cores, big.memory_mb, big.keep_alive_min, big.flavor) == (
+        4, 8192, 30, {"cc-west": "c8-30gb"})
+    assert [(r.job, r.reason) for r in snap.rejected] == [
+        ("104.0", "VMMem: expected an integer, got 'lots'")]
+
+
+def test_vmtype_comes_from_requirements_before_the_attribute() -> None:
+    [ad] = parse_dump(long_ad(VMType='"from-attr"'), "t")
+    assert parse_job(ad).vm_type == "worker"
+    [ad] = parse_dump(long_ad(Requirements='Arch == "X86_64"', VMType='"from-attr"'), "t")
+    assert parse_job(ad).vm_type == "from-attr"
+    [ad] = parse_dump(long_ad(Requirements='Arch == "X86_64"'), "t")
+    assert parse_job(ad).vm_type == "default"
+
+
+def test_request_attributes_are_the_fallback() -> None:
+    [ad] = parse_dump(long_ad(RequestCpus="4", RequestMemory="3000",
+                              RequestDisk="5242880"), "t")
+    need = parse_job(ad)
+    assert (need.cores, need.memory_mb, need.disk_gb) == (4, 3000, 5)
+    [ad] = parse_dump(long_ad(RequestCpus="4", VMCPUCores="2", VMMem="1024",
+                              VMStorage="10"), "t")
+    need = parse_job(ad)
+    assert (need.cores, need.memory_mb, need.disk_gb) == (2, 1024, 10)
+    [ad] = parse_dump(long_ad(), "t")
+    need = parse_job(ad)
+    assert (need.cores, need.memory_mb, need.disk_gb) == (1, 512, 0)
+
+
+def test_expressions_in_request_attributes_are_evaluated() -> None:
+    [ad] = parse_dump(long_ad(RequestMemory="1024 * 2"), "t")
+    assert parse_job(ad).memory_mb == 2048
+
+
+@pytest.mark.parametrize(
+    ("attrs", "message"),
+    [
+        ({"VMCPUCores": "0"}, "VMCPUCores: must be at least 1"),
+        ({"VMMem": "true"}, "VMMem: expected an integer"),
+        ({"VMAMI": '"c1:,c2:x"'}, "VMAMI: empty value for cloud 'c1'"),
+        ({"VMAMI": '"c1:a,c1:b"'}, "VMAMI: cloud 'c1' given twice"),
+        ({"VMInstanceType": "5"}, "VMInstanceType: expected a string"),
+        ({"VMKeepAlive": '"soon"'}, "VMKeepAlive: expected an integer"),
+        ({"VMHighPriority": "7"}, "VMHighPriority: expected true/false or 0/1"),
+        ({"TargetClouds": "3"}, "TargetClouds: expected 'cloud,cloud'"),
+        ({"Owner": ""}, "Owner: expected a user name"),
+    ],
+)
+def test_malformed_attributes_are_rejected_with_the_attribute_named(
+    attrs: dict[str, str], message: str
+) -> None:
+    [ad] = parse_dump(long_ad(**attrs), "t")
+    with pytest.raises(BadAttribute, match=message):
+        parse_job(ad)
+    snap = build_demand([ad], "t", 0.0)
+    assert snap.classes == () and snap.rejected[0].job == "7.0"
+
+
+def test_cloud_maps() -> None:
+    assert parse_cloud_map("VMAMI", "img.qcow2") == (("", "img.qcow2"),)
+    assert parse_cloud_map("VMAMI", " a:x , b:y,dflt ") == (("", "dflt"), ("a", "x"), ("b", "y"))
+    assert parse_cloud_map("VMAMI", None) == ()
+
+
+def test_held_and_completed_jobs_are_not_demand() -> None:
+    text = "\n".join([long_ad(JobStatus="1"), long_ad(ProcId="1", JobStatus="2"),
+                      long_ad(ProcId="2", JobStatus="5"), long_ad(ProcId="3", JobStatus="4")])
+    [c] = build_demand(parse_dump(text, "t"), "t", 0.0).classes
+    assert (c.idle, c.running) == (1, 1)
+
+
+def test_condor_q_json_dump() -> None:
+    rows = [{"ClusterId": 9, "ProcId": p, "Owner": "bob", "JobStatus": 1,
+             "Requirements": '/Expr((VMType =?= "worker") && (Arch == "X86_64"))/',
+             "VMMem": 4096, "TargetClouds": "c1,c2"} for p in range(3)]
+    [c] = build_demand(parse_dump(json.dumps(rows), "t"), "t", 0.0).classes
+    assert (c.vm_type, c.idle, c.memory_mb, c.target_clouds) == ("worker", 3, 4096, ("c1", "c2"))
+
+
+@pytest.mark.parametrize(
+    "text", ["[{]", "[1, 2]", "ClusterId = = 3\n", "A = 1\nB = (\nC = 3\n\nA = 2\n"])
+def test_unparseable_dumps_are_config_errors(text: str) -> None:
+    with pytest.raises(ConfigError, match=r"dump\.txt: (line \d+: )?not valid condor_q"):
+        parse_dump(text, "dump.txt")
