@@ -36,6 +36,12 @@ _STATES: dict[int, InstanceState] = {
     libvirt.VIR_DOMAIN_PMSUSPENDED: "stopped",
 }
 
+def _quiet(_ctx: object, _err: object) -> None:
+    """libvirt prints every error to stderr by default; we translate and log them instead."""
+
+
+libvirt.registerErrorHandler(_quiet, None)
+
 _TEMPORARY_CODES = frozenset({
     libvirt.VIR_ERR_NO_CONNECT, libvirt.VIR_ERR_INTERNAL_ERROR, libvirt.VIR_ERR_RPC,
     libvirt.VIR_ERR_SYSTEM_ERROR, libvirt.VIR_ERR_OPERATION_TIMEOUT,

@@ -1,0 +1,64 @@
+"""The contract every CloudDriver must keep, as a test class to subclass per driver.
+
+A subclass provides the `driver` fixture (and `other_site_driver`, a driver of the same cloud
+for another installation); every test then runs against that real driver.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from bus.provisioning import CloudDriver
+from bus.schemas import VmRecord, VmSpec
+
+
+def make_vm(cloud: str) -> VmRecord:
+    """A registry record for a fresh, uniquely named VM."""
+    vm_id = f"cs-contract-{cloud}-{uuid.uuid4().hex[:8]}-0"
+    return VmRecord(vm_id=vm_id, cloud=cloud, intent_id=f"boot-{vm_id}-1", class_key="k",
+                    spec=VmSpec(vm_type="worker", image="img.qcow2", cores=2, memory_mb=1024),
+                    state="requested", created_at=0.0, updated_at=0.0)
+
+
+class DriverContract:
+    """Tests shared by every driver."""
+
+    cloud = "contract"
+
+    async def test_create_then_list_and_state(self, driver: CloudDriver) -> None:
+        vm = make_vm(self.cloud)
+        instance = await driver.create(vm)
+        assert (instance.vm_id, instance.intent_id, instance.cloud) == (
+            vm.vm_id, vm.intent_id, self.cloud)
+        assert instance.state in ("creating", "running")
+        listed = {i.vm_id: i for i in await driver.list()}
+        assert listed[vm.vm_id].intent_id == vm.intent_id
+        state = await driver.state(vm.vm_id)
+        assert state is not None and state.vm_id == vm.vm_id
+        await driver.delete(vm.vm_id)
+
+    async def test_create_is_idempotent(self, driver: CloudDriver) -> None:
+        vm = make_vm(self.cloud)
+        first = await driver.create(vm)
+        again = await driver.create(vm)
+        assert again.vm_id == first.vm_id
+        assert [i.vm_id for i in await driver.list()].count(vm.vm_id) == 1
+        await driver.delete(vm.vm_id)
+
+    async def test_delete_removes_and_is_idempotent(self, driver: CloudDriver) -> None:
+        vm = make_vm(self.cloud)
+        await driver.create(vm)
+        await driver.delete(vm.vm_id)
+        assert await driver.state(vm.vm_id) is None
+        assert vm.vm_id not in {i.vm_id for i in await driver.list()}
+        await driver.delete(vm.vm_id)  # deleting what is gone is success
+        await driver.delete("cs-never-existed")
+
+    async def test_other_installations_vms_are_not_listed(
+        self, driver: CloudDriver, other_site_driver: CloudDriver
+    ) -> None:
+        vm = make_vm(self.cloud)
+        await other_site_driver.create(vm)
+        assert vm.vm_id not in {i.vm_id for i in await driver.list()}
+        assert vm.vm_id in {i.vm_id for i in await other_site_driver.list()}
+        await other_site_driver.delete(vm.vm_id)

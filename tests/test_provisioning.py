@@ -1,0 +1,155 @@
+"""CloudWorker (the provisioner loop) on real NATS and libvirt's test driver."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+
+from bus import codec, subjects
+from bus.connection import Bus
+from bus.provisioning import CloudWorker, ProvisionerSettings
+from bus.schemas import Intent, VmEvent, VmRecord
+from services.provisioner_libvirt.driver import LibvirtDriver
+from tests.driver_contract import make_vm
+
+
+@pytest.fixture
+async def worker(bus: Bus) -> AsyncIterator[CloudWorker]:
+    cloud = f"w{uuid.uuid4().hex[:6]}"
+    driver = LibvirtDriver(cloud, "test:///default", site="prov-test")
+    yield CloudWorker(bus, "libvirt", cloud, driver,
+                      ProvisionerSettings(orphan_grace_s=0.0, vanished_grace_s=0.0))
+    await driver.close()
+
+
+async def _run_until(worker: CloudWorker, done: asyncio.Event, timeout: float = 10) -> None:
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.consume(stop))
+    try:
+        await asyncio.wait_for(done.wait(), timeout)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 5)
+
+
+async def _events(bus: Bus, cloud: str, want: int) -> tuple[list[VmEvent], asyncio.Event,
+                                                           asyncio.Task[None]]:
+    got: list[VmEvent] = []
+    done = asyncio.Event()
+
+    async def collect() -> None:
+        async for msg in bus.tail(f"cs.vm.{cloud}.>"):
+            got.append(codec.decode(msg.data, msg.headers, VmEvent))
+            if len(got) >= want:
+                done.set()
+
+    task = asyncio.create_task(collect())
+    await asyncio.sleep(0.1)
+    return got, done, task
+
+
+async def _book(bus: Bus, vm: VmRecord) -> None:
+    assert await bus.kv(subjects.VMS_BUCKET, VmRecord).create(
+        subjects.vm_key(vm.cloud, vm.vm_id), vm) is not None
+
+
+def _intent(vm: VmRecord, action: str = "boot", intent_id: str = "") -> Intent:
+    return Intent(intent_id=intent_id or vm.intent_id, action=action,  # type: ignore[arg-type]
+                  cloud=vm.cloud, vm_id=vm.vm_id, spec=vm.spec, created_at=time.time())
+
+
+async def test_boot_then_kill(bus: Bus, worker: CloudWorker) -> None:
+    vm = make_vm(worker.cloud)
+    await _book(bus, vm)
+    events, done, task = await _events(bus, worker.cloud, 2)
+    await bus.js_publish(subjects.intent(worker.cloud), _intent(vm), trace="tr-b",
+                         msg_id=vm.intent_id)
+    await _run_until(worker, done)
+    assert [(e.state, e.vm_id) for e in events] == [("booting", vm.vm_id), ("running", vm.vm_id)]
+    entry = await worker.vms.get(subjects.vm_key(worker.cloud, vm.vm_id))
+    assert entry is not None and entry.value.state == "running"
+    assert vm.vm_id in {i.vm_id for i in await worker.driver.list()}
+    task.cancel()
+
+    events, done, task = await _events(bus, worker.cloud, 1)
+    await bus.js_publish(subjects.intent(worker.cloud), _intent(vm, "kill", "kill-1"))
+    await _run_until(worker, done)
+    assert [e.state for e in events] == ["gone"]
+    assert await worker.vms.get(subjects.vm_key(worker.cloud, vm.vm_id)) is None
+    assert await worker.driver.state(vm.vm_id) is None
+    task.cancel()
+
+
+async def test_redelivered_boot_makes_one_vm(bus: Bus, worker: CloudWorker) -> None:
+    vm = make_vm(worker.cloud)
+    await _book(bus, vm)
+    _, done, task = await _events(bus, worker.cloud, 2)
+    for n in range(3):  # at-least-once delivery: the same intent three times
+        await bus.js_publish(subjects.intent(worker.cloud), _intent(vm),
+                             msg_id=f"dup-{n}-{vm.vm_id}")
+    await _run_until(worker, done)
+    await asyncio.sleep(0.5)
+    stop = asyncio.Event()
+    drain = asyncio.create_task(worker.consume(stop))
+    await asyncio.sleep(1.5)
+    stop.set()
+    await drain
+    assert [i.vm_id for i in await worker.driver.list()].count(vm.vm_id) == 1
+    task.cancel()
+    await worker.driver.delete(vm.vm_id)
+
+
+async def test_stale_intent_boots_nothing(bus: Bus, worker: CloudWorker) -> None:
+    vm = make_vm(worker.cloud)
+    await _book(bus, vm)
+    await bus.js_publish(subjects.intent(worker.cloud), _intent(vm, intent_id="boot-older"))
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.consume(stop))
+    await asyncio.sleep(1.5)
+    stop.set()
+    await task
+    assert await worker.driver.state(vm.vm_id) is None
+    entry = await worker.vms.get(subjects.vm_key(worker.cloud, vm.vm_id))
+    assert entry is not None and entry.value.state == "requested"
+
+
+async def test_permanent_failure_is_recorded_with_its_reason(
+    bus: Bus, worker: CloudWorker
+) -> None:
+    vm = make_vm(worker.cloud)
+    vm = vm.model_copy(update={"spec": vm.spec.model_copy(update={"memory_mb": 0})})
+    await _book(bus, vm)
+    _, done, task = await _events(bus, worker.cloud, 2)
+    await bus.js_publish(subjects.intent(worker.cloud), _intent(vm))
+    await _run_until(worker, done)
+    entry = await worker.vms.get(subjects.vm_key(worker.cloud, vm.vm_id))
+    assert entry is not None and entry.value.state == "error"
+    assert entry.value.reason.startswith("permanent: create ")
+    task.cancel()
+
+
+async def test_reconcile_deletes_orphans_and_marks_vanished(
+    bus: Bus, worker: CloudWorker
+) -> None:
+    orphan = make_vm(worker.cloud)
+    await worker.driver.create(orphan)  # on the cloud, not in the registry
+    vanished = make_vm(worker.cloud).model_copy(update={"state": "running"})
+    await _book(bus, vanished)  # in the registry, not on the cloud
+    await worker.reconcile()
+    assert await worker.driver.state(orphan.vm_id) is None
+    assert await worker.vms.get(subjects.vm_key(worker.cloud, vanished.vm_id)) is None
+
+
+async def test_reconcile_waits_out_the_orphan_grace(bus: Bus, worker: CloudWorker) -> None:
+    worker.settings = ProvisionerSettings(orphan_grace_s=3600.0)
+    orphan = make_vm(worker.cloud)
+    await worker.driver.create(orphan)
+    await worker.reconcile()
+    assert await worker.driver.state(orphan.vm_id) is not None
+    with contextlib.suppress(Exception):
+        await worker.driver.delete(orphan.vm_id)
