@@ -42,7 +42,8 @@ def status_tables(status: StatusReply, now: float | None = None) -> Group:
         clouds.add_row(c.name, c.provider, "yes" if c.enabled else "[red]no[/red]",
                        str(c.max_vms), states)
     vms = Table(title=f"VMs ({len(status.vms)})", title_justify="left")
-    for col in ("name", "cloud", "type", "state", "age", "reason"):
+    vms.add_column("name", no_wrap=True)
+    for col in ("cloud", "type", "state", "age", "reason"):
         vms.add_column(col)
     for vm in status.vms:
         vms.add_row(vm.vm_id, vm.cloud, vm.spec.vm_type, vm.state, _age(vm.created_at, now),
