@@ -30,7 +30,9 @@ InstanceState = Literal["creating", "running", "stopped", "deleting", "error", "
 class Message(BaseModel):
     """Base of every schema: frozen, strict, forward compatible."""
 
-    model_config = ConfigDict(frozen=True, strict=True, extra="ignore")
+    # bytes (dead letters carry raw bodies) render as base64 in JSON, never as broken UTF-8.
+    model_config = ConfigDict(frozen=True, strict=True, extra="ignore",
+                              ser_json_bytes="base64", val_json_bytes="base64")
     SCHEMA: ClassVar[int] = 1
 
 

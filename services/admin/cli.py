@@ -13,7 +13,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 
-from bus import codec, siteconfig, subjects
+from bus import siteconfig, subjects
 from bus.client import AdminClient
 from bus.connection import Bus
 from bus.errors import AdminError, BusUnavailable, ConfigError, DecodeError
@@ -150,13 +150,7 @@ def trace(
     async def work(bus: Bus) -> None:
         seen = 0
         async for msg in bus.tail(subject):
-            try:
-                body: Any = codec.decode_any(msg.data, msg.headers, msg.subject).model_dump(
-                    mode="json")
-            except DecodeError as exc:
-                body = {"undecodable": str(exc), "bytes": len(msg.data)}
-            print(json.dumps({"subject": msg.subject, "headers": msg.headers, "body": body},
-                             sort_keys=True), flush=True)
+            print(views.trace_line(msg), flush=True)
             seen += 1
             if count and seen >= count:
                 return
