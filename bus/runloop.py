@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import logging
@@ -9,10 +10,30 @@ import signal
 import time
 from collections.abc import Awaitable, Callable
 
+from bus import logs, siteconfig
 from bus.connection import Bus
 from bus.errors import BusUnavailable, ConfigError
 
 ServiceBody = Callable[[Bus, asyncio.Event], Awaitable[None]]
+ServiceFactory = Callable[[siteconfig.SiteConfig, logging.Logger], ServiceBody]
+"""Builds a service's body from the site config (raising ConfigError for bad settings)."""
+
+
+def service_main(
+    service: str, description: str, argv: list[str] | None, factory: ServiceFactory
+) -> int:
+    """The whole `main()` of a service: arguments, logging, config, then `run_service`."""
+    parser = argparse.ArgumentParser(prog=service, description=description)
+    parser.add_argument("--config", help="site config file (default: $CS_CONFIG)")
+    args = parser.parse_args(argv)
+    log = logs.setup(service)
+    try:
+        site = siteconfig.load(siteconfig.config_path(args.config))
+        body = factory(site, log)
+    except ConfigError as exc:
+        log.error("%s", exc)
+        return 2
+    return run_service(service, site.nats_url, body)
 
 
 def run_service(service: str, nats_url: str, body: ServiceBody, wait_s: float = 60.0) -> int:

@@ -15,6 +15,19 @@ from bus.schemas import CloudToggleReply, CloudToggleRequest, DeadLetter, Demand
 from bus.tests.examples import DEMAND, INTENT, VM
 
 
+async def _dead_letters(bus: Bus) -> tuple[asyncio.Queue[DeadLetter], asyncio.Task[None]]:
+    """Collect what arrives on the dead-letter subject from now on."""
+    letters: asyncio.Queue[DeadLetter] = asyncio.Queue()
+
+    async def collect() -> None:
+        async for msg in bus.tail(subjects.deadletter()):
+            await letters.put(codec.decode(msg.data, msg.headers, DeadLetter))
+
+    task = asyncio.create_task(collect())
+    await asyncio.sleep(0.1)
+    return letters, task
+
+
 def _key() -> str:
     return f"c1.vm-{uuid.uuid4().hex[:8]}"
 
@@ -43,14 +56,7 @@ async def test_undecodable_kv_value_is_dead_lettered_not_fatal(bus: Bus) -> None
     good, bad = _key(), _key()
     await kv.create(good, VM)
     raw = await bus.js.key_value(subjects.VMS_BUCKET)
-    letters: asyncio.Queue[DeadLetter] = asyncio.Queue()
-
-    async def collect() -> None:
-        async for msg in bus.tail(subjects.deadletter()):
-            await letters.put(codec.decode(msg.data, msg.headers, DeadLetter))
-
-    task = asyncio.create_task(collect())
-    await asyncio.sleep(0.1)
+    letters, task = await _dead_letters(bus)
     await raw.put(bad, b"\x93not a record")
     items = await kv.items()
     assert good in items and bad not in items
@@ -63,14 +69,7 @@ async def test_undecodable_kv_value_is_dead_lettered_not_fatal(bus: Bus) -> None
 async def test_bad_intent_is_dead_lettered_and_the_consumer_goes_on(bus: Bus) -> None:
     cloud = f"dl{uuid.uuid4().hex[:6]}"
     queue = await bus.intent_queue("test", cloud)
-    letters: asyncio.Queue[DeadLetter] = asyncio.Queue()
-
-    async def collect() -> None:
-        async for msg in bus.tail(subjects.deadletter()):
-            await letters.put(codec.decode(msg.data, msg.headers, DeadLetter))
-
-    task = asyncio.create_task(collect())
-    await asyncio.sleep(0.1)
+    letters, task = await _dead_letters(bus)
     await bus.js.publish(subjects.intent(cloud), b"garbage", headers={"Cs-Type": "Intent",
                                                                       "Cs-Schema": "1"})
     good = INTENT.model_copy(update={"cloud": cloud})

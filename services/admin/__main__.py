@@ -2,30 +2,21 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
+import logging
 
-from bus import logs, siteconfig, subjects
+from bus import logs, subjects
 from bus.connection import Bus
-from bus.errors import ConfigError
 from bus.micro import serve
-from bus.runloop import run_service
+from bus.runloop import ServiceBody, service_main
+from bus.siteconfig import SiteConfig
 from services.admin.service import AdminService
 
 SERVICE = "cs-admin"
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of `cs-admin`."""
-    parser = argparse.ArgumentParser(prog=SERVICE, description=__doc__)
-    parser.add_argument("--config", help="site config file (default: $CS_CONFIG)")
-    args = parser.parse_args(argv)
-    log = logs.setup(SERVICE)
-    try:
-        site = siteconfig.load(siteconfig.config_path(args.config))
-    except ConfigError as exc:
-        log.error("%s", exc)
-        return 2
+def build(site: SiteConfig, log: logging.Logger) -> ServiceBody:
+    """The admin service's body: seed cloud records, then answer until stopped."""
 
     async def body(bus: Bus, stop: asyncio.Event) -> None:
         admin = AdminService(bus)
@@ -37,7 +28,12 @@ def main(argv: list[str] | None = None) -> int:
         await stop.wait()
         await service.stop()
 
-    return run_service(SERVICE, site.nats_url, body)
+    return body
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of `cs-admin`."""
+    return service_main(SERVICE, __doc__ or SERVICE, argv, build)
 
 
 if __name__ == "__main__":

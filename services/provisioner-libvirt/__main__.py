@@ -2,33 +2,23 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
+import logging
 
-from bus import logs, siteconfig
 from bus.connection import Bus
-from bus.errors import ConfigError
 from bus.provisioning import CloudDriver, run_provisioner
-from bus.runloop import run_service
+from bus.runloop import ServiceBody, service_main
 from bus.schemas import CloudRecord
+from bus.siteconfig import SiteConfig
 from services.provisioner_libvirt.driver import LibvirtDriver
 from services.provisioner_libvirt.settings import LibvirtSettings
 
 SERVICE = "cs-provisioner-libvirt"
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of `cs-provisioner-libvirt`."""
-    parser = argparse.ArgumentParser(prog=SERVICE, description=__doc__)
-    parser.add_argument("--config", help="site config file (default: $CS_CONFIG)")
-    args = parser.parse_args(argv)
-    log = logs.setup(SERVICE)
-    try:
-        settings = LibvirtSettings.from_site(
-            siteconfig.load(siteconfig.config_path(args.config)))
-    except ConfigError as exc:
-        log.error("%s", exc)
-        return 2
+def build(site: SiteConfig, log: logging.Logger) -> ServiceBody:
+    """The libvirt provisioner's body: serve every libvirt cloud of the site."""
+    settings = LibvirtSettings.from_site(site)
 
     async def make_driver(cloud: CloudRecord) -> CloudDriver:
         return LibvirtDriver(cloud.name, cloud.uri, settings.site, settings.call_timeout_s)
@@ -36,7 +26,12 @@ def main(argv: list[str] | None = None) -> int:
     async def body(bus: Bus, stop: asyncio.Event) -> None:
         await run_provisioner(bus, "libvirt", make_driver, settings.loops, stop)
 
-    return run_service(SERVICE, settings.nats_url, body)
+    return body
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of `cs-provisioner-libvirt`."""
+    return service_main(SERVICE, __doc__ or SERVICE, argv, build)
 
 
 if __name__ == "__main__":

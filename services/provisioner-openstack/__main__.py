@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
+import logging
 from dataclasses import dataclass
 
 from bus import logs, siteconfig
 from bus.connection import Bus
-from bus.errors import ConfigError
 from bus.provisioning import CloudDriver, ProvisionerSettings, run_provisioner
-from bus.runloop import run_service
+from bus.runloop import ServiceBody, service_main
 from bus.schemas import CloudRecord
 from services.provisioner_openstack.driver import NotConfiguredDriver
 
@@ -34,18 +33,9 @@ class OpenstackSettings:
         return cls(nats_url=site.nats_url, loops=ProvisionerSettings.from_section(sec))
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of `cs-provisioner-openstack`."""
-    parser = argparse.ArgumentParser(prog=SERVICE, description=__doc__)
-    parser.add_argument("--config", help="site config file (default: $CS_CONFIG)")
-    args = parser.parse_args(argv)
-    log = logs.setup(SERVICE)
-    try:
-        settings = OpenstackSettings.from_site(
-            siteconfig.load(siteconfig.config_path(args.config)))
-    except ConfigError as exc:
-        log.error("%s", exc)
-        return 2
+def build(site: siteconfig.SiteConfig, log: logging.Logger) -> ServiceBody:
+    """The OpenStack provisioner's body: serve every OpenStack cloud of the site."""
+    settings = OpenstackSettings.from_site(site)
 
     async def make_driver(cloud: CloudRecord) -> CloudDriver:
         driver = NotConfiguredDriver(cloud.name, cloud.os_cloud)
@@ -56,7 +46,12 @@ def main(argv: list[str] | None = None) -> int:
     async def body(bus: Bus, stop: asyncio.Event) -> None:
         await run_provisioner(bus, "openstack", make_driver, settings.loops, stop)
 
-    return run_service(SERVICE, settings.nats_url, body)
+    return body
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of `cs-provisioner-openstack`."""
+    return service_main(SERVICE, __doc__ or SERVICE, argv, build)
 
 
 if __name__ == "__main__":
