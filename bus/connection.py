@@ -372,6 +372,18 @@ class Bus:
         finally:
             await sub.unsubscribe()
 
+    async def wake_on(self, watched: list[str]) -> asyncio.Event:
+        """An event set whenever a message arrives on any of `watched` (level-triggered
+        loops use it to run early; they never rely on it for correctness)."""
+        event = asyncio.Event()
+
+        async def on_msg(_: Msg) -> None:
+            event.set()
+
+        for subject in watched:
+            await self.nc.subscribe(subject, cb=on_msg)
+        return event
+
     async def close(self) -> None:
         """Drain pending messages and close the connection."""
         self._closing.append(True)

@@ -63,6 +63,11 @@ def snapshot_subjects() -> list[str]:
     return [demand(), pool(), plan_report()]
 
 
+def kv_changes(bucket: str) -> str:
+    """Every update of a KV bucket, as published by JetStream (for waking loops early)."""
+    return f"$KV.{bucket}.>"
+
+
 def intent(cloud: str) -> str:
     """Work-queue subject of intents addressed to one cloud."""
     return f"{ROOT}.intent.{check_token(cloud, 'cloud')}"

@@ -125,6 +125,15 @@ def test_whole_loop(tmp_path: Path, fresh_nats: NatsServer) -> None:
         doc = system.wait_for("11 running VMs", lambda d: len(running(d)) == 11)
         shown = json.loads(system.cs("cloud", "show", CLOUD, "--json").stdout)
         assert sorted(i["name"] for i in shown["instances"]) == running(doc)
+
+        # The workers' jobs leave the queue: their VMs are retired, on the cloud too.
+        big = [ad for ad in queue.read_text().split("\n\n") if "big-worker" in ad]
+        queue.write_text("\n\n".join(big) + "\n")
+        doc = system.wait_for("only the 2 big-worker VMs left",
+                              lambda d: len(d["vms"]) == 2 and len(running(d)) == 2)
+        assert {vm["spec"]["vm_type"] for vm in doc["vms"]} == {"big-worker"}
+        shown = json.loads(system.cs("cloud", "show", CLOUD, "--json").stdout)
+        assert sorted(i["name"] for i in shown["instances"]) == running(doc)
     finally:
         if system.procs:
             system.stop()
