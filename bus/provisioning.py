@@ -150,7 +150,10 @@ class CloudWorker:
             "requested", "booting"
         ):
             return "stale intent: the registry no longer asks for this boot"
-        entry = await self._set_state(entry, key, "booting", "", trace) or entry
+        booked = await self._set_state(entry, key, "booting", "", trace)
+        if booked is None or booked.value.state != "booting":
+            return "not booted: a kill was decided meanwhile"
+        entry = booked
         try:
             instance = await self.driver.create(entry.value)
         except (OutOfResources, PermanentError) as exc:

@@ -152,7 +152,9 @@ def plan(
             kind="hold", reason=f"demand is stale ({demand.stale_reason}); no VM is retired"))
 
     alive_by_class = Counter(vm.class_key for vm in vms if vm.state in ALIVE_STATES)
-    alive_by_cloud = Counter(vm.cloud for vm in vms if vm.state in ALIVE_STATES)
+    # Every VM in the registry holds room on its cloud until it is gone, including VMs in
+    # error (they still use quota) and VMs being deleted.
+    on_cloud = Counter(vm.cloud for vm in vms)
     errors = Counter((vm.cloud, vm.class_key) for vm in vms if vm.state == "error")
     taken: dict[tuple[str, str], set[int]] = {}
     for vm in vms:
@@ -174,12 +176,12 @@ def plan(
         for cloud in sorted(clouds, key=lambda c: c.name):
             if unmet <= 0:
                 break
-            why = _why_not(cls, cloud, alive_by_cloud[cloud.name], booted[cloud.name],
+            why = _why_not(cls, cloud, on_cloud[cloud.name], booted[cloud.name],
                            errors[(cloud.name, cls.key)])
             if why is not None:
                 refusals.append(f"{cloud.name}: {why}")
                 continue
-            room = min(unmet, cloud.max_vms - alive_by_cloud[cloud.name],
+            room = min(unmet, cloud.max_vms - on_cloud[cloud.name],
                        cloud.boots_per_cycle - booted[cloud.name])
             seqs = _free_seqs(taken.setdefault((cloud.name, cls.key), set()), room)
             spec = VmSpec(
@@ -192,14 +194,14 @@ def plan(
                 boots.append(Boot(cloud.name, vm_id, intent_id(vm_id, "boot", now),
                                   cls.key, spec))
                 taken[(cloud.name, cls.key)].add(seq)
-            alive_by_cloud[cloud.name] += room
+            on_cloud[cloud.name] += room
             booted[cloud.name] += room
             unmet -= room
             decisions.append(PlanDecision(
                 kind="boot", cloud=cloud.name, class_key=cls.key, count=room,
                 reason=f"{cls.idle} idle job(s) of {cls.vm_type}; booting {room}"))
             if unmet > 0:
-                full = _why_not(cls, cloud, alive_by_cloud[cloud.name], booted[cloud.name], 0)
+                full = _why_not(cls, cloud, on_cloud[cloud.name], booted[cloud.name], 0)
                 refusals.append(f"{cloud.name}: {full}")
         if unmet > 0:
             decisions.append(PlanDecision(
