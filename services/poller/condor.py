@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from pathlib import Path
 
 import classad2
@@ -119,12 +120,44 @@ def _query_schedds(names: tuple[str, ...]) -> list[JobAd]:
 
 
 async def query_schedds(names: tuple[str, ...], timeout_s: float) -> list[JobAd]:
-    """Idle and running jobs of the named schedds (or the local one), within `timeout_s`."""
+    """Idle and running jobs of the named schedds (or the local one), within `timeout_s`.
+
+    The query runs in a child process, not a thread: htcondor2 holds the GIL while it waits
+    on a collector or schedd (measured: a thread blocked the event loop for 60 s against an
+    unresponsive collector), so only a process can be abandoned on time.
+    """
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "services.poller.condor", *names,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     try:
-        return await asyncio.wait_for(asyncio.to_thread(_query_schedds, names), timeout_s)
+        out, err = await asyncio.wait_for(proc.communicate(), timeout_s)
     except TimeoutError:
-        raise SourceUnavailable(f"schedd query did not answer within {timeout_s:.0f}s") from None
+        proc.kill()
+        await proc.wait()
+        raise SourceUnavailable(
+            f"schedd query did not answer within {timeout_s:.0f}s") from None
+    if proc.returncode != 0:
+        lines = err.decode(errors="replace").strip().splitlines()
+        raise SourceUnavailable(f"schedd query failed: {lines[-1] if lines else proc.returncode}")
+    try:
+        rows = json.loads(out)
+    except json.JSONDecodeError as exc:
+        raise SourceUnavailable(f"schedd query returned unreadable output: {exc}") from None
+    if not isinstance(rows, list):
+        raise SourceUnavailable("schedd query returned unreadable output: not a list")
+    return rows
+
+
+def _child(names: list[str]) -> int:
+    """The query process: job ads as a JSON list on stdout, or one error line on stderr."""
+    try:
+        ads = _query_schedds(tuple(names))
     except (htcondor2.HTCondorException, OSError, RuntimeError, ValueError) as exc:
-        raise SourceUnavailable(f"schedd query failed: {exc}") from None
+        print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    json.dump(ads, sys.stdout)
+    return 0
 
 
+if __name__ == "__main__":
+    raise SystemExit(_child(sys.argv[1:]))
