@@ -12,6 +12,7 @@ import contextlib
 import os
 import shutil
 import signal
+import socket
 import sys
 import time
 from dataclasses import dataclass
@@ -90,6 +91,15 @@ async def _stop(child: Child) -> None:
         await proc.wait()
 
 
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 async def _wait_port(host: str, port: int, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while True:
@@ -116,9 +126,20 @@ async def _supervise(site: SiteConfig, state: Path) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await _start(nats, env)
     parsed = urlparse(site.nats_url)
-    await _wait_port(parsed.hostname or "127.0.0.1", parsed.port or 4222, 15.0)
+    host, port = parsed.hostname or "127.0.0.1", parsed.port or 4222
+    if not _port_free(host, port):
+        print(f"cs up: {host}:{port} is already in use (another `make run`?); stop it, or "
+              f"set [nats] url in {site.path} to a free port", file=sys.stderr, flush=True)
+        return 1
+    await _start(nats, env)
+    try:
+        await _wait_port(host, port, 15.0)
+    except OSError:
+        await _stop(nats)
+        print(f"cs up: nats-server did not start; see {nats.log_path}", file=sys.stderr,
+              flush=True)
+        return 1
     print(f"cs up: NATS on {site.nats_url}, data in {state / 'nats'}, logs in {logs}",
           flush=True)
     for child in services:

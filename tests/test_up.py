@@ -1,0 +1,110 @@
+"""`cs up` (what `make run` runs): everything starts, a killed service comes back, Ctrl-C
+stops every child, and a busy port is one clear line."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+pytestmark = pytest.mark.e2e
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def config(tmp_path: Path, port: int) -> Path:
+    text = (ROOT / "examples" / "demo.toml").read_text()
+    text = text.replace("nats://127.0.0.1:4222", f"nats://127.0.0.1:{port}")
+    text = text.replace('queue_file = "demo-queue.txt"',
+                        f'queue_file = "{ROOT / "examples" / "demo-queue.txt"}"')
+    text = text.replace("interval_s = 5", "interval_s = 0.5")
+    path = tmp_path / "demo.toml"
+    path.write_text(text)
+    return path
+
+
+def cs(*args: str, port: int) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, CS_NATS_URL=f"nats://127.0.0.1:{port}")
+    return subprocess.run([sys.executable, "-m", "services.admin.cli", *args],
+                          capture_output=True, text=True, env=env, timeout=60)
+
+
+def wait_running(port: int, want: int, timeout: float = 60) -> dict[str, object]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = cs("status", "--json", port=port)
+        if result.returncode == 0:
+            doc: dict[str, object] = json.loads(result.stdout)
+            vms = doc["vms"]
+            assert isinstance(vms, list)
+            if sum(vm["state"] == "running" for vm in vms) == want:
+                return doc
+        time.sleep(0.5)
+    raise AssertionError(f"not {want} running VMs within {timeout}s")
+
+
+def children_of(pid: int) -> list[int]:
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True,
+                         text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+def test_up_runs_everything_restarts_the_dead_and_stops_cleanly(tmp_path: Path) -> None:
+    port = free_port()
+    state = tmp_path / "state"
+    up = subprocess.Popen(
+        [sys.executable, "-m", "services.admin.cli", "up", "--config",
+         str(config(tmp_path, port)), "--state-dir", str(state)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_running(port, 8)
+        kids = children_of(up.pid)
+        assert len(kids) == 6  # nats-server and five services
+        assert sorted(p.name for p in (state / "logs").iterdir()) == [
+            "cs-admin.log", "cs-planner.log", "cs-poller.log", "cs-provisioner-libvirt.log",
+            "cs-provisioner-openstack.log", "nats-server.log"]
+        admin = [k for k in kids if "services.admin" in Path(f"/proc/{k}/cmdline").read_text()]
+        os.kill(admin[0], signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while cs("cloud", "disable", "container-cloud", port=port).returncode != 0:
+            assert time.monotonic() < deadline, "cs-admin was not restarted"
+            time.sleep(0.5)
+        assert (state / "nats").is_dir()  # JetStream data under the state dir
+        kids = children_of(up.pid)
+        assert len(kids) == 6
+    finally:
+        up.send_signal(signal.SIGINT)
+        output, _ = up.communicate(timeout=60)
+    assert up.returncode == 0, output
+    assert "cs-admin exited with -9; restarting" in output
+    assert "cs up: stopping services" in output
+    for kid in kids:
+        assert not Path(f"/proc/{kid}").exists(), f"child {kid} outlived cs up"
+
+
+def test_up_refuses_a_busy_port_with_one_line(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "services.admin.cli", "up", "--config",
+             str(config(tmp_path, port)), "--state-dir", str(tmp_path / "s")],
+            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert f"127.0.0.1:{port} is already in use" in result.stderr
+    assert "Traceback" not in result.stderr
