@@ -1,7 +1,7 @@
 """The connection helper: one `Bus` per process, typed KV access, typed publish/request.
 
 A `Bus` wraps a nats-py client with reconnect forever, JetStream, and the codec, so services
-never see raw bytes, subjects strings of their own, or nats-py exceptions.
+never see raw bytes, subject strings of their own, or nats-py exceptions.
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ R = TypeVar("R", bound=Message)
 
 log = logging.getLogger("bus")
 
-_KV_OP = "KV-Operation"
 SERVICE_ERROR = "Nats-Service-Error"
 SERVICE_ERROR_CODE = "Nats-Service-Error-Code"
 
@@ -66,21 +65,30 @@ class TypedKv(Generic[M]):
         self._bus = bus
         self._bucket = bucket
         self._schema = schema
+        self._handle: nats.js.kv.KeyValue | None = None
 
     async def _kv(self) -> nats.js.kv.KeyValue:
-        return await self._bus.js.key_value(self._bucket)
+        # Binding asks the server for the bucket's stream info: once per TypedKv, not per call.
+        if self._handle is None:
+            self._handle = await self._bus.js.key_value(self._bucket)
+        return self._handle
 
     def _decode(self, key: str, data: bytes | None) -> M:
         return codec.decode_body(data or b"", self._schema, f"$KV.{self._bucket}.{key}")
 
     async def get(self, key: str) -> Versioned[M] | None:
-        """The current value and revision of `key`, or None when absent or deleted."""
+        """The current value and revision of `key`; None when absent, deleted, or
+        undecodable (then dead-lettered, like `items`)."""
         kv = await self._kv()
         try:
             entry = await kv.get(key)
         except nats.js.errors.KeyNotFoundError:
             return None
-        return Versioned(self._decode(key, entry.value), entry.revision or 0)
+        try:
+            return Versioned(self._decode(key, entry.value), entry.revision or 0)
+        except DecodeError as exc:
+            await self._bus.dead_letter(exc.subject, entry.value or b"", {}, str(exc))
+            return None
 
     async def items(self, timeout: float = 10.0) -> dict[str, Versioned[M]]:
         """Every live key with its value; undecodable values are dead-lettered and skipped."""
@@ -122,11 +130,6 @@ class TypedKv(Generic[M]):
             return await kv.update(key, codec.encode_body(value), last=revision)
         except nats.js.errors.KeyWrongLastSequenceError:
             return None
-
-    async def put(self, key: str, value: M) -> int:
-        """Write unconditionally (only for values with a single writer)."""
-        kv = await self._kv()
-        return await kv.put(key, codec.encode_body(value))
 
     async def delete(self, key: str, revision: int | None = None) -> bool:
         """Delete `key` (only if at `revision` when given); False on CAS conflict."""
