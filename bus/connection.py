@@ -178,7 +178,9 @@ class IntentQueue:
         """Up to `batch` intents; bad messages are dead-lettered and terminated here."""
         try:
             msgs = await self._sub.fetch(batch, timeout=timeout)
-        except nats.errors.TimeoutError:
+        except (nats.errors.TimeoutError, TimeoutError):
+            # An empty queue: nats-py raises either its own or asyncio's TimeoutError,
+            # depending on where in the pull the deadline passes.
             return []
         out: list[Delivery[Intent]] = []
         for msg in msgs:

@@ -165,14 +165,18 @@ class CloudWorker:
 
     async def _kill(self, intent: Intent, trace: str) -> str:
         key = subjects.vm_key(self.cloud, intent.vm_id)
+        entry = await self.vms.get(key)
+        if entry is not None and entry.value.intent_id != intent.intent_id:
+            # VM names are reused once a VM is gone: an old copy of a kill must not delete
+            # the VM booked under the same name since.
+            return "stale intent: this name was booked again since the kill"
         try:
             await self.driver.delete(intent.vm_id)
         except (OutOfResources, PermanentError) as exc:
             # A delete that cannot succeed now is retried: giving up would leak the VM.
             raise TemporaryError(f"delete failed: {exc}", delay=30.0) from exc
-        entry = await self.vms.get(key)
-        if entry is not None:
-            await self.vms.delete(key, entry.revision)
+        if entry is not None and not await self.vms.delete(key, entry.revision):
+            raise TemporaryError(f"registry entry {key} changed during the delete", delay=1.0)
         await self._event(intent.vm_id, "gone", intent.reason, trace)
         return "deleted"
 

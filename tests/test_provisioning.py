@@ -77,6 +77,11 @@ async def test_boot_then_kill(bus: Bus, worker: CloudWorker) -> None:
     task.cancel()
 
     events, done, task = await _events(bus, worker.cloud, 1)
+    # The planner marks the VM deleting under the kill's intent id, then sends the kill.
+    entry = await worker.vms.get(subjects.vm_key(worker.cloud, vm.vm_id))
+    assert entry is not None
+    await worker.vms.update(subjects.vm_key(worker.cloud, vm.vm_id), entry.value.model_copy(
+        update={"state": "deleting", "intent_id": "kill-1"}), entry.revision)
     await bus.js_publish(subjects.intent(worker.cloud), _intent(vm, "kill", "kill-1"))
     await _run_until(worker, done)
     assert [e.state for e in events] == ["gone"]
@@ -101,6 +106,23 @@ async def test_redelivered_boot_makes_one_vm(bus: Bus, worker: CloudWorker) -> N
     await drain
     assert [i.vm_id for i in await worker.driver.list()].count(vm.vm_id) == 1
     task.cancel()
+    await worker.driver.delete(vm.vm_id)
+
+
+async def test_an_old_kill_spares_the_vm_booked_again_under_its_name(
+    bus: Bus, worker: CloudWorker
+) -> None:
+    vm = make_vm(worker.cloud).model_copy(update={"state": "running"})
+    await _book(bus, vm)
+    await worker.driver.create(vm)
+    await bus.js_publish(subjects.intent(worker.cloud), _intent(vm, "kill", "kill-old"))
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.consume(stop))
+    await asyncio.sleep(1.5)
+    stop.set()
+    await task
+    assert await worker.driver.state(vm.vm_id) is not None
+    assert await worker.vms.get(subjects.vm_key(worker.cloud, vm.vm_id)) is not None
     await worker.driver.delete(vm.vm_id)
 
 
