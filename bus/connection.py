@@ -24,7 +24,7 @@ from nats.js.api import AckPolicy, ConsumerConfig
 
 from bus import codec, infra, subjects
 from bus.errors import AdminError, BusUnavailable, DecodeError
-from bus.schemas import DeadLetter, Intent, Message
+from bus.schemas import CondorAction, DeadLetter, Intent, Message
 
 M = TypeVar("M", bound=Message)
 R = TypeVar("R", bound=Message)
@@ -166,32 +166,34 @@ class Delivery(Generic[M]):
         await self._msg.term()
 
 
-class IntentQueue:
-    """A durable pull consumer of one cloud's intents, shared by all provisioner replicas."""
+class WorkQueue(Generic[M]):
+    """A durable pull consumer of a work-queue stream, shared by all replicas of a service."""
 
-    def __init__(self, bus: Bus, sub: JetStreamContext.PullSubscription, cloud: str) -> None:
+    def __init__(
+        self, bus: Bus, sub: JetStreamContext.PullSubscription, schema: type[M]
+    ) -> None:
         self._bus = bus
         self._sub = sub
-        self.cloud = cloud
+        self._schema = schema
 
-    async def fetch(self, batch: int = 10, timeout: float = 1.0) -> list[Delivery[Intent]]:
-        """Up to `batch` intents; bad messages are dead-lettered and terminated here."""
+    async def fetch(self, batch: int = 10, timeout: float = 1.0) -> list[Delivery[M]]:
+        """Up to `batch` messages; bad ones are dead-lettered and terminated here."""
         try:
             msgs = await self._sub.fetch(batch, timeout=timeout)
         except (nats.errors.TimeoutError, TimeoutError):
             # An empty queue: nats-py raises either its own or asyncio's TimeoutError,
             # depending on where in the pull the deadline passes.
             return []
-        out: list[Delivery[Intent]] = []
+        out: list[Delivery[M]] = []
         for msg in msgs:
             headers = dict(msg.headers or {})
             try:
-                intent = codec.decode(msg.data, headers, Intent, msg.subject)
+                value = codec.decode(msg.data, headers, self._schema, msg.subject)
             except DecodeError as exc:
                 await self._bus.dead_letter(msg.subject, msg.data, headers, str(exc))
                 await msg.term()
                 continue
-            out.append(Delivery(msg, intent, codec.trace_of(headers)))
+            out.append(Delivery(msg, value, codec.trace_of(headers)))
         return out
 
     async def close(self) -> None:
@@ -335,18 +337,26 @@ class Bus:
             )
         return codec.decode(reply.data, rheaders, reply_type, subject)
 
-    async def intent_queue(self, provider: str, cloud: str) -> IntentQueue:
-        """Bind to (creating if needed) the durable consumer of `cloud`'s intents."""
-        durable = subjects.intent_durable(provider, cloud)
+    async def _work_queue(
+        self, subject: str, stream: str, durable: str, schema: type[M]
+    ) -> WorkQueue[M]:
         sub = await self.js.pull_subscribe(
-            subjects.intent(cloud),
-            durable=durable,
-            stream=subjects.INTENT_STREAM,
-            config=ConsumerConfig(
-                ack_policy=AckPolicy.EXPLICIT, ack_wait=60.0, max_deliver=-1
-            ),
+            subject, durable=durable, stream=stream,
+            config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, ack_wait=60.0, max_deliver=-1),
         )
-        return IntentQueue(self, sub, cloud)
+        return WorkQueue(self, sub, schema)
+
+    async def intent_queue(self, provider: str, cloud: str) -> WorkQueue[Intent]:
+        """Bind to (creating if needed) the durable consumer of `cloud`'s intents."""
+        return await self._work_queue(
+            subjects.intent(cloud), subjects.INTENT_STREAM,
+            subjects.intent_durable(provider, cloud), Intent)
+
+    async def condor_queue(self) -> WorkQueue[CondorAction]:
+        """Bind to the durable consumer of CondorActions (the pollers share it)."""
+        return await self._work_queue(
+            subjects.condor_action(), subjects.CONDOR_STREAM, subjects.CONDOR_DURABLE,
+            CondorAction)
 
     async def dead_letter(
         self, subject: str, data: bytes, headers: dict[str, str], error: str

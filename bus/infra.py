@@ -27,6 +27,14 @@ def stream_configs(replicas: int = 1) -> list[StreamConfig]:
             num_replicas=replicas,
         ),
         StreamConfig(
+            name=subjects.CONDOR_STREAM,
+            subjects=[subjects.condor_action()],
+            retention=RetentionPolicy.WORK_QUEUE,
+            storage=StorageType.FILE,
+            duplicate_window=120.0,
+            num_replicas=replicas,
+        ),
+        StreamConfig(
             name=subjects.SNAPSHOT_STREAM,
             subjects=subjects.snapshot_subjects(),
             retention=RetentionPolicy.LIMITS,

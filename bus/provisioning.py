@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import ClassVar, Protocol
 
 from bus import logs, subjects
-from bus.connection import Bus, Delivery, IntentQueue, TypedKv, Versioned
+from bus.connection import Bus, Delivery, TypedKv, Versioned, WorkQueue
 from bus.errors import OutOfResources, PermanentError, ProviderError, TemporaryError
 from bus.micro import Endpoint, serve
 from bus.schemas import (
@@ -118,7 +118,7 @@ class CloudWorker:
 
     async def consume(self, stop: asyncio.Event) -> None:
         """Pull and apply intents until `stop` is set."""
-        queue: IntentQueue = await self.bus.intent_queue(self.provider, self.cloud)
+        queue: WorkQueue[Intent] = await self.bus.intent_queue(self.provider, self.cloud)
         try:
             while not stop.is_set():
                 for delivery in await queue.fetch(batch=10, timeout=1.0):

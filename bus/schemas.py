@@ -80,13 +80,16 @@ class DemandSnapshot(Message):
 
 
 class Startd(Message):
-    """One startd of ours seen in the collector."""
+    """One slot of a startd of ours seen in the collector (matched by its CS_VM_ID)."""
 
     vm_id: str
     name: str
     state: str
+    """HTCondor slot state: Unclaimed, Claimed, Owner, Matched, Preempting, Drained, ..."""
     activity: str
+    """HTCondor slot activity: Idle, Busy, Retiring, Vacating, ..."""
     entered_state_at: float
+    """When the slot entered its current state (EnteredCurrentState), epoch seconds."""
 
 
 class PoolSnapshot(Message):
@@ -97,6 +100,30 @@ class PoolSnapshot(Message):
     stale: bool = False
     stale_reason: str = ""
     startds: tuple[Startd, ...] = ()
+
+
+class CondorAction(Message):
+    """A condor-side action the planner asks of the poller before a VM is deleted."""
+
+    action_id: str
+    vm_id: str
+    action: Literal["retire"]
+    """`retire`: peaceful shutdown of the VM's HTCondor daemons (running jobs finish first,
+    no new job starts); the startd then leaves the collector."""
+    requested_at: float
+    reason: str = ""
+
+
+class CondorActionDone(Message):
+    """The poller carried out (or could not carry out) a CondorAction."""
+
+    action_id: str
+    vm_id: str
+    action: Literal["retire"]
+    contacted: int
+    """How many of the VM's HTCondor masters were told; 0 means it had already left."""
+    at: float
+    error: str = ""
 
 
 # ---- clouds and VMs (KV records) -------------------------------------------------------
@@ -266,6 +293,8 @@ ALL_SCHEMAS: tuple[type[Message], ...] = (
     DemandSnapshot,
     Startd,
     PoolSnapshot,
+    CondorAction,
+    CondorActionDone,
     CloudRecord,
     VmSpec,
     VmRecord,

@@ -15,6 +15,8 @@ _TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 
 # JetStream streams and KV buckets.
 INTENT_STREAM = "CS_INTENTS"
+CONDOR_STREAM = "CS_CONDOR"
+CONDOR_DURABLE = "poller-condor"
 SNAPSHOT_STREAM = "CS_SNAPSHOTS"
 CLOUDS_BUCKET = "cs-clouds"
 VMS_BUCKET = "cs-vms"
@@ -76,6 +78,16 @@ def intent(cloud: str) -> str:
 def intents_all() -> str:
     """Every intent subject (the intent stream's filter)."""
     return f"{ROOT}.intent.>"
+
+
+def condor_action() -> str:
+    """Work-queue subject of CondorActions for the poller."""
+    return f"{ROOT}.condor.action"
+
+
+def condor_done() -> str:
+    """Where the poller reports a CondorAction it carried out."""
+    return f"{ROOT}.condor.done"
 
 
 def vm_event(cloud: str, vm: str) -> str:

@@ -7,6 +7,8 @@ from bus.schemas import (
     CloudStatus,
     CloudToggleReply,
     CloudToggleRequest,
+    CondorAction,
+    CondorActionDone,
     DeadLetter,
     DemandClass,
     DemandSnapshot,
@@ -55,7 +57,13 @@ CLOUD_STATUS = CloudStatus(name="c1", provider="libvirt", enabled=True, max_vms=
                            vms_by_state={"running": 1})
 STATUS = StatusReply(clouds=(CLOUD_STATUS,), vms=(VM,), demand=DEMAND, plan=REPORT)
 
+ACTION = CondorAction(action_id="retire-x", vm_id=VM.vm_id, action="retire", requested_at=7.0,
+                      reason="idle past keep-alive")
+ACTION_DONE = CondorActionDone(action_id="retire-x", vm_id=VM.vm_id, action="retire", contacted=1,
+                               at=8.0)
+
 EXAMPLES: tuple[Message, ...] = (
+    ACTION, ACTION_DONE,
     CLASS, REJECTED, DEMAND, STARTD, POOL, CLOUD, SPEC, VM, INTENT, EVENT, DECISION, REPORT,
     INSTANCE, InstancesRequest(), LISTING, LETTER, StatusRequest(), CLOUD_STATUS, STATUS,
     CloudToggleRequest(name="c1"), CloudToggleReply(name="c1", enabled=False, changed=True),
