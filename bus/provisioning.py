@@ -21,6 +21,7 @@ from bus import logs, subjects
 from bus.connection import Bus, Delivery, TypedKv, Versioned, WorkQueue
 from bus.errors import OutOfResources, PermanentError, ProviderError, TemporaryError
 from bus.micro import Endpoint, serve
+from bus.runloop import keep_running
 from bus.schemas import (
     CloudRecord,
     Instance,
@@ -265,14 +266,6 @@ async def run_provisioner(
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), settings.reconcile_interval_s)
 
-    async def consume_loop(worker: CloudWorker) -> None:
-        while not stop.is_set():
-            try:
-                await worker.consume(stop)
-            except Exception:
-                log.exception("intent consumer of %s failed; restarting", worker.cloud)
-                await asyncio.sleep(1.0)
-
     try:
         while not stop.is_set():
             records = [v.value for v in (await clouds_kv.items()).values()]
@@ -285,7 +278,8 @@ async def run_provisioner(
                             subjects.provider_group(record.name),
                             [Endpoint(subjects.PROVIDER_INSTANCES, InstancesRequest,
                                       worker.listing)])
-                tasks = [asyncio.create_task(consume_loop(worker)),
+                tasks = [asyncio.create_task(keep_running(
+                             f"intent consumer of {record.name}", stop, worker.consume, log)),
                          asyncio.create_task(reconcile_loop(worker))]
                 workers[record.name] = (worker, tasks)
                 log.info("%s", logs.fields(event="serving", cloud=record.name,

@@ -99,3 +99,20 @@ async def every(
                 await task
         if wake is not None:
             wake.clear()
+
+
+async def keep_running(
+    what: str, stop: asyncio.Event, run: Callable[[asyncio.Event], Awaitable[None]],
+    log: logging.Logger,
+) -> None:
+    """Run `run(stop)` until `stop` is set, restarting it (after a second) if it fails: a
+    consumer that dies on a bus hiccup must come back, not leave its queue unserved."""
+    while not stop.is_set():
+        try:
+            await run(stop)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("%s failed; restarting", what)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 1.0)

@@ -1,50 +1,124 @@
-"""The poller's loop on a real bus: what it publishes, and stale demand that keeps classes."""
+"""The poller's loop on a real bus: snapshots, stale data that keeps what it knew, and
+condor actions carried out and reported."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
+import time
+import uuid
 from pathlib import Path
 
 import pytest
 
-from bus import subjects
+from bus import codec, subjects
 from bus.connection import Bus
-from bus.schemas import DemandSnapshot
-from services.poller.settings import PollerSettings
+from bus.schemas import CondorAction, CondorActionDone, DemandSnapshot, PoolSnapshot
+from services.poller.condor import BindingsSource, ReplaySource
 from services.poller.shell import Poller
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def settings(source: str, queue: Path | None) -> PollerSettings:
-    return PollerSettings(nats_url="", source=source,  # type: ignore[arg-type]
-                          queue_file=queue, schedds=(), interval_s=1, query_timeout_s=20)
-
-
-async def test_replay_publishes_then_goes_stale_keeping_the_classes(
-    bus: Bus, tmp_path: Path
-) -> None:
-    queue = tmp_path / "q.txt"
+@pytest.fixture
+def replay(tmp_path: Path) -> ReplaySource:
+    queue, pool = tmp_path / "q.txt", tmp_path / "pool.txt"
     shutil.copy(ROOT / "examples" / "demo-queue.txt", queue)
-    poller = Poller(bus, settings("replay", queue))
+    shutil.copy(ROOT / "tests" / "data" / "pool.txt", pool)
+    return ReplaySource(queue, pool)
+
+
+async def _drain_actions(bus: Bus) -> None:
+    """Leave no action of an earlier test in the shared work queue."""
+    queue = await bus.condor_queue()
+    while deliveries := await queue.fetch(batch=50, timeout=0.3):
+        for d in deliveries:
+            await d.ack()
+    await queue.close()
+
+
+async def test_replay_publishes_then_goes_stale_keeping_what_it_knew(
+    bus: Bus, replay: ReplaySource
+) -> None:
+    poller = Poller(bus, replay)
     await poller.step()
     first = await bus.last(subjects.demand(), DemandSnapshot)
+    pool = await bus.last(subjects.pool(), PoolSnapshot)
     assert first is not None and not first.value.stale and len(first.value.classes) == 2
-    queue.unlink()
+    assert pool is not None and len(pool.value.startds) == 3
+    assert pool.trace == first.trace
+    replay.queue_file.unlink()
+    assert replay.pool_file is not None
+    replay.pool_file.unlink()
     await poller.step()
     second = await bus.last(subjects.demand(), DemandSnapshot)
     assert second is not None and second.value.stale
     assert "cannot read queue dump" in second.value.stale_reason
     assert second.value.classes == first.value.classes  # nothing retired on a blip
     assert second.trace == first.trace  # the same demand keeps its trace id
+    stale_pool = await bus.last(subjects.pool(), PoolSnapshot)
+    assert stale_pool is not None and stale_pool.value.stale
+    assert stale_pool.value.startds == pool.value.startds
 
 
-async def test_unreachable_schedd_is_stale_demand_with_the_reason(
+async def test_unreachable_pool_is_stale_with_the_reason(
     bus: Bus, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setitem(os.environ, "CONDOR_CONFIG", "ONLY_ENV")
-    await Poller(bus, settings("condor", None)).step()
+    await Poller(bus, BindingsSource((), 20)).step()
     snap = await bus.last(subjects.demand(), DemandSnapshot)
     assert snap is not None and snap.value.stale and snap.value.source == "none"
-    assert snap.value.stale_reason.startswith("schedd query failed:")
+    assert snap.value.stale_reason.startswith("jobs query failed:")
+    pool = await bus.last(subjects.pool(), PoolSnapshot)
+    assert pool is not None and pool.value.stale
+    assert pool.value.stale_reason.startswith("startds query failed:")
+
+
+async def test_retire_action_is_carried_out_and_reported(
+    bus: Bus, replay: ReplaySource
+) -> None:
+    await _drain_actions(bus)
+    poller = Poller(bus, replay)
+    done: asyncio.Queue[CondorActionDone] = asyncio.Queue()
+
+    async def collect() -> None:
+        async for msg in bus.tail(subjects.condor_done()):
+            await done.put(codec.decode(msg.data, msg.headers, CondorActionDone))
+
+    collector = asyncio.create_task(collect())
+    await asyncio.sleep(0.1)
+    action = CondorAction(action_id=f"retire-{uuid.uuid4().hex[:6]}", vm_id="cs-t-c1-abc123-0",
+                          action="retire", requested_at=time.time())
+    await bus.js_publish(subjects.condor_action(), action, trace="tr-r")
+    stop = asyncio.Event()
+    server = asyncio.create_task(poller.serve_actions(stop))
+    report = await asyncio.wait_for(done.get(), 10)
+    stop.set()
+    await server
+    collector.cancel()
+    assert (report.action_id, report.vm_id, report.contacted, report.error) == (
+        action.action_id, "cs-t-c1-abc123-0", 1, "")
+    await poller.step()
+    pool = await bus.last(subjects.pool(), PoolSnapshot)
+    assert pool is not None
+    assert {s.vm_id for s in pool.value.startds} == {"cs-t-c1-abc123-1"}
+
+
+async def test_a_failed_action_is_kept_for_a_retry(
+    bus: Bus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await _drain_actions(bus)
+    monkeypatch.setitem(os.environ, "CONDOR_CONFIG", "ONLY_ENV")
+    poller = Poller(bus, BindingsSource((), 20), retry_s=0.5)
+    action = CondorAction(action_id=f"retire-{uuid.uuid4().hex[:6]}", vm_id="cs-x-0",
+                          action="retire", requested_at=time.time())
+    await bus.js_publish(subjects.condor_action(), action)
+    queue = await bus.condor_queue()
+    [delivery] = await queue.fetch(batch=1, timeout=5)
+    await poller.act(delivery)  # fails: no collector here
+    await asyncio.sleep(1.0)
+    [again] = await queue.fetch(batch=1, timeout=5)
+    assert again.value == action
+    await again.ack()
+    await queue.close()

@@ -6,10 +6,12 @@ import asyncio
 import logging
 
 from bus.connection import Bus
-from bus.runloop import ServiceBody, every, service_main
+from bus.runloop import ServiceBody, every, keep_running, service_main
 from bus.siteconfig import SiteConfig
+from services.poller.condor import BindingsSource, ReplaySource
 from services.poller.settings import PollerSettings
 from services.poller.shell import Poller
+from services.poller.source import CondorSource
 
 SERVICE = "cs-poller"
 
@@ -17,9 +19,19 @@ SERVICE = "cs-poller"
 def build(site: SiteConfig, log: logging.Logger) -> ServiceBody:
     """The poller's body for this site."""
     settings = PollerSettings.from_site(site)
+    source: CondorSource
+    if settings.source == "replay":
+        assert settings.queue_file is not None
+        source = ReplaySource(settings.queue_file, settings.pool_file)
+    else:
+        source = BindingsSource(settings.schedds, settings.query_timeout_s)
 
     async def body(bus: Bus, stop: asyncio.Event) -> None:
-        await every(settings.interval_s, stop, Poller(bus, settings).step, log)
+        poller = Poller(bus, source)
+        actions = asyncio.create_task(
+            keep_running("condor action consumer", stop, poller.serve_actions, log))
+        await every(settings.interval_s, stop, poller.step, log)
+        await actions
 
     return body
 

@@ -1,8 +1,8 @@
 """The only module that touches HTCondor: the `htcondor2` bindings and `classad2` parsing.
 
-Two sources of job ads: a live schedd (queried in a thread under our own timeout, because a
-schedd query can block for 20 s and ignores config timeouts), and a replay of a saved
-`condor_q -long` or `condor_q -json` dump, which is how the demo and the tests feed queues.
+Two CondorSources: `BindingsSource`, a live pool asked through the bindings in a child process
+under our own timeout, and `ReplaySource`, saved `condor_q -long`/`-json` and
+`condor_status -long` dumps, which is how the demo and the tests feed queues and pools.
 """
 
 from __future__ import annotations
@@ -16,14 +16,12 @@ import classad2
 import htcondor2
 
 from bus.errors import ConfigError
+from services.poller import pool
 from services.poller.demand import JOB_IDLE, JOB_RUNNING, PROJECTION, JobAd
+from services.poller.source import SourceUnavailable
 
 _EXPR_ATTRS = frozenset({"Requirements"})
 _JSON_EXPR_PREFIX, _JSON_EXPR_SUFFIX = "/Expr(", ")/"
-
-
-class SourceUnavailable(Exception):
-    """The schedd could not be queried in time; the demand is stale."""
 
 
 def ad_to_job(ad: classad2.ClassAd) -> JobAd:
@@ -104,60 +102,166 @@ def read_dump(path: Path) -> list[JobAd]:
     return parse_dump(text, str(path))
 
 
-def _query_schedds(names: tuple[str, ...]) -> list[JobAd]:
+def _schedds(names: tuple[str, ...]) -> list[htcondor2.Schedd]:
+    if not names:
+        return [htcondor2.Schedd()]
+    collector = htcondor2.Collector()
+    if names == ("*",):
+        return [htcondor2.Schedd(ad) for ad in collector.locateAll(htcondor2.DaemonType.Schedd)]
+    return [htcondor2.Schedd(collector.locate(htcondor2.DaemonType.Schedd, name))
+            for name in names]
+
+
+def _jobs(names: tuple[str, ...]) -> list[JobAd]:
     constraint = f"JobStatus == {JOB_IDLE} || JobStatus == {JOB_RUNNING}"
-    schedds = []
-    if names:
-        collector = htcondor2.Collector()
-        for name in names:
-            schedds.append(htcondor2.Schedd(collector.locate(htcondor2.DaemonType.Schedd, name)))
-    else:
-        schedds.append(htcondor2.Schedd())
     ads: list[JobAd] = []
-    for schedd in schedds:
+    for schedd in _schedds(names):
         ads.extend(ad_to_job(ad) for ad in schedd.query(constraint, list(PROJECTION)))
     return ads
 
 
-async def query_schedds(names: tuple[str, ...], timeout_s: float) -> list[JobAd]:
-    """Idle and running jobs of the named schedds (or the local one), within `timeout_s`.
+def _startds() -> list[JobAd]:
+    collector = htcondor2.Collector()
+    ads = collector.query(htcondor2.AdType.Startd, f"{pool.VM_ID_ATTR} =!= undefined",
+                          list(pool.PROJECTION))
+    return [ad_to_job(ad) for ad in ads]
 
-    The query runs in a child process, not a thread: htcondor2 holds the GIL while it waits
+
+def _retire(vm_id: str) -> int:
+    """DaemonsOffPeaceful to the master of every machine running a slot of `vm_id`
+    (csv2's way: jobs finish, nothing new starts, then the daemons exit)."""
+    collector = htcondor2.Collector()
+    slots = collector.query(htcondor2.AdType.Startd,
+                            f"{pool.VM_ID_ATTR} == {classad2.quote(vm_id)}", ["Machine"])
+    machines = {str(ad["Machine"]) for ad in slots if "Machine" in ad}
+    told = 0
+    for machine in sorted(machines):
+        for master in collector.query(htcondor2.AdType.Master,
+                                      f"Machine == {classad2.quote(machine)}"):
+            htcondor2.send_command(master, htcondor2.DaemonCommand.DaemonsOffPeaceful)
+            told += 1
+    return told
+
+
+class BindingsSource:
+    """A live pool, asked through htcondor2.
+
+    Every call runs in a child process, not a thread: htcondor2 holds the GIL while it waits
     on a collector or schedd (measured: a thread blocked the event loop for 60 s against an
     unresponsive collector), so only a process can be abandoned on time.
     """
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "services.poller.condor", *names,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout_s)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        raise SourceUnavailable(
-            f"schedd query did not answer within {timeout_s:.0f}s") from None
-    if proc.returncode != 0:
-        lines = err.decode(errors="replace").strip().splitlines()
-        raise SourceUnavailable(f"schedd query failed: {lines[-1] if lines else proc.returncode}")
-    try:
-        rows = json.loads(out)
-    except json.JSONDecodeError as exc:
-        raise SourceUnavailable(f"schedd query returned unreadable output: {exc}") from None
-    if not isinstance(rows, list):
-        raise SourceUnavailable("schedd query returned unreadable output: not a list")
-    return rows
+
+    def __init__(self, schedds: tuple[str, ...], timeout_s: float) -> None:
+        self.schedds = schedds
+        self.timeout_s = timeout_s
+
+    def describe(self) -> str:
+        """`schedd:` and the schedd names (`local`, `*` for all the collector knows)."""
+        return "schedd:" + (",".join(self.schedds) or "local")
+
+    async def _child(self, verb: str, *args: str) -> object:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "services.poller.condor", verb, *args,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        try:
+            out, err = await asyncio.wait_for(proc.communicate(), self.timeout_s)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+            raise SourceUnavailable(
+                f"{verb} query did not answer within {self.timeout_s:.0f}s") from None
+        if proc.returncode != 0:
+            lines = err.decode(errors="replace").strip().splitlines()
+            raise SourceUnavailable(
+                f"{verb} query failed: {lines[-1] if lines else proc.returncode}")
+        try:
+            return json.loads(out)
+        except json.JSONDecodeError as exc:
+            raise SourceUnavailable(f"{verb} query returned unreadable output: {exc}") from None
+
+    async def _ads(self, verb: str, *args: str) -> list[JobAd]:
+        rows = await self._child(verb, *args)
+        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+            raise SourceUnavailable(f"{verb} query returned unreadable output: not ads")
+        return rows
+
+    async def jobs(self) -> list[JobAd]:
+        """Idle and running jobs of the configured schedds."""
+        return await self._ads("jobs", *self.schedds)
+
+    async def startds(self) -> list[JobAd]:
+        """Slots advertising CS_VM_ID, from the collector."""
+        return await self._ads("startds")
+
+    async def retire(self, vm_id: str) -> int:
+        """DaemonsOffPeaceful to the VM's masters; how many were told."""
+        told = await self._child("retire", vm_id)
+        if not isinstance(told, int):
+            raise SourceUnavailable(f"retire of {vm_id} returned unreadable output")
+        return told
 
 
-def _child(names: list[str]) -> int:
-    """The query process: job ads as a JSON list on stdout, or one error line on stderr."""
+class ReplaySource:
+    """A pool replayed from dumps, re-read every cycle so edits show up live.
+
+    A retired VM's slots are dropped from the replayed pool from then on, as they would
+    leave a real collector.
+    """
+
+    def __init__(self, queue_file: Path, pool_file: Path | None) -> None:
+        self.queue_file = queue_file
+        self.pool_file = pool_file
+        self.retired: set[str] = set()
+
+    def describe(self) -> str:
+        """`replay:` and the queue file's name."""
+        return f"replay:{self.queue_file.name}"
+
+    @staticmethod
+    async def _read(path: Path) -> list[JobAd]:
+        try:
+            return await asyncio.to_thread(read_dump, path)
+        except ConfigError as exc:
+            raise SourceUnavailable(str(exc)) from None
+
+    async def jobs(self) -> list[JobAd]:
+        """The queue dump's jobs."""
+        return await self._read(self.queue_file)
+
+    async def startds(self) -> list[JobAd]:
+        """The pool dump's slots, less those of retired VMs (no pool file: no slots)."""
+        if self.pool_file is None:
+            return []
+        ads = await self._read(self.pool_file)
+        return [ad for ad in ads if ad.get(pool.VM_ID_ATTR) not in self.retired]
+
+    async def retire(self, vm_id: str) -> int:
+        """Drop the VM's slots from the replayed pool; 1 if it had any."""
+        had = any(ad.get(pool.VM_ID_ATTR) == vm_id for ad in await self.startds())
+        self.retired.add(vm_id)
+        return 1 if had else 0
+
+
+def _child_main(argv: list[str]) -> int:
+    """The query process: JSON on stdout, or one error line on stderr and exit 1."""
+    verb, args = (argv[0], argv[1:]) if argv else ("", [])
     try:
-        ads = _query_schedds(tuple(names))
+        if verb == "jobs":
+            result: object = _jobs(tuple(args))
+        elif verb == "startds":
+            result = _startds()
+        elif verb == "retire" and len(args) == 1:
+            result = _retire(args[0])
+        else:
+            print(f"usage: condor (jobs [SCHEDD...] | startds | retire VM_ID), got {argv}",
+                  file=sys.stderr)
+            return 2
     except (htcondor2.HTCondorException, OSError, RuntimeError, ValueError) as exc:
         print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
-    json.dump(ads, sys.stdout)
+    json.dump(result, sys.stdout)
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(_child(sys.argv[1:]))
+    raise SystemExit(_child_main(sys.argv[1:]))

@@ -20,18 +20,23 @@ class PollerSettings:
     """`replay`: read `queue_file` each cycle; `condor`: query schedds via htcondor2."""
     queue_file: Path | None
     """condor_q -long or -json dump replayed as the queue (source = "replay")."""
+    pool_file: Path | None
+    """condor_status -long dump replayed as the pool (source = "replay"); none: no startds."""
     schedds: tuple[str, ...]
-    """Schedd names located via the collector; empty means the local schedd."""
+    """Schedd names located via the collector; empty means the local schedd, ["*"] every
+    schedd the collector knows."""
     interval_s: float
     """Seconds between polls. Default 5."""
     query_timeout_s: float
-    """Seconds a schedd query may take before demand is marked stale. Default 20."""
+    """Seconds a schedd or collector query may take before what it feeds is marked stale,
+    and a condor action may take before it is retried. Default 20."""
 
     @classmethod
     def from_site(cls, site: SiteConfig) -> PollerSettings:
         """Read and validate the `[poller]` table."""
         sec = site.section("poller")
-        sec.check_keys({"source", "queue_file", "schedds", "interval_s", "query_timeout_s"})
+        sec.check_keys({"source", "queue_file", "pool_file", "schedds", "interval_s",
+                        "query_timeout_s"})
         source = sec.string("source", "condor")
         if source not in ("replay", "condor"):
             raise ConfigError(
@@ -46,6 +51,7 @@ class PollerSettings:
             nats_url=site.nats_url,
             source="replay" if source == "replay" else "condor",
             queue_file=queue_file,
+            pool_file=sec.path_value("pool_file", ""),
             schedds=sec.strings("schedds"),
             interval_s=sec.number("interval_s", 5.0, minimum=0.1),
             query_timeout_s=sec.number("query_timeout_s", 20.0, minimum=1.0),

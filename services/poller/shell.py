@@ -1,4 +1,9 @@
-"""The poller's shell: read the configured source, publish a DemandSnapshot each cycle."""
+"""The poller's shell: publish demand and pool snapshots each cycle; carry out condor actions.
+
+Level-triggered: each cycle asks the source for the whole queue and the whole pool. When the
+source cannot answer, the last known snapshot is republished flagged stale with the reason, so
+the planner sees the outage and retires nothing on a blip.
+"""
 
 from __future__ import annotations
 
@@ -8,65 +13,94 @@ import time
 
 from bus import logs, subjects
 from bus.codec import new_trace
-from bus.connection import Bus
-from bus.errors import ConfigError
-from bus.schemas import DemandSnapshot
-from services.poller import condor
+from bus.connection import Bus, Delivery
+from bus.schemas import CondorAction, CondorActionDone, DemandSnapshot, PoolSnapshot
 from services.poller.demand import build_demand
-from services.poller.settings import PollerSettings
+from services.poller.pool import build_pool
+from services.poller.source import CondorSource, SourceUnavailable
 
 log = logging.getLogger("cs-poller")
 
 
 class Poller:
-    """Reads the configured source and publishes a DemandSnapshot each cycle."""
+    """One poller replica."""
 
-    def __init__(self, bus: Bus, settings: PollerSettings) -> None:
+    def __init__(self, bus: Bus, source: CondorSource, retry_s: float = 10.0) -> None:
         self.bus = bus
-        self.settings = settings
-        self._last: DemandSnapshot | None = None
+        self.source = source
+        self.retry_s = retry_s
+        self._demand: DemandSnapshot | None = None
+        self._pool: PoolSnapshot | None = None
         self._trace = new_trace()
 
-    async def _read(self) -> DemandSnapshot:
-        now = time.time()
-        s = self.settings
-        if s.source == "replay":
-            assert s.queue_file is not None
-            try:
-                ads = await asyncio.to_thread(condor.read_dump, s.queue_file)
-            except ConfigError as exc:
-                return self._stale(str(exc), now)
-            return build_demand(ads, f"replay:{s.queue_file.name}", now)
+    async def _read_demand(self, now: float) -> DemandSnapshot:
         try:
-            ads = await condor.query_schedds(s.schedds, s.query_timeout_s)
-        except condor.SourceUnavailable as exc:
-            return self._stale(str(exc), now)
-        return build_demand(ads, "schedd:" + (",".join(s.schedds) or "local"), now)
+            ads = await self.source.jobs()
+        except SourceUnavailable as exc:
+            last = self._demand
+            return DemandSnapshot(
+                source=last.source if last else "none", taken_at=now, stale=True,
+                stale_reason=str(exc), classes=last.classes if last else (),
+                rejected=last.rejected if last else ())
+        return build_demand(ads, self.source.describe(), now)
 
-    def _stale(self, reason: str, now: float) -> DemandSnapshot:
-        """Keep the last known classes, flagged stale, so nothing is retired on a blip."""
-        last = self._last
-        return DemandSnapshot(
-            source=last.source if last else "none", taken_at=now, stale=True,
-            stale_reason=reason, classes=last.classes if last else (),
-            rejected=last.rejected if last else (),
-        )
+    async def _read_pool(self, now: float) -> PoolSnapshot:
+        try:
+            ads = await self.source.startds()
+        except SourceUnavailable as exc:
+            last = self._pool
+            return PoolSnapshot(
+                source=last.source if last else "none", taken_at=now, stale=True,
+                stale_reason=str(exc), startds=last.startds if last else ())
+        snap, problems = build_pool(ads, self.source.describe(), now)
+        for problem in problems:
+            log.warning("%s", logs.fields(loop="poll", pool_problem=problem))
+        return snap
 
     async def step(self) -> None:
-        """One poll: read, publish, log one line."""
-        snap = await self._read()
-        last = self._last
-        if last is None or (last.classes, last.rejected) != (snap.classes, snap.rejected):
+        """One poll: read queue and pool, publish both, log one line."""
+        now = time.time()
+        demand, pool = await asyncio.gather(self._read_demand(now), self._read_pool(now))
+        last = self._demand
+        if last is None or (last.classes, last.rejected) != (demand.classes, demand.rejected):
             self._trace = new_trace()
-        if not snap.stale:
-            self._last = snap
-        await self.bus.js_publish(subjects.demand(), snap, trace=self._trace)
-        log.info(
-            "%s", logs.fields(
-                loop="poll", source=snap.source, classes=len(snap.classes),
-                idle=sum(c.idle for c in snap.classes),
-                running=sum(c.running for c in snap.classes),
-                rejected=len(snap.rejected), stale=snap.stale_reason or "no",
-                trace=self._trace,
-            )
-        )
+        if not demand.stale:
+            self._demand = demand
+        if not pool.stale:
+            self._pool = pool
+        await self.bus.js_publish(subjects.demand(), demand, trace=self._trace)
+        await self.bus.js_publish(subjects.pool(), pool, trace=self._trace)
+        log.info("%s", logs.fields(
+            loop="poll", source=demand.source, classes=len(demand.classes),
+            idle=sum(c.idle for c in demand.classes),
+            running=sum(c.running for c in demand.classes),
+            rejected=len(demand.rejected), startds=len(pool.startds),
+            stale="; ".join(filter(None, (demand.stale_reason, pool.stale_reason))) or "no",
+            trace=self._trace))
+
+    async def act(self, delivery: Delivery[CondorAction]) -> None:
+        """Carry out one condor action; a failure is retried, never dropped."""
+        action = delivery.value
+        fields = logs.fields(vm=action.vm_id, action=action.action, intent=action.action_id,
+                             trace=delivery.trace)
+        try:
+            told = await self.source.retire(action.vm_id)
+        except SourceUnavailable as exc:
+            log.warning("%s outcome=retry delay=%.0f error=%s", fields, self.retry_s, exc)
+            await delivery.nak(self.retry_s)
+            return
+        done = CondorActionDone(action_id=action.action_id, vm_id=action.vm_id,
+                                action=action.action, contacted=told, at=time.time())
+        await self.bus.publish(subjects.condor_done(), done, trace=delivery.trace)
+        log.info("%s outcome=done masters_told=%d", fields, told)
+        await delivery.ack()
+
+    async def serve_actions(self, stop: asyncio.Event) -> None:
+        """Consume condor actions until `stop` is set."""
+        queue = await self.bus.condor_queue()
+        try:
+            while not stop.is_set():
+                for delivery in await queue.fetch(batch=10, timeout=1.0):
+                    await self.act(delivery)
+        finally:
+            await queue.close()

@@ -11,7 +11,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from services.poller.condor import SourceUnavailable, query_schedds
+from services.poller.condor import BindingsSource
+from services.poller.source import SourceUnavailable
 
 
 @pytest.fixture
@@ -43,8 +44,14 @@ def isolated_condor_config(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 async def test_no_local_schedd_is_reported_not_raised() -> None:
-    with pytest.raises(SourceUnavailable, match=r"schedd query failed: .*local daemon"):
-        await query_schedds((), timeout_s=30)
+    source = BindingsSource((), timeout_s=30)
+    assert source.describe() == "schedd:local"
+    with pytest.raises(SourceUnavailable, match=r"jobs query failed: .*local daemon"):
+        await source.jobs()
+    with pytest.raises(SourceUnavailable, match=r"startds query failed: .*collector"):
+        await source.startds()
+    with pytest.raises(SourceUnavailable, match=r"retire query failed: .*collector"):
+        await source.retire("cs-x-0")
 
 
 async def test_a_hung_collector_times_out_and_the_loop_keeps_running(
@@ -61,8 +68,8 @@ async def test_a_hung_collector_times_out_and_the_loop_keeps_running(
 
     ticker = asyncio.create_task(tick())
     started = time.monotonic()
-    with pytest.raises(SourceUnavailable, match="did not answer within 3s"):
-        await query_schedds(("schedd.example.org",), timeout_s=3)
+    with pytest.raises(SourceUnavailable, match="jobs query did not answer within 3s"):
+        await BindingsSource(("schedd.example.org",), timeout_s=3).jobs()
     elapsed = time.monotonic() - started
     ticker.cancel()
     assert elapsed < 6, elapsed  # the bindings alone would block for 60 s
