@@ -40,7 +40,7 @@ def _url(nats: str | None) -> str:
 
 
 def _fail(message: str) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}", highlight=False)
+    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
     return typer.Exit(1)
 
 
@@ -157,6 +157,30 @@ def trace(
 
     with contextlib.suppress(KeyboardInterrupt):
         _with_bus(nats, work)
+
+
+@app.command("plan")
+def plan_cmd(
+    from_queue: Annotated[Path, typer.Option(
+        "--from-queue", help="condor_q -long or -json dump to plan for.")],
+    from_pool: Annotated[Path | None, typer.Option(
+        "--from-pool", help="condor_status -long dump of the pool.")] = None,
+    config: Annotated[Path | None, typer.Option(
+        help="Site config with the clouds [default: $CS_CONFIG].")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """What the planner would do for a queue dump, touching no cloud and no bus."""
+    from services.admin.offline import plan_offline
+
+    try:
+        site = siteconfig.load(siteconfig.config_path(str(config) if config else None))
+        doc = plan_offline(site, from_queue, from_pool)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    if as_json:
+        _print_json(doc)
+    else:
+        out.print(views.plan_tables(doc))
 
 
 @app.command()

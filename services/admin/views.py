@@ -88,6 +88,40 @@ def status_tables(status: StatusReply, now: float | None = None) -> Group:
     return Group(*parts)
 
 
+def plan_tables(doc: dict[str, Any]) -> Group:
+    """`cs plan`: demand classes, rejected jobs, intents and the planner's reasons."""
+    demand = Table(title="Demand", title_justify="left")
+    for col in ("class", "VM type", "cores", "MB", "idle", "running", "users"):
+        demand.add_column(col)
+    for c in doc["demand"]:
+        demand.add_row(c["class"], c["vm_type"], str(c["cores"]), str(c["memory_mb"]),
+                       str(c["idle"]), str(c["running"]),
+                       ", ".join(f"{u} {n}" for u, n in sorted(c["users"].items())))
+    parts: list[Table | Text] = [demand]
+    if doc["rejected"]:
+        rejected = Table(title=f"Rejected jobs ({len(doc['rejected'])})", title_justify="left")
+        rejected.add_column("job")
+        rejected.add_column("reason")
+        for r in doc["rejected"]:
+            rejected.add_row(r["job"], r["reason"])
+        parts.append(rejected)
+    if doc["pool"] or doc["pool_problems"]:
+        parts.append(Text(f"Pool: {len(doc['pool'])} slot(s) of ours"
+                          + "".join(f"\n  problem: {p}" for p in doc["pool_problems"])))
+    intents = Table(title=f"Intents ({len(doc['intents'])})", title_justify="left")
+    for col in ("action", "cloud", "VM"):
+        intents.add_column(col)
+    for i in doc["intents"]:
+        intents.add_row(i["action"], i["cloud"], i["vm_id"])
+    reasons = Table(title="Reasons", title_justify="left")
+    for col in ("decision", "cloud", "class", "count", "reason"):
+        reasons.add_column(col)
+    for d in doc["decisions"]:
+        reasons.add_row(d["kind"], d["cloud"] or "-", d["class_key"] or "-", str(d["count"]),
+                        d["reason"])
+    return Group(*parts, intents, reasons)
+
+
 def instances_table(listing: InstanceList) -> Table:
     """`cs cloud show`: what the cloud itself holds."""
     table = Table(title=f"Instances on {listing.cloud} ({len(listing.instances)})",

@@ -1,0 +1,48 @@
+"""`cs plan`: what the planner would decide for a queue dump, touching no cloud and no bus.
+
+This module composes the poller's and the planner's pure cores offline; it is the one place
+where the admin package imports other services (allowed by the import contract for it only).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from bus.siteconfig import SiteConfig
+from services.planner.core import plan
+from services.poller.condor import read_dump
+from services.poller.demand import build_demand
+from services.poller.pool import build_pool
+
+
+def plan_offline(site: SiteConfig, queue: Path, pool_file: Path | None,
+                 now: float | None = None) -> dict[str, Any]:
+    """The `cs plan --json` document: demand per class, rejected jobs, pool, intents, reasons.
+
+    Clouds come from the site config with their configured enabled flags; no VM exists yet.
+    """
+    now = time.time() if now is None else now
+    demand = build_demand(read_dump(queue), f"replay:{queue.name}", now)
+    pool_doc: list[dict[str, Any]] = []
+    problems: list[str] = []
+    if pool_file is not None:
+        snap, problems = build_pool(read_dump(pool_file), f"replay:{pool_file.name}", now)
+        pool_doc = [s.model_dump(mode="json") for s in snap.startds]
+    result = plan(site.site, demand, site.clouds, [], now)
+    intents = [{"action": "boot", "cloud": b.cloud, "vm_id": b.vm_id, "class": b.class_key,
+                "spec": b.spec.model_dump(mode="json")} for b in result.boots]
+    intents += [{"action": "kill", "cloud": k.cloud, "vm_id": k.vm_id, "reason": k.reason}
+                for k in result.kills]
+    return {
+        "demand": [{"class": c.key, "vm_type": c.vm_type, "idle": c.idle, "running": c.running,
+                    "users": c.users, "cores": c.cores, "memory_mb": c.memory_mb,
+                    "disk_gb": c.disk_gb, "target_clouds": list(c.target_clouds)}
+                   for c in demand.classes],
+        "rejected": [{"job": r.job, "reason": r.reason} for r in demand.rejected],
+        "pool": pool_doc,
+        "pool_problems": problems,
+        "intents": intents,
+        "decisions": [d.model_dump(mode="json") for d in result.decisions],
+    }

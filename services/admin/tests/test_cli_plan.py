@@ -1,0 +1,52 @@
+"""`cs plan`: the planner's decision for a queue dump, offline, through the real CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from services.admin.cli import app
+
+ROOT = Path(__file__).resolve().parents[3]
+DEMO = ["--config", str(ROOT / "examples" / "demo.toml")]
+
+
+def test_plan_json_shows_demand_rejected_and_intents() -> None:
+    result = CliRunner().invoke(app, [
+        "plan", "--from-queue", str(ROOT / "examples" / "demo-queue.txt"),
+        "--from-pool", str(ROOT / "tests" / "data" / "pool.txt"), "--json", *DEMO])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert {(c["vm_type"], c["idle"], c["running"]) for c in doc["demand"]} == {
+        ("cloudscheduler-worker", 6, 0), ("big-worker", 2, 0)}
+    assert {"alice": 4, "bob": 2} in [c["users"] for c in doc["demand"]]
+    assert doc["rejected"] == [{"job": "104.0",
+                                "reason": "VMMem: expected an integer, got 'lots'"}]
+    assert len(doc["pool"]) == 3 and len(doc["pool_problems"]) == 1
+    # boots_per_cycle = 5 on the only enabled cloud: 5 intents now, the rest held with reasons
+    assert [i["action"] for i in doc["intents"]] == ["boot"] * 5
+    assert all(i["cloud"] == "container-cloud" for i in doc["intents"])
+    holds = [d for d in doc["decisions"] if d["kind"] == "hold"]
+    assert any("cc-west: cloud disabled" in d["reason"] for d in holds)
+
+
+def test_plan_tables_render() -> None:
+    result = CliRunner().invoke(app, [
+        "plan", "--from-queue", str(ROOT / "examples" / "demo-queue.txt"), *DEMO])
+    assert result.exit_code == 0, result.output
+    for part in ("Demand", "Rejected jobs (1)", "Intents (5)", "Reasons"):
+        assert part in result.stdout
+
+
+def test_plan_with_a_missing_or_broken_queue_is_one_line(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, [
+        "plan", "--from-queue", str(tmp_path / "nope.txt"), *DEMO])
+    assert result.exit_code == 1
+    assert "nope.txt: cannot read queue dump" in result.output
+    broken = tmp_path / "q.txt"
+    broken.write_text("ClusterId = 1\nOwner = = \"x\"\n")
+    result = CliRunner().invoke(app, ["plan", "--from-queue", str(broken), *DEMO])
+    assert result.exit_code == 1
+    assert "q.txt: line 2: not valid condor_q -long output" in result.output
