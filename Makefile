@@ -4,7 +4,7 @@ STAMP := $(VENV)/.bootstrapped
 CONFIG ?= examples/demo.toml
 STATE ?= state
 
-.PHONY: run test lint unit clean
+.PHONY: run test lint unit bench clean
 
 $(STAMP): pyproject.toml scripts/bootstrap.sh
 	VENV=$(VENV) ./scripts/bootstrap.sh
@@ -29,3 +29,7 @@ unit: $(STAMP)
 
 clean:
 	rm -rf $(VENV) $(STATE) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+
+## bench: benchmarks that print figures (`name=value` lines)
+bench: $(STAMP)
+	$(VENV)/bin/python bench/poller_bench.py
