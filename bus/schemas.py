@@ -55,6 +55,10 @@ class DemandClass(Message):
     """Clouds the jobs may use; empty means any."""
     keep_alive_min: int = 0
     high_priority: bool = False
+    network: str = ""
+    """VMNetwork: network name or id the VM must be on; "" means the cloud's default."""
+    max_price: float = 0.0
+    """VMMaximumPrice: most the job pays per VM-hour on a priced cloud; 0 means no limit."""
     idle: int = 0
     running: int = 0
     users: dict[str, int] = Field(default_factory=dict)

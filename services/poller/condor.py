@@ -42,11 +42,24 @@ def ad_to_job(ad: classad2.ClassAd) -> JobAd:
     return out
 
 
-def _json_value(value: object) -> object:
-    if (isinstance(value, str) and value.startswith(_JSON_EXPR_PREFIX)
-            and value.endswith(_JSON_EXPR_SUFFIX)):
-        return value[len(_JSON_EXPR_PREFIX):-len(_JSON_EXPR_SUFFIX)]
-    return value
+def _json_ad(row: dict[str, object], origin: str, index: int) -> classad2.ClassAd:
+    """A ClassAd from one condor_q -json object, expressions (`/Expr(...)/`) included, so
+    they evaluate exactly as in a -long dump."""
+    ad = classad2.ClassAd()
+    for key, value in row.items():
+        if (isinstance(value, str) and value.startswith(_JSON_EXPR_PREFIX)
+                and value.endswith(_JSON_EXPR_SUFFIX)):
+            text = value[len(_JSON_EXPR_PREFIX):-len(_JSON_EXPR_SUFFIX)]
+            try:
+                ad[key] = classad2.ExprTree(text)
+            except (classad2.ClassAdException, ValueError):
+                raise ConfigError(f"{origin}: ad #{index + 1}: {key}: not a ClassAd "
+                                  f"expression: {text!r}") from None
+        elif isinstance(value, bool | int | float | str) or value is None:
+            ad[key] = value
+        else:
+            ad[key] = json.dumps(value)  # lists and nested ads: kept as text, never used
+    return ad
 
 
 def parse_dump(text: str, origin: str) -> list[JobAd]:
@@ -60,7 +73,7 @@ def parse_dump(text: str, origin: str) -> list[JobAd]:
         if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
             raise ConfigError(
                 f"{origin}: not valid condor_q -json output: expected a list of objects")
-        return [{k: _json_value(v) for k, v in row.items()} for row in rows]
+        return [ad_to_job(_json_ad(row, origin, i)) for i, row in enumerate(rows)]
     return [ad_to_job(ad) for ad in _parse_long(text, origin)]
 
 

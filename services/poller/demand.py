@@ -53,11 +53,14 @@ class JobNeed:
     target_clouds: tuple[str, ...]
     keep_alive_min: int
     high_priority: bool
+    network: str = ""
+    max_price: float = 0.0
 
     def class_fields(self) -> tuple[object, ...]:
         """What makes two jobs want the same VM."""
         return (self.vm_type, self.image, self.flavor, self.cores, self.memory_mb,
-                self.disk_gb, self.target_clouds, self.keep_alive_min, self.high_priority)
+                self.disk_gb, self.target_clouds, self.keep_alive_min, self.high_priority,
+                self.network, self.max_price)
 
 
 def job_id(ad: JobAd) -> str:
@@ -126,16 +129,58 @@ def _vm_type(ad: JobAd) -> str:
     return value
 
 
-def _bool(attr: str, value: object) -> bool:
+def _flag(attr: str, value: object) -> bool:
+    """v1's int() flags: any integer, non-zero meaning yes; true/false accepted too."""
     if value is None:
         return False
     if isinstance(value, bool):
         return value
-    if isinstance(value, int) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, str) and value.lower() in ("true", "false", "0", "1"):
-        return value.lower() in ("true", "1")
-    raise BadAttribute(f"{attr}: expected true/false or 0/1, got {value!r}")
+    if isinstance(value, int):
+        return value != 0
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in ("true", "false"):
+            return text == "true"
+        if text.lstrip("-").isdigit():
+            return int(text) != 0
+    raise BadAttribute(f"{attr}: expected an integer (0 = no) or true/false, got {value!r}")
+
+
+def _price(value: object) -> float:
+    if value is None:
+        return 0.0
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise BadAttribute(f"VMMaximumPrice: expected a number, got {value!r}") from None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise BadAttribute(f"VMMaximumPrice: expected a number of at least 0, got {value!r}")
+    return float(value)
+
+
+def _network(value: object) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise BadAttribute(f"VMNetwork: expected a network name or id, got {value!r}")
+    return value.strip()
+
+
+_FROM_REQUIREMENTS = {
+    attr: re.compile(rf"\b(?:TARGET\.)?{attr}\s*>=?\s*(\d+)\b", re.IGNORECASE)
+    for attr in ("Cpus", "Memory", "Disk")
+}
+
+
+def _from_requirements(ad: JobAd, attr: str) -> int | None:
+    """v1's vm_reqs_from_condor_reqs: a literal `Memory >= 2048` in Requirements."""
+    req = ad.get("Requirements")
+    if isinstance(req, str):
+        match = _FROM_REQUIREMENTS[attr].search(req)
+        if match:
+            return int(match.group(1))
+    return None
 
 
 def parse_job(ad: JobAd) -> JobNeed:
@@ -145,14 +190,18 @@ def parse_job(ad: JobAd) -> JobNeed:
     if not isinstance(owner, str) or not owner:
         raise BadAttribute(f"Owner: expected a user name, got {owner!r}")
     cores_attr = _first(ad, "VMCPUCores", "RequestCpus")
-    cores = _int(*cores_attr, minimum=1) if cores_attr else 1
+    cores = _int(*cores_attr, minimum=1) if cores_attr else (
+        _from_requirements(ad, "Cpus") or 1)
     mem_attr = _first(ad, "VMMem", "RequestMemory")
-    memory = _int(*mem_attr, minimum=1) if mem_attr else 512
+    memory = _int(*mem_attr, minimum=1) if mem_attr else (
+        _from_requirements(ad, "Memory") or 512)
     disk_gb = 0
     if ad.get("VMStorage") is not None:
         disk_gb = _int("VMStorage", ad["VMStorage"])
     elif ad.get("RequestDisk") is not None:
         disk_gb = math.ceil(_int("RequestDisk", ad["RequestDisk"]) / (1024 * 1024))
+    elif (disk_kb := _from_requirements(ad, "Disk")) is not None:
+        disk_gb = max(1, math.ceil(disk_kb / (1024 * 1024)))
     targets_raw = ad.get("TargetClouds")
     if targets_raw is not None and not isinstance(targets_raw, str):
         raise BadAttribute(f"TargetClouds: expected 'cloud,cloud', got {targets_raw!r}")
@@ -170,7 +219,9 @@ def parse_job(ad: JobAd) -> JobNeed:
         disk_gb=disk_gb,
         target_clouds=targets,
         keep_alive_min=_int("VMKeepAlive", keep_alive) if keep_alive is not None else 0,
-        high_priority=_bool("VMHighPriority", ad.get("VMHighPriority")),
+        high_priority=_flag("VMHighPriority", ad.get("VMHighPriority")),
+        network=_network(ad.get("VMNetwork")),
+        max_price=_price(ad.get("VMMaximumPrice")),
     )
 
 
@@ -212,7 +263,8 @@ def build_demand(
                 key=key, vm_type=n.vm_type, image=dict(n.image), flavor=dict(n.flavor),
                 cores=n.cores, memory_mb=n.memory_mb, disk_gb=n.disk_gb,
                 target_clouds=n.target_clouds, keep_alive_min=n.keep_alive_min,
-                high_priority=n.high_priority, idle=idle, running=running, users=users,
+                high_priority=n.high_priority, network=n.network, max_price=n.max_price,
+                idle=idle, running=running, users=users,
             )
             for key, (n, idle, running, users) in sorted(classes.items())
         ),

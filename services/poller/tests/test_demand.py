@@ -59,6 +59,25 @@ def test_request_attributes_are_the_fallback() -> None:
     assert (need.cores, need.memory_mb, need.disk_gb) == (1, 512, 0)
 
 
+def test_v1_flags_network_and_price() -> None:
+    [ad] = parse_dump(long_ad(VMHighPriority="2", VMNetwork='" private-net "',
+                              VMMaximumPrice='"0.25"'), "t")
+    need = parse_job(ad)
+    assert (need.high_priority, need.network, need.max_price) == (True, "private-net", 0.25)
+    [ad] = parse_dump(long_ad(VMHighPriority="0"), "t")
+    assert parse_job(ad).high_priority is False
+
+
+def test_v1_resources_from_requirements_when_nothing_else_says() -> None:
+    req = ('(VMType =?= "worker") && (TARGET.Memory >= 3000) && (Cpus >= 2) && '
+           "(Disk >= 5000000)")
+    [ad] = parse_dump(long_ad(Requirements=req), "t")
+    need = parse_job(ad)
+    assert (need.cores, need.memory_mb, need.disk_gb) == (2, 3000, 5)
+    [ad] = parse_dump(long_ad(Requirements=req, RequestMemory="1000"), "t")
+    assert parse_job(ad).memory_mb == 1000  # RequestMemory comes first
+
+
 def test_expressions_in_request_attributes_are_evaluated() -> None:
     [ad] = parse_dump(long_ad(RequestMemory="1024 * 2"), "t")
     assert parse_job(ad).memory_mb == 2048
@@ -73,7 +92,10 @@ def test_expressions_in_request_attributes_are_evaluated() -> None:
         ({"VMAMI": '"c1:a,c1:b"'}, "VMAMI: cloud 'c1' given twice"),
         ({"VMInstanceType": "5"}, "VMInstanceType: expected a string"),
         ({"VMKeepAlive": '"soon"'}, "VMKeepAlive: expected an integer"),
-        ({"VMHighPriority": "7"}, "VMHighPriority: expected true/false or 0/1"),
+        ({"VMHighPriority": '"urgent"'}, "VMHighPriority: expected an integer"),
+        ({"VMMaximumPrice": '"cheap"'}, "VMMaximumPrice: expected a number"),
+        ({"VMMaximumPrice": "-1"}, "VMMaximumPrice: expected a number of at least 0"),
+        ({"VMNetwork": "12"}, "VMNetwork: expected a network name or id"),
         ({"TargetClouds": "3"}, "TargetClouds: expected 'cloud,cloud'"),
         ({"Owner": ""}, "Owner: expected a user name"),
     ],
@@ -107,6 +129,16 @@ def test_condor_q_json_dump() -> None:
              "VMMem": 4096, "TargetClouds": "c1,c2"} for p in range(3)]
     [c] = build_demand(parse_dump(json.dumps(rows), "t"), "t", 0.0).classes
     assert (c.vm_type, c.idle, c.memory_mb, c.target_clouds) == ("worker", 3, 4096, ("c1", "c2"))
+
+
+def test_condor_q_json_expressions_evaluate_like_the_long_format() -> None:
+    row = {"ClusterId": 9, "ProcId": 0, "Owner": "bob", "JobStatus": 1,
+           "RequestMemory": "/Expr(ifthenelse(MemoryUsage =!= undefined, MemoryUsage, 2048))/",
+           "RequestCpus": "/Expr(1 + 1)/", "Requirements": "/Expr(VMType =?= \"w\")/",
+           "Environment": {"nested": True}}
+    [ad] = parse_dump(json.dumps([row]), "t")
+    need = parse_job(ad)
+    assert (need.memory_mb, need.cores, need.vm_type) == (2048, 2, "w")
 
 
 @pytest.mark.parametrize(
