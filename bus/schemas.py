@@ -274,6 +274,7 @@ class StatusReply(Message):
     clouds: tuple[CloudStatus, ...] = ()
     vms: tuple[VmRecord, ...] = ()
     demand: DemandSnapshot | None = None
+    pool: PoolSnapshot | None = None
     plan: PlanReport | None = None
 
 

@@ -36,7 +36,7 @@ CLASS = DemandClass(
 )
 REJECTED = RejectedJob(job="12.0", reason="VMMem: expected an integer, got 'x'")
 DEMAND = DemandSnapshot(source="replay:q", taken_at=1.5, classes=(CLASS,), rejected=(REJECTED,))
-STARTD = Startd(vm_id="vm-1", name="slot1@vm-1", state="Unclaimed", activity="Idle",
+STARTD = Startd(vm_id="cs-s-c1-abc123-0", name="slot1@vm-1", state="Unclaimed", activity="Idle",
                 entered_state_at=10.0)
 POOL = PoolSnapshot(source="collector", taken_at=2.0, startds=(STARTD,))
 CLOUD = CloudRecord(name="c1", provider="libvirt", enabled=True, max_vms=10, uri="test:///default")
@@ -55,7 +55,7 @@ LETTER = DeadLetter(subject="cs.intent.c1", error="bad", service="x", headers={"
                     data=b"\x00\xff")
 CLOUD_STATUS = CloudStatus(name="c1", provider="libvirt", enabled=True, max_vms=10,
                            vms_by_state={"running": 1})
-STATUS = StatusReply(clouds=(CLOUD_STATUS,), vms=(VM,), demand=DEMAND, plan=REPORT)
+STATUS = StatusReply(clouds=(CLOUD_STATUS,), vms=(VM,), demand=DEMAND, pool=POOL, plan=REPORT)
 
 ACTION = CondorAction(action_id="retire-x", vm_id=VM.vm_id, action="retire", requested_at=7.0,
                       reason="idle past keep-alive")

@@ -24,6 +24,7 @@ from bus.schemas import (
     DemandSnapshot,
     Message,
     PlanReport,
+    PoolSnapshot,
     StatusReply,
     StatusRequest,
     VmRecord,
@@ -81,6 +82,7 @@ class AdminService:
         for vm in vms:
             by_cloud.setdefault(vm.cloud, Counter())[vm.state] += 1
         demand = await self.bus.last(subjects.demand(), DemandSnapshot)
+        pool = await self.bus.last(subjects.pool(), PoolSnapshot)
         plan = await self.bus.last(subjects.plan_report(), PlanReport)
         return StatusReply(
             clouds=tuple(
@@ -90,6 +92,7 @@ class AdminService:
             ),
             vms=tuple(vms),
             demand=demand.value if demand else None,
+            pool=pool.value if pool else None,
             plan=plan.value if plan else None,
         )
 

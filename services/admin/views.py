@@ -16,12 +16,24 @@ from bus.errors import DecodeError
 from bus.schemas import InstanceList, StatusReply
 
 
+def startd_states(status: StatusReply) -> dict[str, str]:
+    """Per VM id, its slots' states as HTCondor shows them (`Claimed/Busy, Unclaimed/Idle`)."""
+    out: dict[str, list[str]] = {}
+    for slot in status.pool.startds if status.pool else ():
+        out.setdefault(slot.vm_id, []).append(f"{slot.state}/{slot.activity}")
+    return {vm_id: ", ".join(sorted(states)) for vm_id, states in out.items()}
+
+
 def status_json(status: StatusReply) -> dict[str, Any]:
-    """`cs status --json`: clouds, vms (each with name, cloud, state), demand, plan."""
+    """`cs status --json`: clouds, vms (each with name, cloud, state, startd), demand, pool,
+    plan."""
+    startds = startd_states(status)
     return {
         "clouds": [c.model_dump(mode="json") for c in status.clouds],
-        "vms": [{"name": vm.vm_id, **vm.model_dump(mode="json")} for vm in status.vms],
+        "vms": [{"name": vm.vm_id, "startd": startds.get(vm.vm_id, ""),
+                 **vm.model_dump(mode="json")} for vm in status.vms],
         "demand": status.demand.model_dump(mode="json") if status.demand else None,
+        "pool": status.pool.model_dump(mode="json") if status.pool else None,
         "plan": status.plan.model_dump(mode="json") if status.plan else None,
     }
 
@@ -47,11 +59,12 @@ def status_tables(status: StatusReply, now: float | None = None) -> Group:
                        str(c.max_vms), states)
     vms = Table(title=f"VMs ({len(status.vms)})", title_justify="left")
     vms.add_column("name", no_wrap=True)
-    for col in ("cloud", "type", "state", "age", "reason"):
+    for col in ("cloud", "type", "state", "age", "startd", "reason"):
         vms.add_column(col)
+    startds = startd_states(status)
     for vm in status.vms:
         vms.add_row(vm.vm_id, vm.cloud, vm.spec.vm_type, vm.state, _age(vm.created_at, now),
-                    vm.reason)
+                    startds.get(vm.vm_id, "-"), vm.reason)
     parts: list[Table | Text] = [clouds, vms]
     demand = status.demand
     if demand is None:

@@ -15,9 +15,10 @@ from services.admin import views
 
 def test_status_json_has_the_documented_shape() -> None:
     doc = views.status_json(STATUS)
-    assert set(doc) == {"clouds", "vms", "demand", "plan"}
+    assert set(doc) == {"clouds", "vms", "demand", "pool", "plan"}
     [vm] = doc["vms"]
     assert (vm["name"], vm["cloud"], vm["state"]) == (VM.vm_id, VM.cloud, VM.state)
+    assert vm["startd"] == "Unclaimed/Idle"
     assert doc["demand"]["classes"][0]["idle"] == 5
     json.dumps(doc)  # serialisable as it stands
 
@@ -26,8 +27,8 @@ def test_status_tables_render_every_section() -> None:
     console = Console(width=200, record=True)
     console.print(views.status_tables(STATUS, now=10.0))
     text = console.export_text()
-    for part in ("Clouds", "VMs (1)", VM.vm_id, "Demand from replay:q", "Rejected jobs (1)",
-                 "VMMem: expected an integer", "Planner (p1"):
+    for part in ("Clouds", "VMs (1)", VM.vm_id, "Unclaimed/Idle", "Demand from replay:q",
+                 "Rejected jobs (1)", "VMMem: expected an integer", "Planner (p1"):
         assert part in text
 
 
