@@ -153,7 +153,7 @@ class CloudWorker:
             return "stale intent: the registry no longer asks for this boot"
         booked = await self._set_state(entry, key, "booting", "", trace)
         if booked is None or booked.value.state != "booting":
-            return "not booted: a kill was decided meanwhile"
+            return "not booted: a retire or kill was decided meanwhile"
         entry = booked
         try:
             instance = await self.driver.create(entry.value)
@@ -186,8 +186,8 @@ class CloudWorker:
     ) -> Versioned[VmRecord] | None:
         """Compare-and-set the record's state, re-reading on conflict; None if it vanished."""
         for _ in range(5):
-            if entry.value.state == "deleting" and state != "deleting":
-                return entry  # a kill was decided meanwhile: it wins
+            if entry.value.state in ("retiring", "deleting") and state != "deleting":
+                return entry  # a retire or kill was decided meanwhile: it wins
             updated = entry.value.model_copy(
                 update={"state": state, "reason": reason, "updated_at": time.time()})
             revision = await self.vms.update(key, updated, entry.revision)

@@ -159,6 +159,8 @@ class VmSpec(Message):
     cores: int = 1
     memory_mb: int = 512
     disk_gb: int = 0
+    keep_alive_min: int = 0
+    """Minutes an idle VM of this kind is kept before it is retired (the jobs' VMKeepAlive)."""
 
 
 class VmRecord(Message):
@@ -173,6 +175,8 @@ class VmRecord(Message):
     reason: str = ""
     created_at: float
     updated_at: float
+    registered_at: float = 0.0
+    """When its startd was first seen in the pool; 0 while it never was."""
     trace: str = ""
 
 
@@ -204,7 +208,7 @@ class VmEvent(Message):
 class PlanDecision(Message):
     """One decision or non-decision of the planner, with its reason."""
 
-    kind: Literal["boot", "kill", "hold"]
+    kind: Literal["boot", "retire", "kill", "hold"]
     cloud: str = ""
     class_key: str = ""
     count: int = 0

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bus.schemas import PoolSnapshot
 from bus.siteconfig import SiteConfig
 from services.planner.core import plan
 from services.poller.condor import read_dump
@@ -25,12 +26,11 @@ def plan_offline(site: SiteConfig, queue: Path, pool_file: Path | None,
     """
     now = time.time() if now is None else now
     demand = build_demand(read_dump(queue), f"replay:{queue.name}", now)
-    pool_doc: list[dict[str, Any]] = []
+    pool: PoolSnapshot | None = None
     problems: list[str] = []
     if pool_file is not None:
-        snap, problems = build_pool(read_dump(pool_file), f"replay:{pool_file.name}", now)
-        pool_doc = [s.model_dump(mode="json") for s in snap.startds]
-    result = plan(site.site, demand, site.clouds, [], now)
+        pool, problems = build_pool(read_dump(pool_file), f"replay:{pool_file.name}", now)
+    result = plan(site.site, demand, site.clouds, [], now, pool=pool)
     intents = [{"action": "boot", "cloud": b.cloud, "vm_id": b.vm_id, "class": b.class_key,
                 "spec": b.spec.model_dump(mode="json")} for b in result.boots]
     intents += [{"action": "kill", "cloud": k.cloud, "vm_id": k.vm_id, "reason": k.reason}
@@ -41,7 +41,7 @@ def plan_offline(site: SiteConfig, queue: Path, pool_file: Path | None,
                     "disk_gb": c.disk_gb, "target_clouds": list(c.target_clouds)}
                    for c in demand.classes],
         "rejected": [{"job": r.job, "reason": r.reason} for r in demand.rejected],
-        "pool": pool_doc,
+        "pool": [s.model_dump(mode="json") for s in pool.startds] if pool else [],
         "pool_problems": problems,
         "intents": intents,
         "decisions": [d.model_dump(mode="json") for d in result.decisions],

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 from bus.schemas import (
     ALIVE_STATES,
@@ -18,67 +17,17 @@ from bus.schemas import (
     DemandClass,
     DemandSnapshot,
     PlanDecision,
+    PoolSnapshot,
     VmRecord,
     VmSpec,
 )
-
-
-@dataclass(frozen=True)
-class Policy:
-    """Knobs of the decision core (times in seconds)."""
-
-    resend_after_s: float = 30.0
-    """A VM still `requested` (or `deleting`) this long gets its intent sent again."""
-    error_kill_after_s: float = 60.0
-    """A VM in `error` this long is killed, which frees its slot for a new try."""
-
-
-@dataclass(frozen=True)
-class Boot:
-    """Book a new VM in the registry, then send its boot intent."""
-
-    cloud: str
-    vm_id: str
-    intent_id: str
-    class_key: str
-    spec: VmSpec
-
-
-@dataclass(frozen=True)
-class Kill:
-    """Mark a VM `deleting`, then send its kill intent."""
-
-    cloud: str
-    vm_id: str
-    intent_id: str
-    reason: str
-
-
-@dataclass(frozen=True)
-class Resend:
-    """Send an existing VM's intent again (the first send may have been lost)."""
-
-    vm: VmRecord
-
-
-@dataclass(frozen=True)
-class Plan:
-    """What one cycle decided, and why (including what it decided not to do)."""
-
-    boots: tuple[Boot, ...] = ()
-    kills: tuple[Kill, ...] = ()
-    resends: tuple[Resend, ...] = ()
-    decisions: tuple[PlanDecision, ...] = field(default=())
+from services.planner.decisions import DEFAULT_POLICY, Boot, Plan, Policy, Resend, intent_id
+from services.planner.retire import Lifecycle, lifecycle, surplus
 
 
 def vm_name(site: str, cloud: str, class_key: str, seq: int) -> str:
     """The VM's name on the cloud, which maps back to the registry without guessing."""
     return f"cs-{site}-{cloud}-{class_key[:6]}-{seq}"
-
-
-def intent_id(vm_id: str, action: str, now: float) -> str:
-    """A unique id for one intent about `vm_id`."""
-    return f"{action}-{vm_id}-{int(now * 1000):x}"
 
 
 def resolve(mapping: dict[str, str], cloud: str) -> str | None:
@@ -124,36 +73,45 @@ def plan(
     clouds: Sequence[CloudRecord],
     vms: Sequence[VmRecord],
     now: float,
-    policy: Policy = Policy(),
+    policy: Policy = DEFAULT_POLICY,
+    pool: PoolSnapshot | None = None,
 ) -> Plan:
-    """Decide boots, kills and resends for one cycle."""
-    decisions: list[PlanDecision] = []
-    boots: list[Boot] = []
-    kills: list[Kill] = []
+    """Decide boots, retirements, kills, registrations and resends for one cycle."""
+    out = Lifecycle()
     resends: list[Resend] = []
-
     for vm in vms:
         age = now - vm.updated_at
-        if vm.state in ("requested", "deleting") and age >= policy.resend_after_s:
+        if vm.state in ("requested", "retiring", "deleting") and age >= policy.resend_after_s:
             resends.append(Resend(vm))
         elif vm.state == "error" and age >= policy.error_kill_after_s:
-            reason = f"in error for {age:.0f}s: {vm.reason or 'no reason given'}"
-            kills.append(Kill(vm.cloud, vm.vm_id, intent_id(vm.vm_id, "kill", now), reason))
-            decisions.append(PlanDecision(
-                kind="kill", cloud=vm.cloud, class_key=vm.class_key, count=1,
-                reason=f"{vm.vm_id} {reason}"))
-
+            out.kill(vm, f"in error for {age:.0f}s: {vm.reason or 'no reason given'}", now)
+    lifecycle(vms, pool, now, policy, out)
+    boots: list[Boot] = []
     if demand is None:
-        decisions.append(PlanDecision(
+        out.decisions.append(PlanDecision(
             kind="hold", reason="no demand snapshot yet; is cs-poller running?"))
-        return Plan(tuple(boots), tuple(kills), tuple(resends), tuple(decisions))
-    if demand.stale:
-        decisions.append(PlanDecision(
-            kind="hold", reason=f"demand is stale ({demand.stale_reason}); no VM is retired"))
+    else:
+        if demand.stale:
+            out.decisions.append(PlanDecision(
+                kind="hold",
+                reason=f"demand is stale ({demand.stale_reason}); no VM is retired"))
+        else:
+            surplus(demand, vms, pool, now, policy, out)
+        boots = _boots(site, demand, clouds, vms, now, out.decisions)
+    return Plan(boots=tuple(boots), kills=tuple(out.kills), retires=tuple(out.retires),
+                registrations=tuple(out.registrations), resends=tuple(resends),
+                decisions=tuple(out.decisions))
 
+
+def _boots(
+    site: str, demand: DemandSnapshot, clouds: Sequence[CloudRecord],
+    vms: Sequence[VmRecord], now: float, decisions: list[PlanDecision],
+) -> list[Boot]:
+    """VMs to book for unmet demand, within every cloud's limits."""
+    boots: list[Boot] = []
     alive_by_class = Counter(vm.class_key for vm in vms if vm.state in ALIVE_STATES)
     # Every VM in the registry holds room on its cloud until it is gone, including VMs in
-    # error (they still use quota) and VMs being deleted.
+    # error (they still use quota) and VMs being retired or deleted.
     on_cloud = Counter(vm.cloud for vm in vms)
     errors = Counter((vm.cloud, vm.class_key) for vm in vms if vm.state == "error")
     taken: dict[tuple[str, str], set[int]] = {}
@@ -188,6 +146,7 @@ def plan(
                 vm_type=cls.vm_type, image=resolve(cls.image, cloud.name) or "",
                 flavor=resolve(cls.flavor, cloud.name) or "", cores=cls.cores,
                 memory_mb=cls.memory_mb, disk_gb=cls.disk_gb,
+                keep_alive_min=cls.keep_alive_min,
             )
             for seq in seqs:
                 vm_id = vm_name(site, cloud.name, cls.key, seq)
@@ -208,14 +167,4 @@ def plan(
                 kind="hold", class_key=cls.key, count=unmet,
                 reason=f"{unmet} VM(s) of {cls.vm_type} still wanted: "
                 + ("; ".join(refusals) if refusals else "no cloud configured")))
-
-    if not demand.stale:
-        wanted = {c.key for c in demand.classes}
-        for vm in vms:
-            if vm.state in ALIVE_STATES and vm.class_key not in wanted:
-                reason = "no idle or running job wants this VM's class any more"
-                kills.append(Kill(vm.cloud, vm.vm_id, intent_id(vm.vm_id, "kill", now), reason))
-                decisions.append(PlanDecision(
-                    kind="kill", cloud=vm.cloud, class_key=vm.class_key, count=1,
-                    reason=f"{vm.vm_id}: {reason}"))
-    return Plan(tuple(boots), tuple(kills), tuple(resends), tuple(decisions))
+    return boots

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bus.siteconfig import SiteConfig
-from services.planner.core import Policy
+from services.planner.decisions import Policy
 
 
 @dataclass(frozen=True)
@@ -19,13 +19,15 @@ class PlannerSettings:
     interval_s: float
     """Seconds between planning cycles (a new demand snapshot also wakes it). Default 2."""
     policy: Policy
-    """Knobs of the decision core (resend_after_s, error_kill_after_s)."""
+    """Knobs of the decision core (resend_after_s, error_kill_after_s, register_timeout_s,
+    max_retires_per_cycle); see `Policy`."""
 
     @classmethod
     def from_site(cls, site: SiteConfig) -> PlannerSettings:
         """Read and validate the `[planner]` table."""
         sec = site.section("planner")
-        sec.check_keys({"interval_s", "resend_after_s", "error_kill_after_s"})
+        sec.check_keys({"interval_s", "resend_after_s", "error_kill_after_s",
+                        "register_timeout_s", "max_retires_per_cycle"})
         return cls(
             nats_url=site.nats_url,
             site=site.site,
@@ -33,5 +35,7 @@ class PlannerSettings:
             policy=Policy(
                 resend_after_s=sec.number("resend_after_s", 30.0, minimum=1.0),
                 error_kill_after_s=sec.number("error_kill_after_s", 60.0, minimum=0.0),
+                register_timeout_s=sec.number("register_timeout_s", 900.0, minimum=0.0),
+                max_retires_per_cycle=sec.integer("max_retires_per_cycle", 10, minimum=1),
             ),
         )

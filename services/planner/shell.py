@@ -16,10 +16,12 @@ from bus import logs, subjects
 from bus.connection import Bus
 from bus.schemas import (
     CloudRecord,
+    CondorAction,
     DemandSnapshot,
     Intent,
     PlanDecision,
     PlanReport,
+    PoolSnapshot,
     VmRecord,
 )
 from services.planner.core import plan
@@ -42,11 +44,13 @@ class PlannerShell:
         """One level-triggered cycle over the whole desired and actual state."""
         now = time.time()
         demand = await self.bus.last(subjects.demand(), DemandSnapshot)
+        pool = await self.bus.last(subjects.pool(), PoolSnapshot)
         clouds = [v.value for v in (await self.clouds.items()).values()]
         vm_entries = await self.vms.items()
         result = plan(
             self.settings.site, demand.value if demand else None, clouds,
             [v.value for v in vm_entries.values()], now, self.settings.policy,
+            pool.value if pool else None,
         )
         trace = demand.trace if demand else ""
         decisions = list(result.decisions)
@@ -66,6 +70,24 @@ class PlannerShell:
             await self._send(Intent(
                 intent_id=boot.intent_id, action="boot", cloud=boot.cloud, vm_id=boot.vm_id,
                 spec=boot.spec, created_at=now), trace)
+        for reg in result.registrations:
+            key = subjects.vm_key(reg.vm.cloud, reg.vm.vm_id)
+            entry = vm_entries.get(key)
+            if entry is not None:
+                # A conflict means the record changed; the next cycle registers it again.
+                await self.vms.update(key, entry.value.model_copy(
+                    update={"registered_at": now}), entry.revision)
+        for retire in result.retires:
+            key = subjects.vm_key(retire.cloud, retire.vm_id)
+            entry = vm_entries.get(key)
+            if entry is None:
+                continue
+            marked = entry.value.model_copy(update={
+                "state": "retiring", "reason": retire.reason, "updated_at": now,
+                "intent_id": retire.action_id})
+            if await self.vms.update(key, marked, entry.revision) is None:
+                continue  # changed under us (a slot got claimed?); decide again next cycle
+            await self._ask_condor(marked, entry.value.trace)
         for kill in result.kills:
             key = subjects.vm_key(kill.cloud, kill.vm_id)
             entry = vm_entries.get(key)
@@ -81,6 +103,9 @@ class PlannerShell:
                 created_at=now, reason=kill.reason), entry.value.trace)
         for resend in result.resends:
             vm = resend.vm
+            if vm.state == "retiring":
+                await self._ask_condor(vm, vm.trace)
+                continue
             booting = vm.state == "requested"
             await self._send(Intent(
                 intent_id=vm.intent_id, action="boot" if booting else "kill", cloud=vm.cloud,
@@ -90,8 +115,15 @@ class PlannerShell:
         await self.bus.js_publish(subjects.plan_report(), report, trace=trace)
         log.info("%s", logs.fields(
             loop="plan", clouds=len(clouds), vms=len(vm_entries), booked=booked,
-            kills=len(result.kills), resends=len(result.resends),
+            retires=len(result.retires), kills=len(result.kills), resends=len(result.resends),
             holds=sum(d.kind == "hold" for d in decisions), trace=trace or "-"))
+
+    async def _ask_condor(self, vm: VmRecord, trace: str) -> None:
+        """Ask the poller to retire `vm`'s HTCondor daemons (idempotent, so resendable)."""
+        action = CondorAction(action_id=vm.intent_id, vm_id=vm.vm_id, action="retire",
+                              requested_at=vm.updated_at, reason=vm.reason)
+        await self.bus.js_publish(subjects.condor_action(), action, trace=trace,
+                                  msg_id=vm.intent_id)
 
     async def _send(self, intent: Intent, trace: str) -> None:
         await self.bus.js_publish(

@@ -9,7 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bus.schemas import CloudRecord, DemandClass, DemandSnapshot, VmRecord, VmSpec
-from services.planner.core import Policy, plan, resolve, vm_name
+from services.planner.core import plan, resolve, vm_name
+from services.planner.decisions import Policy
 
 NOW = 1_000_000.0
 

@@ -1,0 +1,91 @@
+"""What the planner's core decides: the policy knobs in, the decisions out (pure data)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from bus.schemas import PlanDecision, VmRecord, VmSpec
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Knobs of the decision core (times in seconds)."""
+
+    resend_after_s: float = 30.0
+    """A VM still `requested`, `retiring` or `deleting` this long gets its intent (or condor
+    action) sent again."""
+    error_kill_after_s: float = 60.0
+    """A VM in `error` this long is killed, which frees its slot for a new try."""
+    register_timeout_s: float = 900.0
+    """A running VM whose startd never joined the pool within this long is killed (v1's
+    condor_register_time_limit). 0 turns the check off (pools without startds, the demo)."""
+    max_retires_per_cycle: int = 10
+    """At most this many VMs are retired or killed for lack of demand per cycle, so a
+    flapping queue cannot thrash the clouds."""
+
+
+DEFAULT_POLICY = Policy()
+"""The defaults, frozen: safe to share."""
+
+
+@dataclass(frozen=True)
+class Boot:
+    """Book a new VM in the registry, then send its boot intent."""
+
+    cloud: str
+    vm_id: str
+    intent_id: str
+    class_key: str
+    spec: VmSpec
+
+
+@dataclass(frozen=True)
+class Kill:
+    """Mark a VM `deleting`, then send its kill intent."""
+
+    cloud: str
+    vm_id: str
+    intent_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Retire:
+    """Mark a VM `retiring`, then ask the poller to shut its HTCondor daemons down
+    peacefully; it is killed once its startd has left the pool."""
+
+    cloud: str
+    vm_id: str
+    action_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Register:
+    """Record that a VM's startd was seen in the pool (first time)."""
+
+    vm: VmRecord
+
+
+@dataclass(frozen=True)
+class Resend:
+    """Send an existing VM's intent or condor action again (the first may have been lost)."""
+
+    vm: VmRecord
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one cycle decided, and why (including what it decided not to do)."""
+
+    boots: tuple[Boot, ...] = ()
+    kills: tuple[Kill, ...] = ()
+    retires: tuple[Retire, ...] = ()
+    registrations: tuple[Register, ...] = ()
+    resends: tuple[Resend, ...] = ()
+    decisions: tuple[PlanDecision, ...] = field(default=())
+
+
+def intent_id(vm_id: str, action: str, now: float) -> str:
+    """A unique id for one intent (or condor action) about `vm_id`."""
+    return f"{action}-{vm_id}-{int(now * 1000):x}"

@@ -1,0 +1,161 @@
+"""Pure lifecycle and retirement rules: which VMs go, how, and why the others stay.
+
+Race-free by construction: a VM whose startd may hold a job is never killed outright. It is
+retired (its daemons told to shut down peacefully, so a running job finishes and no new one
+starts) and killed only once its startd has left the pool. Killed outright are only VMs that
+cannot hold a job: not booted yet, or never registered in the pool. A registered VM missing
+from the pool is "unknown" (a collector restart looks like that) and is left alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from bus.schemas import (
+    ALIVE_STATES,
+    DemandSnapshot,
+    PlanDecision,
+    PoolSnapshot,
+    Startd,
+    VmRecord,
+)
+from services.planner.decisions import Kill, Policy, Register, Retire, intent_id
+
+
+@dataclass
+class Lifecycle:
+    """The outcome of the rules below for one cycle."""
+
+    kills: list[Kill] = field(default_factory=list)
+    retires: list[Retire] = field(default_factory=list)
+    registrations: list[Register] = field(default_factory=list)
+    decisions: list[PlanDecision] = field(default_factory=list)
+
+    def kill(self, vm: VmRecord, reason: str, now: float) -> None:
+        """Kill `vm` with `reason`."""
+        self.kills.append(Kill(vm.cloud, vm.vm_id, intent_id(vm.vm_id, "kill", now), reason))
+        self.decisions.append(PlanDecision(kind="kill", cloud=vm.cloud, class_key=vm.class_key,
+                                           count=1, reason=f"{vm.vm_id}: {reason}"))
+
+    def retire(self, vm: VmRecord, reason: str, now: float) -> None:
+        """Retire `vm` (drain first) with `reason`."""
+        self.retires.append(Retire(vm.cloud, vm.vm_id, intent_id(vm.vm_id, "retire", now),
+                                   reason))
+        self.decisions.append(PlanDecision(kind="retire", cloud=vm.cloud,
+                                           class_key=vm.class_key, count=1,
+                                           reason=f"{vm.vm_id}: {reason}"))
+
+
+def slots_by_vm(pool: PoolSnapshot | None) -> dict[str, list[Startd]]:
+    """The pool's slots grouped by the VM that runs them."""
+    out: dict[str, list[Startd]] = {}
+    for slot in pool.startds if pool else ():
+        out.setdefault(slot.vm_id, []).append(slot)
+    return out
+
+
+def idle_since(slots: Sequence[Startd]) -> float | None:
+    """When the VM became idle (every slot Unclaimed/Idle), or None while any slot works."""
+    if not slots or any(s.state != "Unclaimed" or s.activity != "Idle" for s in slots):
+        return None
+    return max(s.entered_state_at for s in slots)
+
+
+def lifecycle(
+    vms: Sequence[VmRecord], pool: PoolSnapshot | None, now: float, policy: Policy,
+    out: Lifecycle,
+) -> None:
+    """Registration, VMs that never registered, and retired VMs whose startd is gone."""
+    slots = slots_by_vm(pool)
+    fresh = pool is not None and not pool.stale
+    for vm in vms:
+        if vm.vm_id in slots and not vm.registered_at and vm.state in ALIVE_STATES:
+            out.registrations.append(Register(vm))
+        elif (vm.state == "running" and not vm.registered_at and fresh
+              and policy.register_timeout_s > 0
+              and now - vm.created_at >= policy.register_timeout_s):
+            out.kill(vm, f"its startd never joined the pool within "
+                         f"{policy.register_timeout_s:.0f}s", now)
+        elif vm.state == "retiring" and fresh and vm.vm_id not in slots:
+            out.kill(vm, "retired: its startd has left the pool", now)
+
+
+def _rank(vm: VmRecord, slots: dict[str, list[Startd]]) -> tuple[int, float]:
+    """Cheapest to let go first: not booted, then never registered, then longest idle."""
+    unseen = not vm.registered_at and vm.vm_id not in slots
+    if unseen and vm.state == "requested":
+        return (0, -vm.created_at)
+    if unseen and vm.state == "booting":
+        return (1, -vm.created_at)
+    if unseen:
+        return (2, -vm.created_at)
+    since = idle_since(slots.get(vm.vm_id, []))
+    return (3, since if since is not None else float("inf"))
+
+
+def surplus(
+    demand: DemandSnapshot, vms: Sequence[VmRecord], pool: PoolSnapshot | None, now: float,
+    policy: Policy, out: Lifecycle,
+) -> None:
+    """Let go of VMs beyond what the queue needs, each with the gentlest means that is safe.
+
+    The caller skips this when the demand is stale: an outage must not look like no demand.
+    """
+    need = {c.key: c.idle + c.running for c in demand.classes}
+    keep_alive = {c.key: c.keep_alive_min * 60.0 for c in demand.classes}
+    slots = slots_by_vm(pool)
+    pool_fresh = pool is not None and not pool.stale
+    by_class: dict[str, list[VmRecord]] = {}
+    for vm in vms:
+        if vm.state in ALIVE_STATES:
+            by_class.setdefault(vm.class_key, []).append(vm)
+    budget = policy.max_retires_per_cycle
+    for key, group in sorted(by_class.items()):
+        extra = len(group) - need.get(key, 0)
+        if extra <= 0:
+            continue
+        kept: dict[str, int] = {}
+        for vm in sorted(group, key=lambda v: _rank(v, slots)):
+            if extra == 0:
+                break
+            if budget == 0:
+                kept["churn budget spent"] = kept.get("churn budget spent", 0) + 1
+                continue
+            # The registry can lag behind the pool (a VM still `booting` here may already
+            # run a job), so only a VM the pool has never shown is let go without a drain.
+            registered = bool(vm.registered_at) or vm.vm_id in slots
+            if not registered and vm.state in ("requested", "booting"):
+                out.kill(vm, "more VMs than jobs; this one is not serving yet", now)
+            elif not registered:
+                out.kill(vm, "more VMs than jobs; never registered, so it holds no job", now)
+            else:
+                why = _why_kept(vm, slots, pool_fresh, keep_alive.get(
+                    key, vm.spec.keep_alive_min * 60.0), now)
+                if why is not None:
+                    kept[why] = kept.get(why, 0) + 1
+                    continue
+                idle = now - (idle_since(slots[vm.vm_id]) or now)
+                out.retire(vm, f"more VMs than jobs; idle for {idle:.0f}s", now)
+            extra -= 1
+            budget -= 1
+        if kept:
+            out.decisions.append(PlanDecision(
+                kind="hold", class_key=key, count=sum(kept.values()),
+                reason=f"{len(group) - need.get(key, 0)} VM(s) more than jobs; kept: "
+                + ", ".join(f"{n} {why}" for why, n in sorted(kept.items()))))
+
+
+def _why_kept(vm: VmRecord, slots: dict[str, list[Startd]], pool_fresh: bool,
+              keep_alive_s: float, now: float) -> str | None:
+    """Why a registered surplus VM is not retired now, or None if it may be."""
+    if not pool_fresh:
+        return "pool view stale"
+    if vm.vm_id not in slots:
+        return "missing from the pool (unknown; a collector restart looks like this)"
+    since = idle_since(slots[vm.vm_id])
+    if since is None:
+        return "busy"
+    if now - since < keep_alive_s:
+        return "within keep-alive"
+    return None
