@@ -18,7 +18,7 @@ import time
 import classad2
 
 from services.poller.condor import parse_dump
-from services.poller.demand import build_demand
+from services.poller.demand import PROJECTION, build_demand
 
 
 def synthetic_queue(jobs: int, classes: int) -> str:
@@ -63,7 +63,7 @@ def main() -> None:
     assert raw == args.jobs, raw
 
     started = time.perf_counter()
-    ads = parse_dump(text, "synthetic")
+    ads = parse_dump(text, "synthetic", PROJECTION)
     parse_s = time.perf_counter() - started
 
     started = time.perf_counter()

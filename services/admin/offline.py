@@ -14,7 +14,8 @@ from bus.schemas import PoolSnapshot
 from bus.siteconfig import SiteConfig
 from services.planner.core import plan
 from services.poller.condor import read_dump
-from services.poller.demand import build_demand
+from services.poller.demand import PROJECTION, build_demand
+from services.poller.pool import PROJECTION as POOL_PROJECTION
 from services.poller.pool import build_pool
 
 
@@ -25,11 +26,12 @@ def plan_offline(site: SiteConfig, queue: Path, pool_file: Path | None,
     Clouds come from the site config with their configured enabled flags; no VM exists yet.
     """
     now = time.time() if now is None else now
-    demand = build_demand(read_dump(queue), f"replay:{queue.name}", now)
+    demand = build_demand(read_dump(queue, PROJECTION), f"replay:{queue.name}", now)
     pool: PoolSnapshot | None = None
     problems: list[str] = []
     if pool_file is not None:
-        pool, problems = build_pool(read_dump(pool_file), f"replay:{pool_file.name}", now)
+        pool, problems = build_pool(read_dump(pool_file, POOL_PROJECTION),
+                                    f"replay:{pool_file.name}", now)
     result = plan(site.site, demand, site.clouds, [], now, pool=pool)
     intents = [{"action": "boot", "cloud": b.cloud, "vm_id": b.vm_id, "class": b.class_key,
                 "spec": b.spec.model_dump(mode="json")} for b in result.boots]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import classad2
@@ -24,10 +25,14 @@ _EXPR_ATTRS = frozenset({"Requirements"})
 _JSON_EXPR_PREFIX, _JSON_EXPR_SUFFIX = "/Expr(", ")/"
 
 
-def ad_to_job(ad: classad2.ClassAd) -> JobAd:
-    """Plain values for literal attributes; expression text for expressions."""
+def ad_to_job(ad: classad2.ClassAd, only: Sequence[str] | None = None) -> JobAd:
+    """Plain values for literal attributes; expression text for expressions.
+
+    With `only`, just those attributes, keyed by the names given there (ClassAd names are
+    case-insensitive, so a dump's `vmmem` arrives as `VMMem`).
+    """
     out: dict[str, object] = {}
-    for attr in ad:
+    for attr in ad if only is None else (a for a in only if a in ad):
         if attr in _EXPR_ATTRS:
             out[attr] = str(ad.lookup(attr))
             continue
@@ -62,8 +67,9 @@ def _json_ad(row: dict[str, object], origin: str, index: int) -> classad2.ClassA
     return ad
 
 
-def parse_dump(text: str, origin: str) -> list[JobAd]:
-    """Job ads from `condor_q -long` (old ClassAd syntax) or `condor_q -json` text."""
+def parse_dump(text: str, origin: str, only: Sequence[str] | None = None) -> list[JobAd]:
+    """Ads from `condor_q`/`condor_status` `-long` (old ClassAd syntax) or `-json` text;
+    `only` keeps just the attributes that matter (see `ad_to_job`)."""
     stripped = text.lstrip()
     if stripped.startswith("["):
         try:
@@ -73,8 +79,8 @@ def parse_dump(text: str, origin: str) -> list[JobAd]:
         if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
             raise ConfigError(
                 f"{origin}: not valid condor_q -json output: expected a list of objects")
-        return [ad_to_job(_json_ad(row, origin, i)) for i, row in enumerate(rows)]
-    return [ad_to_job(ad) for ad in _parse_long(text, origin)]
+        return [ad_to_job(_json_ad(row, origin, i), only) for i, row in enumerate(rows)]
+    return [ad_to_job(ad, only) for ad in _parse_long(text, origin)]
 
 
 def _parse_long(text: str, origin: str) -> list[classad2.ClassAd]:
@@ -95,24 +101,26 @@ def _parse_long(text: str, origin: str) -> list[classad2.ClassAd]:
             raise ConfigError(
                 f"{origin}: line {block[0][0]}: not valid condor_q -long output: {exc}"
             ) from None
-        parsed = {name.lower() for name in ad}
-        for at, raw in block:
-            name = raw.partition("=")[0].strip().lower()
-            if name not in parsed:
-                raise ConfigError(
-                    f"{origin}: line {at}: not valid condor_q -long output: {raw.strip()!r}")
+        if len(ad) != len(block):  # fast path: every line became an attribute
+            parsed = {name.lower() for name in ad}
+            for at, raw in block:
+                name = raw.partition("=")[0].strip().lower()
+                if name not in parsed:
+                    raise ConfigError(
+                        f"{origin}: line {at}: not valid condor_q -long output: "
+                        f"{raw.strip()!r}")
         ads.append(ad)
         block = []
     return ads
 
 
-def read_dump(path: Path) -> list[JobAd]:
-    """Job ads from a dump file; ConfigError names the file when it is missing or bad."""
+def read_dump(path: Path, only: Sequence[str] | None = None) -> list[JobAd]:
+    """Ads from a dump file; ConfigError names the file when it is missing or bad."""
     try:
         text = path.read_text()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read queue dump: {exc.strerror}") from None
-    return parse_dump(text, str(path))
+    return parse_dump(text, str(path), only)
 
 
 def _schedds(names: tuple[str, ...]) -> list[htcondor2.Schedd]:
@@ -129,7 +137,8 @@ def _jobs(names: tuple[str, ...]) -> list[JobAd]:
     constraint = f"JobStatus == {JOB_IDLE} || JobStatus == {JOB_RUNNING}"
     ads: list[JobAd] = []
     for schedd in _schedds(names):
-        ads.extend(ad_to_job(ad) for ad in schedd.query(constraint, list(PROJECTION)))
+        ads.extend(ad_to_job(ad, PROJECTION)
+                   for ad in schedd.query(constraint, list(PROJECTION)))
     return ads
 
 
@@ -137,7 +146,7 @@ def _startds() -> list[JobAd]:
     collector = htcondor2.Collector()
     ads = collector.query(htcondor2.AdType.Startd, f"{pool.VM_ID_ATTR} =!= undefined",
                           list(pool.PROJECTION))
-    return [ad_to_job(ad) for ad in ads]
+    return [ad_to_job(ad, pool.PROJECTION) for ad in ads]
 
 
 def _retire(vm_id: str) -> int:
@@ -231,21 +240,21 @@ class ReplaySource:
         return f"replay:{self.queue_file.name}"
 
     @staticmethod
-    async def _read(path: Path) -> list[JobAd]:
+    async def _read(path: Path, only: Sequence[str]) -> list[JobAd]:
         try:
-            return await asyncio.to_thread(read_dump, path)
+            return await asyncio.to_thread(read_dump, path, only)
         except ConfigError as exc:
             raise SourceUnavailable(str(exc)) from None
 
     async def jobs(self) -> list[JobAd]:
         """The queue dump's jobs."""
-        return await self._read(self.queue_file)
+        return await self._read(self.queue_file, PROJECTION)
 
     async def startds(self) -> list[JobAd]:
         """The pool dump's slots, less those of retired VMs (no pool file: no slots)."""
         if self.pool_file is None:
             return []
-        ads = await self._read(self.pool_file)
+        ads = await self._read(self.pool_file, pool.PROJECTION)
         return [ad for ad in ads if ad.get(pool.VM_ID_ATTR) not in self.retired]
 
     async def retire(self, vm_id: str) -> int:

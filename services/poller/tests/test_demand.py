@@ -9,7 +9,13 @@ import pytest
 
 from bus.errors import ConfigError
 from services.poller.condor import parse_dump, read_dump
-from services.poller.demand import BadAttribute, build_demand, parse_cloud_map, parse_job
+from services.poller.demand import (
+    PROJECTION,
+    BadAttribute,
+    build_demand,
+    parse_cloud_map,
+    parse_job,
+)
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -43,6 +49,18 @@ def test_vmtype_comes_from_requirements_before_the_attribute() -> None:
     assert parse_job(ad).vm_type == "from-attr"
     [ad] = parse_dump(long_ad(Requirements='Arch == "X86_64"'), "t")
     assert parse_job(ad).vm_type == "default"
+
+
+def test_attribute_names_are_case_insensitive_as_in_classads() -> None:
+    [ad] = parse_dump(long_ad(vmmem="4096", requestcpus="3", owner='"carol"'), "t",
+                      PROJECTION)
+    need = parse_job(ad)
+    assert (need.memory_mb, need.cores, need.owner) == (4096, 3, "carol")
+
+
+def test_a_repeated_attribute_is_not_a_parse_error() -> None:
+    [ad] = parse_dump(long_ad() + "VMMem = 1024\nVMMem = 2048\n", "t")
+    assert parse_job(ad).memory_mb == 2048
 
 
 def test_request_attributes_are_the_fallback() -> None:
