@@ -32,4 +32,5 @@ clean:
 
 ## bench: benchmarks that print figures (`name=value` lines)
 bench: $(STAMP)
+	$(VENV)/bin/python bench/plan_bench.py
 	$(VENV)/bin/python bench/poller_bench.py

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from bus.schemas import PlanDecision, VmRecord, VmSpec
 
@@ -89,3 +90,13 @@ class Plan:
 def intent_id(vm_id: str, action: str, now: float) -> str:
     """A unique id for one intent (or condor action) about `vm_id`."""
     return f"{action}-{vm_id}-{int(now * 1000):x}"
+
+
+def decision(
+    kind: Literal["boot", "retire", "kill", "hold"], reason: str, cloud: str = "",
+    class_key: str = "", count: int = 0,
+) -> PlanDecision:
+    """A PlanDecision built without re-validation: the arguments are typed here, and a plan
+    at scale makes thousands per cycle (validation was a fifth of plan()'s time)."""
+    return PlanDecision.model_construct(kind=kind, cloud=cloud, class_key=class_key,
+                                        count=count, reason=reason)

@@ -20,7 +20,7 @@ from bus.schemas import (
     Startd,
     VmRecord,
 )
-from services.planner.decisions import Kill, Policy, Register, Retire, intent_id
+from services.planner.decisions import Kill, Policy, Register, Retire, decision, intent_id
 
 
 @dataclass
@@ -35,14 +35,14 @@ class Lifecycle:
     def kill(self, vm: VmRecord, reason: str, now: float) -> None:
         """Kill `vm` with `reason`."""
         self.kills.append(Kill(vm.cloud, vm.vm_id, intent_id(vm.vm_id, "kill", now), reason))
-        self.decisions.append(PlanDecision(kind="kill", cloud=vm.cloud, class_key=vm.class_key,
+        self.decisions.append(decision(kind="kill", cloud=vm.cloud, class_key=vm.class_key,
                                            count=1, reason=f"{vm.vm_id}: {reason}"))
 
     def retire(self, vm: VmRecord, reason: str, now: float) -> None:
         """Retire `vm` (drain first) with `reason`."""
         self.retires.append(Retire(vm.cloud, vm.vm_id, intent_id(vm.vm_id, "retire", now),
                                    reason))
-        self.decisions.append(PlanDecision(kind="retire", cloud=vm.cloud,
+        self.decisions.append(decision(kind="retire", cloud=vm.cloud,
                                            class_key=vm.class_key, count=1,
                                            reason=f"{vm.vm_id}: {reason}"))
 
@@ -63,11 +63,11 @@ def idle_since(slots: Sequence[Startd]) -> float | None:
 
 
 def lifecycle(
-    vms: Sequence[VmRecord], pool: PoolSnapshot | None, now: float, policy: Policy,
-    out: Lifecycle,
+    vms: Sequence[VmRecord], pool: PoolSnapshot | None, slots: dict[str, list[Startd]],
+    now: float, policy: Policy, out: Lifecycle,
 ) -> None:
-    """Registration, VMs that never registered, and retired VMs whose startd is gone."""
-    slots = slots_by_vm(pool)
+    """Registration, VMs that never registered, and retired VMs whose startd is gone;
+    `slots` is `slots_by_vm(pool)`."""
     fresh = pool is not None and not pool.stale
     for vm in vms:
         if vm.vm_id in slots and not vm.registered_at and vm.state in ALIVE_STATES:
@@ -95,8 +95,8 @@ def _rank(vm: VmRecord, slots: dict[str, list[Startd]]) -> tuple[int, float]:
 
 
 def surplus(
-    demand: DemandSnapshot, vms: Sequence[VmRecord], pool: PoolSnapshot | None, now: float,
-    policy: Policy, out: Lifecycle,
+    demand: DemandSnapshot, vms: Sequence[VmRecord], pool: PoolSnapshot | None,
+    slots: dict[str, list[Startd]], now: float, policy: Policy, out: Lifecycle,
 ) -> None:
     """Let go of VMs beyond what the queue needs, each with the gentlest means that is safe.
 
@@ -104,7 +104,6 @@ def surplus(
     """
     need = {c.key: c.idle + c.running for c in demand.classes}
     keep_alive = {c.key: c.keep_alive_min * 60.0 for c in demand.classes}
-    slots = slots_by_vm(pool)
     pool_fresh = pool is not None and not pool.stale
     by_class: dict[str, list[VmRecord]] = {}
     for vm in vms:
@@ -140,7 +139,7 @@ def surplus(
             extra -= 1
             budget -= 1
         if kept:
-            out.decisions.append(PlanDecision(
+            out.decisions.append(decision(
                 kind="hold", class_key=key, count=sum(kept.values()),
                 reason=f"{len(group) - need.get(key, 0)} VM(s) more than jobs; kept: "
                 + ", ".join(f"{n} {why}" for why, n in sorted(kept.items()))))
