@@ -140,7 +140,21 @@ class CloudRecord(Message):
     provider: Provider
     enabled: bool
     max_vms: int
+    """Most VMs of ours on this cloud at once (v1's vm_slots)."""
     boots_per_cycle: int = 5
+    """Most boots the planner asks of this cloud in one cycle (v1's boot rate limit)."""
+    priority: int = 0
+    """Lower is preferred (v1's priority), under the planner's cloud policies."""
+    max_cores: int = 0
+    """Most cores of all our VMs here together; 0 means no limit beyond max_vms."""
+    max_memory_mb: int = 0
+    """Most memory (MB) of all our VMs here together; 0 means no limit."""
+    max_vm_cores: int = 0
+    """Largest VM in cores this cloud takes (v1's cpu_cores); 0 means any."""
+    max_vm_memory_mb: int = 0
+    """Largest VM in MB this cloud takes (v1's max_vm_mem); 0 means any."""
+    boot_timeout_s: float = 600.0
+    """A VM not up (and not in the pool) this long after it was requested is killed."""
     uri: str = ""
     """libvirt connection URI (libvirt clouds)."""
     os_cloud: str = ""

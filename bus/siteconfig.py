@@ -90,8 +90,9 @@ class Section:
 
 
 _CLOUD_KEYS = {
-    "name", "provider", "enabled", "max_vms", "boots_per_cycle", "uri", "os_cloud",
-    "base_image_dir",
+    "name", "provider", "enabled", "max_vms", "boots_per_cycle", "priority", "max_cores",
+    "max_memory_mb", "max_vm_cores", "max_vm_memory_mb", "boot_timeout_s", "uri",
+    "os_cloud", "base_image_dir",
 }
 _TOP_KEYS = {"site", "nats", "poller", "planner", "provisioner", "admin", "cloud", "run"}
 
@@ -122,6 +123,18 @@ def _cloud(path: Path, index: int, data: Any) -> CloudRecord:
     sec = Section(path, f"cloud {name}", data)
     subjects.check_token(name, f"{path}: [cloud {name}] name:")
     provider = sec.string("provider", "")
+    common: dict[str, Any] = {
+        "name": name,
+        "enabled": sec.boolean("enabled", False),
+        "max_vms": sec.integer("max_vms", 10),
+        "boots_per_cycle": sec.integer("boots_per_cycle", 5, minimum=1),
+        "priority": sec.integer("priority", 0),
+        "max_cores": sec.integer("max_cores", 0),
+        "max_memory_mb": sec.integer("max_memory_mb", 0),
+        "max_vm_cores": sec.integer("max_vm_cores", 0),
+        "max_vm_memory_mb": sec.integer("max_vm_memory_mb", 0),
+        "boot_timeout_s": sec.number("boot_timeout_s", 600.0, minimum=1.0),
+    }
     if provider == "libvirt":
         uri = sec.string("uri", "")
         if not uri:
@@ -129,18 +142,11 @@ def _cloud(path: Path, index: int, data: Any) -> CloudRecord:
                 f"{path}: [cloud {name}] uri: a libvirt cloud needs a connection URI, "
                 "e.g. uri = \"qemu:///system\" or \"test:///default\""
             )
-        return CloudRecord(
-            name=name, provider="libvirt", enabled=sec.boolean("enabled", False),
-            max_vms=sec.integer("max_vms", 10), boots_per_cycle=sec.integer(
-                "boots_per_cycle", 5, minimum=1), uri=uri,
-            base_image_dir=sec.string("base_image_dir", ""),
-        )
+        return CloudRecord(provider="libvirt", uri=uri,
+                           base_image_dir=sec.string("base_image_dir", ""), **common)
     if provider == "openstack":
-        return CloudRecord(
-            name=name, provider="openstack", enabled=sec.boolean("enabled", False),
-            max_vms=sec.integer("max_vms", 10), boots_per_cycle=sec.integer(
-                "boots_per_cycle", 5, minimum=1), os_cloud=sec.string("os_cloud", name),
-        )
+        return CloudRecord(provider="openstack", os_cloud=sec.string("os_cloud", name),
+                           **common)
     raise ConfigError(
         f"{path}: [cloud {name}] provider: expected one of {', '.join(PROVIDERS)}, "
         f"got {provider!r}"

@@ -30,6 +30,7 @@ from services.planner.decisions import (
     decision,
     intent_id,
 )
+from services.planner.policies import Usage, order
 from services.planner.retire import Lifecycle, lifecycle, slots_by_vm, surplus
 
 
@@ -57,7 +58,7 @@ def _free_seqs(taken: set[int], count: int) -> list[int]:
 
 
 def _why_not(
-    cls: DemandClass | None, cloud: CloudRecord, alive: int, booted: int, errors: int
+    cls: DemandClass | None, cloud: CloudRecord, usage: Usage, errors: int
 ) -> str | None:
     """Why `cloud` cannot take one more VM of `cls` (of any class, for None) this cycle, or
     None if it can."""
@@ -65,15 +66,36 @@ def _why_not(
         return "not in the jobs' TargetClouds"
     if not cloud.enabled:
         return "cloud disabled"
-    if cls is not None and resolve(cls.image, cloud.name) is None:
-        return "no image for this cloud in VMAMI"
+    if cls is not None:
+        if resolve(cls.image, cloud.name) is None:
+            return "no image for this cloud in VMAMI"
+        if cloud.max_vm_cores and cls.cores > cloud.max_vm_cores:
+            return f"a {cls.cores}-core VM is over the cloud's {cloud.max_vm_cores}-core limit"
+        if cloud.max_vm_memory_mb and cls.memory_mb > cloud.max_vm_memory_mb:
+            return (f"a {cls.memory_mb} MB VM is over the cloud's "
+                    f"{cloud.max_vm_memory_mb} MB limit")
     if errors:
         return f"{errors} VM(s) of this class in error here; waiting for them to be cleared"
-    if alive >= cloud.max_vms:
-        return f"at max_vms ({alive}/{cloud.max_vms})"
-    if booted >= cloud.boots_per_cycle:
+    if usage.vms >= cloud.max_vms:
+        return f"at max_vms ({usage.vms}/{cloud.max_vms})"
+    if usage.booted >= cloud.boots_per_cycle:
         return f"boot limit of {cloud.boots_per_cycle} per cycle reached"
+    if cls is not None:
+        if cloud.max_cores and usage.cores + cls.cores > cloud.max_cores:
+            return f"cores quota reached ({usage.cores}/{cloud.max_cores} in use)"
+        if cloud.max_memory_mb and usage.memory_mb + cls.memory_mb > cloud.max_memory_mb:
+            return f"memory quota reached ({usage.memory_mb}/{cloud.max_memory_mb} MB in use)"
     return None
+
+
+def _room(cls: DemandClass, cloud: CloudRecord, usage: Usage, unmet: int) -> int:
+    """How many VMs of `cls` fit on `cloud` now (it passed `_why_not`)."""
+    room = min(unmet, cloud.max_vms - usage.vms, cloud.boots_per_cycle - usage.booted)
+    if cloud.max_cores:
+        room = min(room, (cloud.max_cores - usage.cores) // cls.cores)
+    if cloud.max_memory_mb:
+        room = min(room, (cloud.max_memory_mb - usage.memory_mb) // cls.memory_mb)
+    return room
 
 
 def plan(
@@ -95,7 +117,7 @@ def plan(
         elif vm.state == "error" and age >= policy.error_kill_after_s:
             out.kill(vm, f"in error for {age:.0f}s: {vm.reason or 'no reason given'}", now)
     slots = slots_by_vm(pool)
-    lifecycle(vms, pool, slots, now, policy, out)
+    lifecycle(vms, pool, slots, {c.name: c.boot_timeout_s for c in clouds}, now, policy, out)
     boots: list[Boot] = []
     if demand is None:
         out.decisions.append(decision(
@@ -107,7 +129,7 @@ def plan(
                 reason=f"demand is stale ({demand.stale_reason}); no VM is retired"))
         else:
             surplus(demand, vms, pool, slots, now, policy, out)
-        boots = _boots(site, demand, clouds, vms, now, out.decisions)
+        boots = _boots(site, demand, clouds, vms, now, policy, out.decisions)
     return Plan(boots=tuple(boots), kills=tuple(out.kills), retires=tuple(out.retires),
                 registrations=tuple(out.registrations), resends=tuple(resends),
                 decisions=tuple(out.decisions))
@@ -119,7 +141,7 @@ _MAX_NAMED = 5
 
 def _boots(
     site: str, demand: DemandSnapshot, clouds: Sequence[CloudRecord],
-    vms: Sequence[VmRecord], now: float, decisions: list[PlanDecision],
+    vms: Sequence[VmRecord], now: float, policy: Policy, decisions: list[PlanDecision],
 ) -> list[Boot]:
     """VMs to book for unmet demand, within every cloud's limits.
 
@@ -131,11 +153,14 @@ def _boots(
     alive_by_class: Counter[str] = Counter()
     # Every VM in the registry holds room on its cloud until it is gone, including VMs in
     # error (they still use quota) and VMs being retired or deleted.
-    on_cloud: Counter[str] = Counter()
+    usage: dict[str, Usage] = {c.name: Usage() for c in clouds}
     errors: Counter[tuple[str, str]] = Counter()
     taken: dict[tuple[str, str], set[int]] = {}
     for vm in vms:  # one pass: at 20,000 VMs each pass costs milliseconds
-        on_cloud[vm.cloud] += 1
+        held = usage.setdefault(vm.cloud, Usage())
+        held.vms += 1
+        held.cores += vm.spec.cores
+        held.memory_mb += vm.spec.memory_mb
         if vm.state in ALIVE_STATES:
             alive_by_class[vm.class_key] += 1
         elif vm.state == "error":
@@ -143,11 +168,10 @@ def _boots(
         suffix = vm.vm_id.rpartition("-")[2]
         if suffix.isdigit():
             taken.setdefault((vm.cloud, vm.class_key), set()).add(int(suffix))
-    booted: Counter[str] = Counter()
     by_name = {c.name: c for c in sorted(clouds, key=lambda c: c.name)}
-    # Insertion-ordered; removal by name is O(1), where comparing models would not be.
+    # Removal by name is O(1), where comparing models would not be.
     open_clouds = {c.name: c for c in by_name.values()
-                   if _why_not(None, c, on_cloud[c.name], 0, 0) is None}
+                   if _why_not(None, c, usage[c.name], 0) is None}
     ordered = sorted(demand.classes, key=lambda c: (not c.high_priority, -c.idle, c.key))
 
     for cls in ordered:
@@ -162,17 +186,17 @@ def _boots(
             candidates = [by_name[n] for n in cls.target_clouds if n in by_name]
         else:
             candidates = list(open_clouds.values())
+        candidates = order(candidates, usage, policy.cloud_order)
         refusals: list[str] = []
         for cloud in candidates:
             if unmet <= 0:
                 break
-            why = _why_not(cls, cloud, on_cloud[cloud.name], booted[cloud.name],
-                           errors[(cloud.name, cls.key)])
+            held = usage[cloud.name]
+            why = _why_not(cls, cloud, held, errors[(cloud.name, cls.key)])
             if why is not None:
                 refusals.append(f"{cloud.name}: {why}")
                 continue
-            room = min(unmet, cloud.max_vms - on_cloud[cloud.name],
-                       cloud.boots_per_cycle - booted[cloud.name])
+            room = _room(cls, cloud, held, unmet)
             seqs = _free_seqs(taken.setdefault((cloud.name, cls.key), set()), room)
             spec = VmSpec(
                 vm_type=cls.vm_type, image=resolve(cls.image, cloud.name) or "",
@@ -185,14 +209,16 @@ def _boots(
                 boots.append(Boot(cloud.name, vm_id, intent_id(vm_id, "boot", now),
                                   cls.key, spec))
                 taken[(cloud.name, cls.key)].add(seq)
-            on_cloud[cloud.name] += room
-            booted[cloud.name] += room
+            held.vms += room
+            held.booted += room
+            held.cores += room * cls.cores
+            held.memory_mb += room * cls.memory_mb
             unmet -= room
             decisions.append(decision(
                 kind="boot", cloud=cloud.name, class_key=cls.key, count=room,
                 reason=f"{cls.idle} idle job(s) of {cls.vm_type}; booting {room}"))
-            full = _why_not(cls, cloud, on_cloud[cloud.name], booted[cloud.name], 0)
-            if full is not None:
+            full = _why_not(cls, cloud, held, 0)
+            if _why_not(None, cloud, held, 0) is not None:
                 open_clouds.pop(cloud.name, None)
             if unmet > 0:
                 refusals.append(f"{cloud.name}: {full}")
@@ -200,13 +226,13 @@ def _boots(
             decisions.append(decision(
                 kind="hold", class_key=cls.key, count=unmet,
                 reason=f"{unmet} VM(s) of {cls.vm_type} still wanted: " + _refusal_text(
-                    cls, refusals, by_name, open_clouds, on_cloud, booted)))
+                    cls, refusals, by_name, open_clouds, usage)))
     return boots
 
 
 def _refusal_text(
     cls: DemandClass, refusals: list[str], by_name: dict[str, CloudRecord],
-    open_clouds: dict[str, CloudRecord], on_cloud: Counter[str], booted: Counter[str],
+    open_clouds: dict[str, CloudRecord], usage: dict[str, Usage],
 ) -> str:
     """Why the rest of a class's demand waits, naming a few clouds and counting the rest."""
     if not by_name:
@@ -226,7 +252,7 @@ def _refusal_text(
                 break
             if cloud.name in open_clouds or cloud.name in seen:
                 continue
-            why = _why_not(cls, cloud, on_cloud[cloud.name], booted[cloud.name], 0)
+            why = _why_not(cls, cloud, usage[cloud.name], 0)
             named.append(f"{cloud.name}: {why or 'full'}")
             closed -= 1
         more += closed

@@ -23,6 +23,12 @@ class Policy:
     max_retires_per_cycle: int = 10
     """At most this many VMs are retired or killed for lack of demand per cycle, so a
     flapping queue cannot thrash the clouds."""
+    min_vm_age_s: float = 300.0
+    """A running VM younger than this is not retired for lack of demand (churn budget: a
+    queue that dips and comes back does not cost a boot)."""
+    cloud_order: tuple[str, ...] = ("spread", "priority")
+    """Cloud policies chained to order candidate clouds (see `policies`); the default is
+    v1's: slot fill ratio, then priority."""
 
 
 DEFAULT_POLICY = Policy()

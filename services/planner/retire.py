@@ -64,14 +64,19 @@ def idle_since(slots: Sequence[Startd]) -> float | None:
 
 def lifecycle(
     vms: Sequence[VmRecord], pool: PoolSnapshot | None, slots: dict[str, list[Startd]],
-    now: float, policy: Policy, out: Lifecycle,
+    boot_timeout_s: dict[str, float], now: float, policy: Policy, out: Lifecycle,
 ) -> None:
-    """Registration, VMs that never registered, and retired VMs whose startd is gone;
-    `slots` is `slots_by_vm(pool)`."""
+    """Registration, VMs stuck booting, VMs that never registered, and retired VMs whose
+    startd is gone; `slots` is `slots_by_vm(pool)`, `boot_timeout_s` per cloud."""
     fresh = pool is not None and not pool.stale
     for vm in vms:
+        timeout = boot_timeout_s.get(vm.cloud, 0.0)
         if vm.vm_id in slots and not vm.registered_at and vm.state in ALIVE_STATES:
             out.registrations.append(Register(vm))
+        elif (vm.state in ("requested", "booting") and vm.vm_id not in slots and timeout
+              and now - vm.created_at >= timeout):
+            out.kill(vm, f"stuck {vm.state} for {now - vm.created_at:.0f}s "
+                         f"(the cloud's boot_timeout_s is {timeout:.0f})", now)
         elif (vm.state == "running" and not vm.registered_at and fresh
               and policy.register_timeout_s > 0
               and now - vm.created_at >= policy.register_timeout_s):
@@ -130,7 +135,7 @@ def surplus(
                 out.kill(vm, "more VMs than jobs; never registered, so it holds no job", now)
             else:
                 why = _why_kept(vm, slots, pool_fresh, keep_alive.get(
-                    key, vm.spec.keep_alive_min * 60.0), now)
+                    key, vm.spec.keep_alive_min * 60.0), policy.min_vm_age_s, now)
                 if why is not None:
                     kept[why] = kept.get(why, 0) + 1
                     continue
@@ -146,7 +151,7 @@ def surplus(
 
 
 def _why_kept(vm: VmRecord, slots: dict[str, list[Startd]], pool_fresh: bool,
-              keep_alive_s: float, now: float) -> str | None:
+              keep_alive_s: float, min_age_s: float, now: float) -> str | None:
     """Why a registered surplus VM is not retired now, or None if it may be."""
     if not pool_fresh:
         return "pool view stale"
@@ -157,4 +162,6 @@ def _why_kept(vm: VmRecord, slots: dict[str, list[Startd]], pool_fresh: bool,
         return "busy"
     if now - since < keep_alive_s:
         return "within keep-alive"
+    if now - vm.created_at < min_age_s:
+        return "younger than min_vm_age_s"
     return None

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bus.errors import ConfigError
 from bus.siteconfig import SiteConfig
 from services.planner.decisions import Policy
+from services.planner.policies import DEFAULT_ORDER, POLICIES
 
 
 @dataclass(frozen=True)
@@ -20,14 +22,21 @@ class PlannerSettings:
     """Seconds between planning cycles (a new demand snapshot also wakes it). Default 2."""
     policy: Policy
     """Knobs of the decision core (resend_after_s, error_kill_after_s, register_timeout_s,
-    max_retires_per_cycle); see `Policy`."""
+    max_retires_per_cycle, min_vm_age_s, cloud_order); see `Policy`."""
 
     @classmethod
     def from_site(cls, site: SiteConfig) -> PlannerSettings:
         """Read and validate the `[planner]` table."""
         sec = site.section("planner")
         sec.check_keys({"interval_s", "resend_after_s", "error_kill_after_s",
-                        "register_timeout_s", "max_retires_per_cycle"})
+                        "register_timeout_s", "max_retires_per_cycle", "min_vm_age_s",
+                        "cloud_order"})
+        chain = sec.strings("cloud_order", DEFAULT_ORDER)
+        for name in chain:
+            if name not in POLICIES:
+                raise ConfigError(
+                    f"{site.path}: [planner] cloud_order: unknown policy {name!r}; "
+                    f"choose from {', '.join(POLICIES)}")
         return cls(
             nats_url=site.nats_url,
             site=site.site,
@@ -37,5 +46,7 @@ class PlannerSettings:
                 error_kill_after_s=sec.number("error_kill_after_s", 60.0, minimum=0.0),
                 register_timeout_s=sec.number("register_timeout_s", 900.0, minimum=0.0),
                 max_retires_per_cycle=sec.integer("max_retires_per_cycle", 10, minimum=1),
+                min_vm_age_s=sec.number("min_vm_age_s", 300.0),
+                cloud_order=chain,
             ),
         )

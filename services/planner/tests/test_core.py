@@ -163,3 +163,90 @@ def test_invariants(idles: list[int], maxes: list[int], per_cycle: int, enabled:
         assert booked <= max(0, k.idle + k.running - have)
     assert len({b.vm_id for b in result.boots} | {v.vm_id for v in vms}) == \
         len(result.boots) + len(vms)  # no id booked twice
+
+
+def limited(name: str = "c1", **limits: int) -> CloudRecord:
+    return cloud(name).model_copy(update=limits)
+
+
+@pytest.mark.parametrize(
+    ("name", "c", "classes", "vms", "expected", "reason_part"),
+    [
+        ("per-VM cores limit", limited(max_vm_cores=2),
+         [cls(idle=2).model_copy(update={"cores": 4})], [], {},
+         "a 4-core VM is over the cloud's 2-core limit"),
+        ("per-VM memory limit", limited(max_vm_memory_mb=1024),
+         [cls(idle=2).model_copy(update={"memory_mb": 2048})], [], {},
+         "a 2048 MB VM is over the cloud's 1024 MB limit"),
+        ("total cores cap the count", limited(max_cores=10),
+         [cls(idle=5).model_copy(update={"cores": 4})], [], {"c1": 2},
+         "cores quota reached (8/10 in use)"),
+        ("total memory counts VMs already there", limited(max_memory_mb=3000),
+         [cls(idle=3)], [vm(0).model_copy(update={"spec": VmSpec(vm_type="x",
+                                                                  memory_mb=2000)})],
+         {"c1": 1}, "memory quota reached (2512/3000 MB in use)"),
+    ],
+)
+def test_resource_limits(name: str, c: CloudRecord, classes: list[DemandClass],
+                         vms: list[VmRecord], expected: dict[str, int],
+                         reason_part: str) -> None:
+    result = plan("s", demand(*classes), [c], vms, NOW)
+    assert boots_per_cloud(result.boots) == expected, name
+    assert any(reason_part in d.reason for d in result.decisions), (
+        name, [d.reason for d in result.decisions])
+
+
+def _first_cloud(clouds: list[CloudRecord], vms: list[VmRecord], chain: tuple[str, ...]) -> str:
+    result = plan("s", demand(cls("k9", idle=1)), clouds, vms, NOW,
+                  Policy(cloud_order=chain))
+    return result.boots[0].cloud
+
+
+def test_cloud_order_policies() -> None:
+    clouds = [limited("a", priority=5), limited("b", priority=1), limited("c", priority=1)]
+    # a holds 5 of 10 VMs, b 2, c none
+    vms = [vm(n, cloud_name="a") for n in range(5)] + [vm(n, cloud_name="b") for n in range(2)]
+    assert _first_cloud(clouds, vms, ("priority",)) == "b"  # ties broken by name
+    assert _first_cloud(clouds, vms, ("spread",)) == "c"  # emptiest
+    assert _first_cloud(clouds, vms, ("fill-first",)) == "a"  # fullest
+    assert _first_cloud(clouds, vms, ("fill-first", "priority")) == "a"
+    assert _first_cloud(clouds, [], ("spread", "priority")) == "b"  # v1: fill, then priority
+
+
+def test_vms_stuck_booting_are_killed_after_the_clouds_timeout() -> None:
+    c = limited(boot_timeout_s=600)
+    vms = [vm(0, "booting", age=700), vm(1, "requested", age=700), vm(2, "booting", age=100)]
+    result = plan("s", demand(cls(idle=3)), [c], vms, NOW)
+    assert sorted(k.vm_id for k in result.kills) == [vm(0).vm_id, vm(1).vm_id]
+    assert "stuck booting for 700s" in " ".join(k.reason for k in result.kills)
+
+
+@given(
+    idles=st.lists(st.integers(0, 20), min_size=1, max_size=5),
+    sizes=st.lists(st.tuples(st.integers(1, 8), st.sampled_from([512, 2048, 8192])),
+                   min_size=5, max_size=5),
+    limits=st.lists(st.tuples(st.integers(0, 40), st.integers(0, 40_000),
+                              st.integers(0, 8), st.sampled_from(["a", "b"])),
+                    min_size=1, max_size=3),
+    targeted=st.lists(st.booleans(), min_size=5, max_size=5),
+)
+def test_limits_hold_and_every_unmet_class_has_a_reason(
+    idles: list[int], sizes: list[tuple[int, int]],
+    limits: list[tuple[int, int, int, str]], targeted: list[bool],
+) -> None:
+    clouds = [limited(f"c{i}", max_cores=mc, max_memory_mb=mm, max_vm_cores=mv)
+              for i, (mc, mm, mv, _) in enumerate(limits)]
+    classes = [cls(f"k{i}", idle=n, targets=("c0",) if targeted[i] else ()).model_copy(
+        update={"cores": sizes[i][0], "memory_mb": sizes[i][1]}) for i, n in enumerate(idles)]
+    result = plan("s", demand(*classes), clouds, [], NOW)
+    by_key = {c.key: c for c in classes}
+    for c in clouds:
+        mine = [by_key[b.class_key] for b in result.boots if b.cloud == c.name]
+        assert not c.max_cores or sum(k.cores for k in mine) <= c.max_cores
+        assert not c.max_memory_mb or sum(k.memory_mb for k in mine) <= c.max_memory_mb
+        assert not c.max_vm_cores or all(k.cores <= c.max_vm_cores for k in mine)
+    for k in classes:
+        booked = sum(b.class_key == k.key for b in result.boots)
+        if booked < k.idle:  # unmet demand is never silent
+            assert any(d.kind == "hold" and d.class_key == k.key and d.reason
+                       for d in result.decisions), k
