@@ -56,6 +56,12 @@ def bucket_configs(replicas: int = 1) -> list[KeyValueConfig]:
             replicas=replicas,
         ),
         KeyValueConfig(
+            bucket=subjects.HEALTH_BUCKET,
+            history=1,
+            storage=StorageType.FILE,
+            replicas=replicas,
+        ),
+        KeyValueConfig(
             bucket=subjects.VMS_BUCKET,
             history=1,
             storage=StorageType.FILE,

@@ -164,6 +164,26 @@ class CloudRecord(Message):
     updated_by: str = ""
 
 
+class CloudHealth(Message):
+    """How a cloud has been failing us, and until when the planner leaves it alone
+    (KV `cs-health`, key = cloud name; written by the planner)."""
+
+    cloud: str
+    failures: int = 0
+    """Consecutive boot failures (VMs in error, VMs stuck booting)."""
+    last_failure_at: float = 0.0
+    backoff_until: float = 0.0
+    """No boots on this cloud before this time (epoch seconds)."""
+    reason: str = ""
+    """The last failure, as the cloud or the planner put it."""
+    type_failures: dict[str, int] = Field(default_factory=dict)
+    """Per VM type: consecutive VMs that never joined the pool (a black hole: broken image or
+    contextualisation)."""
+    type_last_failure_at: dict[str, float] = Field(default_factory=dict)
+    type_backoff_until: dict[str, float] = Field(default_factory=dict)
+    updated_at: float = 0.0
+
+
 class VmSpec(Message):
     """What to boot: resolved for one cloud."""
 
@@ -284,6 +304,7 @@ class CloudStatus(Message):
     enabled: bool
     max_vms: int
     vms_by_state: dict[str, int] = Field(default_factory=dict)
+    health: CloudHealth | None = None
 
 
 class StatusReply(Message):
@@ -319,6 +340,7 @@ ALL_SCHEMAS: tuple[type[Message], ...] = (
     CondorAction,
     CondorActionDone,
     CloudRecord,
+    CloudHealth,
     VmSpec,
     VmRecord,
     Intent,

@@ -20,6 +20,7 @@ CONDOR_DURABLE = "poller-condor"
 SNAPSHOT_STREAM = "CS_SNAPSHOTS"
 CLOUDS_BUCKET = "cs-clouds"
 VMS_BUCKET = "cs-vms"
+HEALTH_BUCKET = "cs-health"
 
 # The admin service, on the NATS services API.
 ADMIN_SERVICE = "cs-admin"

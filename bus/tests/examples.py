@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bus.schemas import (
+    CloudHealth,
     CloudRecord,
     CloudStatus,
     CloudToggleReply,
@@ -53,8 +54,11 @@ INSTANCE = Instance(name=VM.vm_id, cloud="c1", state="running", vm_id=VM.vm_id,
 LISTING = InstanceList(cloud="c1", listed_at=6.0, instances=(INSTANCE,))
 LETTER = DeadLetter(subject="cs.intent.c1", error="bad", service="x", headers={"a": "b"},
                     data=b"\x00\xff")
+HEALTH = CloudHealth(cloud="c1", failures=2, last_failure_at=9.0, backoff_until=129.0,
+                     reason="permanent: bad image", type_failures={"w": 1},
+                     type_last_failure_at={"w": 8.0}, type_backoff_until={"w": 68.0})
 CLOUD_STATUS = CloudStatus(name="c1", provider="libvirt", enabled=True, max_vms=10,
-                           vms_by_state={"running": 1})
+                           vms_by_state={"running": 1}, health=HEALTH)
 STATUS = StatusReply(clouds=(CLOUD_STATUS,), vms=(VM,), demand=DEMAND, pool=POOL, plan=REPORT)
 
 ACTION = CondorAction(action_id="retire-x", vm_id=VM.vm_id, action="retire", requested_at=7.0,
@@ -63,7 +67,7 @@ ACTION_DONE = CondorActionDone(action_id="retire-x", vm_id=VM.vm_id, action="ret
                                at=8.0)
 
 EXAMPLES: tuple[Message, ...] = (
-    ACTION, ACTION_DONE,
+    ACTION, ACTION_DONE, HEALTH,
     CLASS, REJECTED, DEMAND, STARTD, POOL, CLOUD, SPEC, VM, INTENT, EVENT, DECISION, REPORT,
     INSTANCE, InstancesRequest(), LISTING, LETTER, StatusRequest(), CLOUD_STATUS, STATUS,
     CloudToggleRequest(name="c1"), CloudToggleReply(name="c1", enabled=False, changed=True),

@@ -17,6 +17,7 @@ from bus.connection import Bus, TypedKv
 from bus.errors import AdminError
 from bus.micro import Endpoint
 from bus.schemas import (
+    CloudHealth,
     CloudRecord,
     CloudStatus,
     CloudToggleReply,
@@ -41,6 +42,7 @@ class AdminService:
         self.bus = bus
         self.clouds: TypedKv[CloudRecord] = bus.kv(subjects.CLOUDS_BUCKET, CloudRecord)
         self.vms: TypedKv[VmRecord] = bus.kv(subjects.VMS_BUCKET, VmRecord)
+        self.health: TypedKv[CloudHealth] = bus.kv(subjects.HEALTH_BUCKET, CloudHealth)
 
     async def seed(self, configured: Sequence[CloudRecord]) -> None:
         """Make KV hold every configured cloud, keeping each existing record's enabled flag."""
@@ -76,6 +78,7 @@ class AdminService:
     async def status(self, _: StatusRequest) -> Message:
         """Clouds, VMs, demand and the planner's latest reasons."""
         clouds = [v.value for v in (await self.clouds.items()).values()]
+        health = {k: v.value for k, v in (await self.health.items()).items()}
         vms = sorted((v.value for v in (await self.vms.items()).values()),
                      key=lambda vm: (vm.cloud, vm.vm_id))
         by_cloud: dict[str, Counter[str]] = {}
@@ -87,7 +90,8 @@ class AdminService:
         return StatusReply(
             clouds=tuple(
                 CloudStatus(name=c.name, provider=c.provider, enabled=c.enabled,
-                            max_vms=c.max_vms, vms_by_state=dict(by_cloud.get(c.name, {})))
+                            max_vms=c.max_vms, vms_by_state=dict(by_cloud.get(c.name, {})),
+                            health=health.get(c.name))
                 for c in sorted(clouds, key=lambda c: c.name)
             ),
             vms=tuple(vms),

@@ -13,7 +13,7 @@ from rich.text import Text
 from bus import codec
 from bus.connection import RawMessage
 from bus.errors import DecodeError
-from bus.schemas import InstanceList, StatusReply
+from bus.schemas import CloudHealth, InstanceList, StatusReply
 
 
 def startd_states(status: StatusReply) -> dict[str, str]:
@@ -47,16 +47,31 @@ def _age(since: float, now: float) -> str:
     return f"{seconds // 3600}h"
 
 
+def health_text(health: CloudHealth | None, now: float) -> str:
+    """A cloud's health in a few words: ok, or what is backed off, for how long, and why."""
+    if health is None:
+        return "ok"
+    parts = []
+    if health.backoff_until > now:
+        parts.append(f"backing off {health.backoff_until - now:.0f}s after "
+                     f"{health.failures} failure(s): {health.reason}")
+    for vm_type, until in sorted(health.type_backoff_until.items()):
+        if until > now:
+            parts.append(f"{vm_type} backed off {until - now:.0f}s "
+                         f"({health.type_failures.get(vm_type, 0)} never joined the pool)")
+    return "; ".join(parts) or "ok"
+
+
 def status_tables(status: StatusReply, now: float | None = None) -> Group:
     """`cs status`: one table each for clouds, VMs, demand, rejected jobs, planner reasons."""
     now = time.time() if now is None else now
     clouds = Table(title="Clouds", title_justify="left")
-    for col in ("cloud", "provider", "enabled", "max VMs", "VMs by state"):
+    for col in ("cloud", "provider", "enabled", "max VMs", "VMs by state", "health"):
         clouds.add_column(col)
     for c in status.clouds:
         states = ", ".join(f"{k} {v}" for k, v in sorted(c.vms_by_state.items())) or "-"
         clouds.add_row(c.name, c.provider, "yes" if c.enabled else "[red]no[/red]",
-                       str(c.max_vms), states)
+                       str(c.max_vms), states, health_text(c.health, now))
     vms = Table(title=f"VMs ({len(status.vms)})", title_justify="left")
     vms.add_column("name", no_wrap=True)
     for col in ("cloud", "type", "state", "age", "startd", "reason"):

@@ -9,10 +9,11 @@ once pick the same id and the registry's create-if-absent lets exactly one of th
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from bus.schemas import (
     ALIVE_STATES,
+    CloudHealth,
     CloudRecord,
     DemandClass,
     DemandSnapshot,
@@ -30,6 +31,7 @@ from services.planner.decisions import (
     decision,
     intent_id,
 )
+from services.planner.health import blocked, recovered
 from services.planner.policies import Usage, order
 from services.planner.retire import Lifecycle, lifecycle, slots_by_vm, surplus
 
@@ -106,8 +108,11 @@ def plan(
     now: float,
     policy: Policy = DEFAULT_POLICY,
     pool: PoolSnapshot | None = None,
+    health: Mapping[str, CloudHealth] | None = None,
 ) -> Plan:
-    """Decide boots, retirements, kills, registrations and resends for one cycle."""
+    """Decide boots, retirements, kills, registrations, resends and health recoveries for
+    one cycle."""
+    health = health or {}
     out = Lifecycle()
     resends: list[Resend] = []
     for vm in vms:
@@ -115,7 +120,8 @@ def plan(
         if vm.state in ("requested", "retiring", "deleting") and age >= policy.resend_after_s:
             resends.append(Resend(vm))
         elif vm.state == "error" and age >= policy.error_kill_after_s:
-            out.kill(vm, f"in error for {age:.0f}s: {vm.reason or 'no reason given'}", now)
+            out.kill(vm, f"in error for {age:.0f}s: {vm.reason or 'no reason given'}", now,
+                     "boot")
     slots = slots_by_vm(pool)
     lifecycle(vms, pool, slots, {c.name: c.boot_timeout_s for c in clouds}, now, policy, out)
     boots: list[Boot] = []
@@ -129,10 +135,19 @@ def plan(
                 reason=f"demand is stale ({demand.stale_reason}); no VM is retired"))
         else:
             surplus(demand, vms, pool, slots, now, policy, out)
-        boots = _boots(site, demand, clouds, vms, now, policy, out.decisions)
+        boots = _boots(site, demand, clouds, vms, now, policy, health, out.decisions)
+    recoveries = []
+    if health:
+        by_cloud: dict[str, list[VmRecord]] = {}
+        for vm in vms:
+            by_cloud.setdefault(vm.cloud, []).append(vm)
+        for name, h in sorted(health.items()):
+            reset = recovered(h, by_cloud.get(name, []), now)
+            if reset is not None:
+                recoveries.append(reset)
     return Plan(boots=tuple(boots), kills=tuple(out.kills), retires=tuple(out.retires),
                 registrations=tuple(out.registrations), resends=tuple(resends),
-                decisions=tuple(out.decisions))
+                recoveries=tuple(recoveries), decisions=tuple(out.decisions))
 
 
 _MAX_NAMED = 5
@@ -141,7 +156,8 @@ _MAX_NAMED = 5
 
 def _boots(
     site: str, demand: DemandSnapshot, clouds: Sequence[CloudRecord],
-    vms: Sequence[VmRecord], now: float, policy: Policy, decisions: list[PlanDecision],
+    vms: Sequence[VmRecord], now: float, policy: Policy,
+    health: Mapping[str, CloudHealth], decisions: list[PlanDecision],
 ) -> list[Boot]:
     """VMs to book for unmet demand, within every cloud's limits.
 
@@ -192,7 +208,8 @@ def _boots(
             if unmet <= 0:
                 break
             held = usage[cloud.name]
-            why = _why_not(cls, cloud, held, errors[(cloud.name, cls.key)])
+            why = _why_not(cls, cloud, held, errors[(cloud.name, cls.key)]) or blocked(
+                health.get(cloud.name), cls.vm_type, now)
             if why is not None:
                 refusals.append(f"{cloud.name}: {why}")
                 continue

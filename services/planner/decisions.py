@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from bus.schemas import PlanDecision, VmRecord, VmSpec
+from bus.schemas import CloudHealth, PlanDecision, VmRecord, VmSpec
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,11 @@ class Policy:
     min_vm_age_s: float = 300.0
     """A running VM younger than this is not retired for lack of demand (churn budget: a
     queue that dips and comes back does not cost a boot)."""
+    backoff_base_s: float = 60.0
+    """Backoff after the first failure on a cloud (or of a VM type there); it doubles with
+    each consecutive failure."""
+    backoff_max_s: float = 3600.0
+    """The longest backoff."""
     cloud_order: tuple[str, ...] = ("spread", "priority")
     """Cloud policies chained to order candidate clouds (see `policies`); the default is
     v1's: slot fill ratio, then priority."""
@@ -54,6 +59,9 @@ class Kill:
     vm_id: str
     intent_id: str
     reason: str
+    failure: Literal["", "boot", "blackhole"] = ""
+    """Whether this kill is a failure the cloud's health must count: `boot` (error, stuck
+    booting) backs the cloud off, `blackhole` (never joined the pool) its VM type."""
 
 
 @dataclass(frozen=True)
@@ -90,6 +98,8 @@ class Plan:
     retires: tuple[Retire, ...] = ()
     registrations: tuple[Register, ...] = ()
     resends: tuple[Resend, ...] = ()
+    recoveries: tuple[CloudHealth, ...] = ()
+    """Health records reset because a VM proved the cloud works again."""
     decisions: tuple[PlanDecision, ...] = field(default=())
 
 

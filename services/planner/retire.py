@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 from bus.schemas import (
     ALIVE_STATES,
@@ -32,9 +33,11 @@ class Lifecycle:
     registrations: list[Register] = field(default_factory=list)
     decisions: list[PlanDecision] = field(default_factory=list)
 
-    def kill(self, vm: VmRecord, reason: str, now: float) -> None:
-        """Kill `vm` with `reason`."""
-        self.kills.append(Kill(vm.cloud, vm.vm_id, intent_id(vm.vm_id, "kill", now), reason))
+    def kill(self, vm: VmRecord, reason: str, now: float,
+             failure: Literal["", "boot", "blackhole"] = "") -> None:
+        """Kill `vm` with `reason`; `failure` says what the cloud's health must count."""
+        self.kills.append(Kill(vm.cloud, vm.vm_id, intent_id(vm.vm_id, "kill", now), reason,
+                               failure))
         self.decisions.append(decision(kind="kill", cloud=vm.cloud, class_key=vm.class_key,
                                            count=1, reason=f"{vm.vm_id}: {reason}"))
 
@@ -76,12 +79,12 @@ def lifecycle(
         elif (vm.state in ("requested", "booting") and vm.vm_id not in slots and timeout
               and now - vm.created_at >= timeout):
             out.kill(vm, f"stuck {vm.state} for {now - vm.created_at:.0f}s "
-                         f"(the cloud's boot_timeout_s is {timeout:.0f})", now)
+                         f"(the cloud's boot_timeout_s is {timeout:.0f})", now, "boot")
         elif (vm.state == "running" and not vm.registered_at and fresh
               and policy.register_timeout_s > 0
               and now - vm.created_at >= policy.register_timeout_s):
             out.kill(vm, f"its startd never joined the pool within "
-                         f"{policy.register_timeout_s:.0f}s", now)
+                         f"{policy.register_timeout_s:.0f}s", now, "blackhole")
         elif vm.state == "retiring" and fresh and vm.vm_id not in slots:
             out.kill(vm, "retired: its startd has left the pool", now)
 

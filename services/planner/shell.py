@@ -15,6 +15,7 @@ import time
 from bus import logs, subjects
 from bus.connection import Bus
 from bus.schemas import (
+    CloudHealth,
     CloudRecord,
     CondorAction,
     DemandSnapshot,
@@ -25,6 +26,8 @@ from bus.schemas import (
     VmRecord,
 )
 from services.planner.core import plan
+from services.planner.decisions import Kill
+from services.planner.health import record
 from services.planner.settings import PlannerSettings
 
 log = logging.getLogger("cs-planner")
@@ -39,6 +42,7 @@ class PlannerShell:
         self.name = f"{socket.gethostname()}-{os.getpid()}"
         self.clouds = bus.kv(subjects.CLOUDS_BUCKET, CloudRecord)
         self.vms = bus.kv(subjects.VMS_BUCKET, VmRecord)
+        self.health = bus.kv(subjects.HEALTH_BUCKET, CloudHealth)
 
     async def step(self) -> None:
         """One level-triggered cycle over the whole desired and actual state."""
@@ -47,10 +51,11 @@ class PlannerShell:
         pool = await self.bus.last(subjects.pool(), PoolSnapshot)
         clouds = [v.value for v in (await self.clouds.items()).values()]
         vm_entries = await self.vms.items()
+        health = await self.health.items()
         result = plan(
             self.settings.site, demand.value if demand else None, clouds,
             [v.value for v in vm_entries.values()], now, self.settings.policy,
-            pool.value if pool else None,
+            pool.value if pool else None, {k: v.value for k, v in health.items()},
         )
         trace = demand.trace if demand else ""
         decisions = list(result.decisions)
@@ -98,6 +103,8 @@ class PlannerShell:
                 "intent_id": kill.intent_id})
             if await self.vms.update(key, marked, entry.revision) is None:
                 continue  # changed under us; the next cycle decides again
+            if kill.failure:
+                await self._count_failure(kill, entry.value.spec.vm_type, now)
             await self._send(Intent(
                 intent_id=kill.intent_id, action="kill", cloud=kill.cloud, vm_id=kill.vm_id,
                 created_at=now, reason=kill.reason), entry.value.trace)
@@ -111,12 +118,34 @@ class PlannerShell:
                 intent_id=vm.intent_id, action="boot" if booting else "kill", cloud=vm.cloud,
                 vm_id=vm.vm_id, spec=vm.spec if booting else None, created_at=vm.updated_at,
                 reason="resent: no provisioner acted on the first intent yet"), vm.trace)
+        for reset in result.recoveries:
+            entry_h = health.get(reset.cloud)
+            if entry_h is not None:
+                await self.health.update(reset.cloud, reset, entry_h.revision)
         report = PlanReport(planner=self.name, at=now, decisions=tuple(decisions))
         await self.bus.js_publish(subjects.plan_report(), report, trace=trace)
         log.info("%s", logs.fields(
             loop="plan", clouds=len(clouds), vms=len(vm_entries), booked=booked,
             retires=len(result.retires), kills=len(result.kills), resends=len(result.resends),
             holds=sum(d.kind == "hold" for d in decisions), trace=trace or "-"))
+
+    async def _count_failure(self, kill: Kill, vm_type: str, now: float) -> None:
+        """Add a failure to the cloud's health (compare-and-set, re-read on conflict)."""
+        for _ in range(5):
+            entry = await self.health.get(kill.cloud)
+            updated = record(entry.value if entry else None, kill, vm_type, now,
+                             self.settings.policy)
+            if entry is None:
+                done = await self.health.create(kill.cloud, updated)
+            else:
+                done = await self.health.update(kill.cloud, updated, entry.revision)
+            if done is not None:
+                log.warning("%s", logs.fields(
+                    event="failure counted", cloud=kill.cloud, vm=kill.vm_id,
+                    kind=kill.failure, failures=updated.failures, reason=kill.reason))
+                return
+        log.error("%s", logs.fields(event="failure not counted: health kept changing",
+                                    cloud=kill.cloud, vm=kill.vm_id))
 
     async def _ask_condor(self, vm: VmRecord, trace: str) -> None:
         """Ask the poller to retire `vm`'s HTCondor daemons (idempotent, so resendable)."""

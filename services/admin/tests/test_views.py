@@ -9,7 +9,7 @@ from rich.console import Console
 
 from bus import codec
 from bus.connection import RawMessage
-from bus.tests.examples import EXAMPLES, LETTER, STATUS, VM
+from bus.tests.examples import EXAMPLES, HEALTH, LETTER, STATUS, VM
 from services.admin import views
 
 
@@ -30,6 +30,14 @@ def test_status_tables_render_every_section() -> None:
     for part in ("Clouds", "VMs (1)", VM.vm_id, "Unclaimed/Idle", "Demand from replay:q",
                  "Rejected jobs (1)", "VMMem: expected an integer", "Planner (p1"):
         assert part in text
+
+
+def test_cloud_health_reads_in_a_few_words() -> None:
+    assert views.health_text(None, 0.0) == "ok"
+    assert views.health_text(HEALTH, 9.0) == (
+        "backing off 120s after 2 failure(s): permanent: bad image; "
+        "w backed off 59s (1 never joined the pool)")
+    assert views.health_text(HEALTH, 1000.0) == "ok"
 
 
 def test_trace_line_decodes_every_schema() -> None:
