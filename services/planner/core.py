@@ -8,8 +8,10 @@ once pick the same id and the registry's create-if-absent lets exactly one of th
 
 from __future__ import annotations
 
+import heapq
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 from bus.schemas import (
     ALIVE_STATES,
@@ -47,16 +49,6 @@ def resolve(mapping: dict[str, str], cloud: str) -> str | None:
     if not mapping:
         return ""
     return mapping.get(cloud, mapping.get(""))
-
-
-def _free_seqs(taken: set[int], count: int) -> list[int]:
-    """The `count` smallest sequence numbers not in `taken`."""
-    seq, out = 0, list[int]()
-    while len(out) < count:
-        if seq not in taken:
-            out.append(seq)
-        seq += 1
-    return out
 
 
 def _why_not(
@@ -159,11 +151,12 @@ def _boots(
     vms: Sequence[VmRecord], now: float, policy: Policy,
     health: Mapping[str, CloudHealth], decisions: list[PlanDecision],
 ) -> list[Boot]:
-    """VMs to book for unmet demand, within every cloud's limits.
+    """VMs to book for unmet demand, fairly between users, within every cloud's limits.
 
-    Linear in classes + clouds + VMs, not their product: a class with TargetClouds looks at
-    those clouds only, and clouds that are disabled or full for this cycle leave the list of
-    candidates once, so thousands of classes do not re-check hundreds of full clouds.
+    VMs are handed out one at a time to the class furthest below its fair share. Linear in
+    classes + clouds + VMs (plus a heap), not their product: a class with TargetClouds looks
+    at those clouds only, and a cloud that refuses a class leaves its candidates for the rest
+    of the cycle, so thousands of classes do not re-check hundreds of full clouds.
     """
     boots: list[Boot] = []
     alive_by_class: Counter[str] = Counter()
@@ -171,80 +164,173 @@ def _boots(
     # error (they still use quota) and VMs being retired or deleted.
     usage: dict[str, Usage] = {c.name: Usage() for c in clouds}
     errors: Counter[tuple[str, str]] = Counter()
-    taken: dict[tuple[str, str], set[int]] = {}
     for vm in vms:  # one pass: at 20,000 VMs each pass costs milliseconds
-        held = usage.setdefault(vm.cloud, Usage())
+        held = usage.get(vm.cloud)
+        if held is None:
+            held = usage[vm.cloud] = Usage()
+        spec = vm.spec
         held.vms += 1
-        held.cores += vm.spec.cores
-        held.memory_mb += vm.spec.memory_mb
-        if vm.state in ALIVE_STATES:
+        held.cores += spec.cores
+        held.memory_mb += spec.memory_mb
+        state = vm.state
+        if state in ALIVE_STATES:
             alive_by_class[vm.class_key] += 1
-        elif vm.state == "error":
+        elif state == "error":
             errors[(vm.cloud, vm.class_key)] += 1
-        suffix = vm.vm_id.rpartition("-")[2]
-        if suffix.isdigit():
-            taken.setdefault((vm.cloud, vm.class_key), set()).add(int(suffix))
+    # Names in use; each (cloud, class) hands out the smallest free sequence numbers from a
+    # cursor, so only classes that boot pay for the search.
+    names = {vm.vm_id for vm in vms}
+    cursors: dict[tuple[str, str], int] = {}
     by_name = {c.name: c for c in sorted(clouds, key=lambda c: c.name)}
     # Removal by name is O(1), where comparing models would not be.
     open_clouds = {c.name: c for c in by_name.values()
                    if _why_not(None, c, usage[c.name], 0) is None}
-    ordered = sorted(demand.classes, key=lambda c: (not c.high_priority, -c.idle, c.key))
+    weights = fair_weights(demand.classes, policy.high_priority_weight)
+    shared = order(open_clouds.values(), usage, policy.cloud_order)
+    head = [0]  # index of the first cloud of `shared` that may still be open
 
-    for cls in ordered:
+    wanting: dict[str, _Want] = {}
+    for cls in sorted(demand.classes, key=lambda c: c.key):
         have = alive_by_class[cls.key]
         unmet = cls.idle + cls.running - have
         if unmet <= 0:
             decisions.append(decision(
                 kind="hold", class_key=cls.key, reason=f"demand met: {have} VM(s) of "
                 f"{cls.vm_type} for {cls.idle} idle and {cls.running} running job(s)"))
-            continue
-        if cls.target_clouds:
-            candidates = [by_name[n] for n in cls.target_clouds if n in by_name]
         else:
-            candidates = list(open_clouds.values())
-        candidates = order(candidates, usage, policy.cloud_order)
-        refusals: list[str] = []
-        for cloud in candidates:
-            if unmet <= 0:
-                break
-            held = usage[cloud.name]
-            why = _why_not(cls, cloud, held, errors[(cloud.name, cls.key)]) or blocked(
-                health.get(cloud.name), cls.vm_type, now)
-            if why is not None:
-                refusals.append(f"{cloud.name}: {why}")
-                continue
-            room = _room(cls, cloud, held, unmet)
-            seqs = _free_seqs(taken.setdefault((cloud.name, cls.key), set()), room)
-            spec = VmSpec(
-                vm_type=cls.vm_type, image=resolve(cls.image, cloud.name) or "",
-                flavor=resolve(cls.flavor, cloud.name) or "", cores=cls.cores,
-                memory_mb=cls.memory_mb, disk_gb=cls.disk_gb,
-                keep_alive_min=cls.keep_alive_min,
-            )
-            for seq in seqs:
-                vm_id = vm_name(site, cloud.name, cls.key, seq)
-                boots.append(Boot(cloud.name, vm_id, intent_id(vm_id, "boot", now),
-                                  cls.key, spec))
-                taken[(cloud.name, cls.key)].add(seq)
-            held.vms += room
-            held.booted += room
-            held.cores += room * cls.cores
-            held.memory_mb += room * cls.memory_mb
-            unmet -= room
+            wanting[cls.key] = _Want(cls, unmet, have, weights[cls.key])
+    # Fair share by the highest averages (D'Hondt): the next VM goes to the class whose share
+    # of VMs is furthest below its users' share of the queue; ties by key, so replicas agree.
+    heap = [(w.next_rank(), key) for key, w in wanting.items()]
+    heapq.heapify(heap)
+    while heap:
+        _, key = heapq.heappop(heap)
+        want = wanting[key]
+        cloud = _pick(want, by_name, open_clouds, shared, head, usage, errors, health, policy,
+                      now)
+        if cloud is None:
+            continue  # no cloud takes this class any more this cycle; its reasons are kept
+        held = usage[cloud.name]
+        seq = cursors.get((cloud.name, key), 0)
+        vm_id = vm_name(site, cloud.name, key, seq)
+        while vm_id in names:
+            seq += 1
+            vm_id = vm_name(site, cloud.name, key, seq)
+        cursors[(cloud.name, key)] = seq + 1
+        boots.append(Boot(cloud.name, vm_id, intent_id(vm_id, "boot", now), key,
+                          want.spec(cloud.name)))
+        held.vms += 1
+        held.booted += 1
+        held.cores += want.cls.cores
+        held.memory_mb += want.cls.memory_mb
+        if _why_not(None, cloud, held, 0) is not None:
+            open_clouds.pop(cloud.name, None)
+        want.booked[cloud.name] = want.booked.get(cloud.name, 0) + 1
+        want.unmet -= 1
+        want.served += 1
+        if want.unmet > 0:
+            heapq.heappush(heap, (want.next_rank(), key))
+
+    for key, want in sorted(wanting.items()):
+        cls = want.cls
+        for cloud_name, count in sorted(want.booked.items()):
             decisions.append(decision(
-                kind="boot", cloud=cloud.name, class_key=cls.key, count=room,
-                reason=f"{cls.idle} idle job(s) of {cls.vm_type}; booting {room}"))
-            full = _why_not(cls, cloud, held, 0)
-            if _why_not(None, cloud, held, 0) is not None:
-                open_clouds.pop(cloud.name, None)
-            if unmet > 0:
-                refusals.append(f"{cloud.name}: {full}")
-        if unmet > 0:
+                kind="boot", cloud=cloud_name, class_key=key, count=count,
+                reason=f"{cls.idle} idle job(s) of {cls.vm_type}; booting {count}"))
+        if want.unmet > 0:
             decisions.append(decision(
-                kind="hold", class_key=cls.key, count=unmet,
-                reason=f"{unmet} VM(s) of {cls.vm_type} still wanted: " + _refusal_text(
-                    cls, refusals, by_name, open_clouds, usage)))
+                kind="hold", class_key=key, count=want.unmet,
+                reason=f"{want.unmet} VM(s) of {cls.vm_type} still wanted: " + _refusal_text(
+                    cls, want.refusals, by_name, open_clouds, usage)))
     return boots
+
+
+@dataclass
+class _Want:
+    """A class with unmet demand, while this cycle hands out VMs."""
+
+    cls: DemandClass
+    unmet: int
+    served: int
+    weight: float
+    booked: dict[str, int] = field(default_factory=dict)
+    refusals: list[str] = field(default_factory=list)
+    candidates: list[CloudRecord] | None = None
+    pos: int = 0
+    _specs: dict[str, VmSpec] = field(default_factory=dict)
+
+    def next_rank(self) -> float:
+        """Lower goes first: VMs it would have after one more, per unit of fair share."""
+        return (self.served + 1) / self.weight
+
+    def spec(self, cloud: str) -> VmSpec:
+        """What to boot for this class on `cloud` (built once per cloud)."""
+        spec = self._specs.get(cloud)
+        if spec is None:
+            c = self.cls
+            spec = self._specs[cloud] = VmSpec(
+                vm_type=c.vm_type, image=resolve(c.image, cloud) or "",
+                flavor=resolve(c.flavor, cloud) or "", cores=c.cores, memory_mb=c.memory_mb,
+                disk_gb=c.disk_gb, keep_alive_min=c.keep_alive_min)
+        return spec
+
+
+def _pick(
+    want: _Want, by_name: dict[str, CloudRecord], open_clouds: dict[str, CloudRecord],
+    shared: list[CloudRecord], head: list[int], usage: dict[str, Usage],
+    errors: Counter[tuple[str, str]], health: Mapping[str, CloudHealth], policy: Policy,
+    now: float,
+) -> CloudRecord | None:
+    """The cloud for this class's next VM, or None. A cloud that refuses is passed over for
+    the rest of the cycle, with its reason (capacity only shrinks within a cycle). Classes
+    without TargetClouds walk one shared ordering of the clouds that were open at the start,
+    skipping those closed since, instead of each sorting the clouds anew."""
+    cls = want.cls
+    if want.candidates is None:
+        if cls.target_clouds:
+            want.candidates = order([by_name[n] for n in cls.target_clouds if n in by_name],
+                                    usage, policy.cloud_order)
+        else:
+            want.candidates = shared
+    candidates = want.candidates
+    if candidates is shared:
+        # Skip the shared list's closed head once for all classes, not once per class.
+        while head[0] < len(shared) and shared[head[0]].name not in open_clouds:
+            head[0] += 1
+        want.pos = max(want.pos, head[0])
+    while want.pos < len(candidates):
+        cloud = candidates[want.pos]
+        if cls.target_clouds or cloud.name in open_clouds:
+            why = _why_not(cls, cloud, usage[cloud.name], errors[(cloud.name, cls.key)]) or \
+                blocked(health.get(cloud.name), cls.vm_type, now)
+            if why is None:
+                return cloud
+            want.refusals.append(f"{cloud.name}: {why}")
+        want.pos += 1
+    return None
+
+
+def fair_weights(classes: Sequence[DemandClass], high_priority_weight: float) -> dict[str, float]:
+    """Each class's fair share of new VMs, from the users waiting for it (v1's idea).
+
+    Every user with idle jobs is owed an equal share, weighted by `high_priority_weight` for
+    users with VMHighPriority jobs; a user's share is split over their classes in proportion
+    to their idle jobs there. A class with no idle job (only running ones short of VMs) gets
+    a token share, so it is served after the others but still served.
+    """
+    per_user: dict[str, int] = {}
+    high: set[str] = set()
+    for cls in classes:
+        for user, n in cls.users.items():
+            per_user[user] = per_user.get(user, 0) + n
+            if cls.high_priority:
+                high.add(user)
+    weights = {}
+    for cls in classes:
+        weight = sum((high_priority_weight if user in high else 1.0) * n / per_user[user]
+                     for user, n in cls.users.items() if per_user[user])
+        weights[cls.key] = weight or 1e-6
+    return weights
 
 
 def _refusal_text(

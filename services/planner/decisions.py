@@ -31,6 +31,8 @@ class Policy:
     each consecutive failure."""
     backoff_max_s: float = 3600.0
     """The longest backoff."""
+    high_priority_weight: float = 4.0
+    """How many times a normal user's share a user with VMHighPriority jobs is owed."""
     cloud_order: tuple[str, ...] = ("spread", "priority")
     """Cloud policies chained to order candidate clouds (see `policies`); the default is
     v1's: slot fill ratio, then priority."""

@@ -22,8 +22,8 @@ class PlannerSettings:
     """Seconds between planning cycles (a new demand snapshot also wakes it). Default 2."""
     policy: Policy
     """Knobs of the decision core (resend_after_s, error_kill_after_s, register_timeout_s,
-    max_retires_per_cycle, min_vm_age_s, backoff_base_s, backoff_max_s, cloud_order); see
-    `Policy`."""
+    max_retires_per_cycle, min_vm_age_s, backoff_base_s, backoff_max_s, high_priority_weight,
+    cloud_order); see `Policy`."""
 
     @classmethod
     def from_site(cls, site: SiteConfig) -> PlannerSettings:
@@ -31,7 +31,8 @@ class PlannerSettings:
         sec = site.section("planner")
         sec.check_keys({"interval_s", "resend_after_s", "error_kill_after_s",
                         "register_timeout_s", "max_retires_per_cycle", "min_vm_age_s",
-                        "backoff_base_s", "backoff_max_s", "cloud_order"})
+                        "backoff_base_s", "backoff_max_s", "high_priority_weight",
+                        "cloud_order"})
         chain = sec.strings("cloud_order", DEFAULT_ORDER)
         for name in chain:
             if name not in POLICIES:
@@ -50,6 +51,7 @@ class PlannerSettings:
                 min_vm_age_s=sec.number("min_vm_age_s", 300.0),
                 backoff_base_s=sec.number("backoff_base_s", 60.0, minimum=1.0),
                 backoff_max_s=sec.number("backoff_max_s", 3600.0, minimum=1.0),
+                high_priority_weight=sec.number("high_priority_weight", 4.0, minimum=1.0),
                 cloud_order=chain,
             ),
         )

@@ -97,10 +97,38 @@ def test_replicas_given_the_same_state_pick_the_same_ids() -> None:
     assert [x.vm_id for x in a.boots] == [x.vm_id for x in b.boots]
 
 
-def test_high_priority_classes_are_served_first() -> None:
-    result = plan("s", demand(cls("low", idle=5), cls("high", idle=3, high=True)),
-                  [cloud(per_cycle=4)], [], NOW)
+def test_high_priority_users_are_owed_more() -> None:
+    low = cls("low", idle=5).model_copy(update={"users": {"alice": 5}})
+    high = cls("high", idle=3, high=True).model_copy(update={"users": {"bob": 3}})
+    result = plan("s", demand(low, high), [cloud(per_cycle=4)], [], NOW,
+                  Policy(high_priority_weight=4))
     assert Counter(b.class_key for b in result.boots) == {"high": 3, "low": 1}
+
+
+def test_fair_share_between_users_not_by_queue_length() -> None:
+    # alice queued 100 jobs, bob 2: with room for 4 VMs each gets 2, as v1 gave each user
+    # an equal share instead of serving the longest queue first.
+    a = cls("ka", idle=100).model_copy(update={"users": {"alice": 100}})
+    b = cls("kb", idle=2).model_copy(update={"users": {"bob": 2}})
+    result = plan("s", demand(a, b), [cloud(per_cycle=4)], [], NOW)
+    assert Counter(x.class_key for x in result.boots) == {"ka": 2, "kb": 2}
+
+
+def test_vms_already_running_count_against_a_users_share() -> None:
+    a = cls("ka", idle=10).model_copy(update={"users": {"alice": 10}})
+    b = cls("kb", idle=10).model_copy(update={"users": {"bob": 10}})
+    vms = [vm(n, key="ka") for n in range(4)]  # alice's class already has 4
+    result = plan("s", demand(a, b), [cloud(per_cycle=4, max_vms=20)], vms, NOW)
+    assert Counter(x.class_key for x in result.boots) == {"kb": 4}
+
+
+def test_a_user_split_over_classes_shares_one_share() -> None:
+    a1 = cls("ka1", idle=5).model_copy(update={"users": {"alice": 5}})
+    a2 = cls("ka2", idle=5).model_copy(update={"users": {"alice": 5}})
+    b = cls("kb", idle=10).model_copy(update={"users": {"bob": 10}})
+    result = plan("s", demand(a1, a2, b), [cloud(per_cycle=4)], [], NOW)
+    got = Counter(x.class_key for x in result.boots)
+    assert got["kb"] == 2 and got["ka1"] + got["ka2"] == 2
 
 
 def test_spec_resolves_per_cloud_image_and_flavor() -> None:
