@@ -25,11 +25,16 @@ def test_plan_json_shows_demand_rejected_and_intents() -> None:
     assert doc["rejected"] == [{"job": "104.0",
                                 "reason": "VMMem: expected an integer, got 'lots'"}]
     assert len(doc["pool"]) == 3 and len(doc["pool_problems"]) == 1
-    # boots_per_cycle = 5 on the only enabled cloud: 5 intents now, the rest held with reasons
+    # boots_per_cycle = 5 on the only enabled cloud: 5 intents now, shared fairly between
+    # the three users (carol's 2 big-worker jobs get theirs; alice and bob share 3)
     assert [i["action"] for i in doc["intents"]] == ["boot"] * 5
     assert all(i["cloud"] == "container-cloud" for i in doc["intents"])
+    by_type = {c["class"]: c["vm_type"] for c in doc["demand"]}
+    booted = sorted(by_type[i["class"]] for i in doc["intents"])
+    assert booted == ["big-worker"] * 2 + ["cloudscheduler-worker"] * 3
     holds = [d for d in doc["decisions"] if d["kind"] == "hold"]
-    assert any("cc-west: cloud disabled" in d["reason"] for d in holds)
+    assert any(d["count"] == 3 and "container-cloud: boot limit of 5 per cycle reached"
+               in d["reason"] for d in holds)
 
 
 def test_plan_tables_render() -> None:
