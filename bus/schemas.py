@@ -127,6 +127,9 @@ class CondorActionDone(Message):
     contacted: int
     """How many of the VM's HTCondor masters were told; 0 means it had already left."""
     at: float
+    left_pool: bool = False
+    """False: the daemons were told (a first report); True: its startd has since left the
+    pool (a second report, from the poller that carried the action out)."""
     error: str = ""
 
 

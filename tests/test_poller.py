@@ -96,13 +96,16 @@ async def test_retire_action_is_carried_out_and_reported(
     report = await asyncio.wait_for(done.get(), 10)
     stop.set()
     await server
-    collector.cancel()
-    assert (report.action_id, report.vm_id, report.contacted, report.error) == (
-        action.action_id, "cs-t-c1-abc123-0", 1, "")
+    assert (report.action_id, report.vm_id, report.contacted, report.left_pool) == (
+        action.action_id, "cs-t-c1-abc123-0", 1, False)
     await poller.step()
     pool = await bus.last(subjects.pool(), PoolSnapshot)
     assert pool is not None
     assert {s.vm_id for s in pool.value.startds} == {"cs-t-c1-abc123-1"}
+    gone = await asyncio.wait_for(done.get(), 10)  # the report back once it has left
+    assert (gone.action_id, gone.vm_id, gone.left_pool) == (action.action_id,
+                                                             "cs-t-c1-abc123-0", True)
+    collector.cancel()
 
 
 async def test_a_failed_action_is_kept_for_a_retry(

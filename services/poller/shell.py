@@ -32,6 +32,9 @@ class Poller:
         self._demand: DemandSnapshot | None = None
         self._pool: PoolSnapshot | None = None
         self._trace = new_trace()
+        # Actions this process carried out, until their startd leaves the pool (then it
+        # reports that too). Not state anyone relies on: the planner reads the pool itself.
+        self._retiring: dict[str, tuple[CondorActionDone, str]] = {}
 
     async def _read_demand(self, now: float) -> DemandSnapshot:
         try:
@@ -70,6 +73,14 @@ class Poller:
             self._pool = pool
         await self.bus.js_publish(subjects.demand(), demand, trace=self._trace)
         await self.bus.js_publish(subjects.pool(), pool, trace=self._trace)
+        if not pool.stale:
+            present = {s.vm_id for s in pool.startds}
+            for vm_id in [v for v in self._retiring if v not in present]:
+                done, trace = self._retiring.pop(vm_id)
+                gone = done.model_copy(update={"left_pool": True, "at": now})
+                await self.bus.publish(subjects.condor_done(), gone, trace=trace)
+                log.info("%s", logs.fields(vm=vm_id, action=done.action,
+                                           intent=done.action_id, outcome="left the pool"))
         log.info("%s", logs.fields(
             loop="poll", source=demand.source, classes=len(demand.classes),
             idle=sum(c.idle for c in demand.classes),
@@ -92,6 +103,7 @@ class Poller:
         done = CondorActionDone(action_id=action.action_id, vm_id=action.vm_id,
                                 action=action.action, contacted=told, at=time.time())
         await self.bus.publish(subjects.condor_done(), done, trace=delivery.trace)
+        self._retiring[action.vm_id] = (done, delivery.trace)
         log.info("%s outcome=done masters_told=%d", fields, told)
         await delivery.ack()
 
