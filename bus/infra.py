@@ -17,23 +17,15 @@ from bus import subjects
 
 def stream_configs(replicas: int = 1) -> list[StreamConfig]:
     """The streams cloudscheduler needs, with `replicas` copies each (3 on a NATS cluster)."""
+    def work_queue(name: str, subject: str) -> StreamConfig:
+        # Deduplicates resends of one message id for two minutes.
+        return StreamConfig(name=name, subjects=[subject],
+                            retention=RetentionPolicy.WORK_QUEUE, storage=StorageType.FILE,
+                            duplicate_window=120.0, num_replicas=replicas)
+
     return [
-        StreamConfig(
-            name=subjects.INTENT_STREAM,
-            subjects=[subjects.intents_all()],
-            retention=RetentionPolicy.WORK_QUEUE,
-            storage=StorageType.FILE,
-            duplicate_window=120.0,
-            num_replicas=replicas,
-        ),
-        StreamConfig(
-            name=subjects.CONDOR_STREAM,
-            subjects=[subjects.condor_action()],
-            retention=RetentionPolicy.WORK_QUEUE,
-            storage=StorageType.FILE,
-            duplicate_window=120.0,
-            num_replicas=replicas,
-        ),
+        work_queue(subjects.INTENT_STREAM, subjects.intents_all()),
+        work_queue(subjects.CONDOR_STREAM, subjects.condor_action()),
         StreamConfig(
             name=subjects.SNAPSHOT_STREAM,
             subjects=subjects.snapshot_subjects(),

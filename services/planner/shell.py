@@ -13,7 +13,7 @@ import socket
 import time
 
 from bus import logs, subjects
-from bus.connection import Bus
+from bus.connection import Bus, Versioned
 from bus.schemas import (
     CloudHealth,
     CloudRecord,
@@ -24,6 +24,7 @@ from bus.schemas import (
     PlanReport,
     PoolSnapshot,
     VmRecord,
+    VmState,
 )
 from services.planner.core import plan
 from services.planner.decisions import Kill
@@ -83,31 +84,20 @@ class PlannerShell:
                 await self.vms.update(key, entry.value.model_copy(
                     update={"registered_at": now}), entry.revision)
         for retire in result.retires:
-            key = subjects.vm_key(retire.cloud, retire.vm_id)
-            entry = vm_entries.get(key)
-            if entry is None:
-                continue
-            marked = entry.value.model_copy(update={
-                "state": "retiring", "reason": retire.reason, "updated_at": now,
-                "intent_id": retire.action_id})
-            if await self.vms.update(key, marked, entry.revision) is None:
-                continue  # changed under us (a slot got claimed?); decide again next cycle
-            await self._ask_condor(marked, entry.value.trace)
+            marked = await self._mark(vm_entries, retire.cloud, retire.vm_id, "retiring",
+                                      retire.reason, retire.action_id, now)
+            if marked is not None:
+                await self._ask_condor(marked, marked.trace)
         for kill in result.kills:
-            key = subjects.vm_key(kill.cloud, kill.vm_id)
-            entry = vm_entries.get(key)
-            if entry is None:
+            marked = await self._mark(vm_entries, kill.cloud, kill.vm_id, "deleting",
+                                      kill.reason, kill.intent_id, now)
+            if marked is None:
                 continue
-            marked = entry.value.model_copy(update={
-                "state": "deleting", "reason": kill.reason, "updated_at": now,
-                "intent_id": kill.intent_id})
-            if await self.vms.update(key, marked, entry.revision) is None:
-                continue  # changed under us; the next cycle decides again
             if kill.failure:
-                await self._count_failure(kill, entry.value.spec.vm_type, now)
+                await self._count_failure(kill, marked.spec.vm_type, now)
             await self._send(Intent(
                 intent_id=kill.intent_id, action="kill", cloud=kill.cloud, vm_id=kill.vm_id,
-                created_at=now, reason=kill.reason), entry.value.trace)
+                created_at=now, reason=kill.reason), marked.trace)
         for resend in result.resends:
             vm = resend.vm
             if vm.state == "retiring":
@@ -128,6 +118,23 @@ class PlannerShell:
             loop="plan", clouds=len(clouds), vms=len(vm_entries), booked=booked,
             retires=len(result.retires), kills=len(result.kills), resends=len(result.resends),
             holds=sum(d.kind == "hold" for d in decisions), trace=trace or "-"))
+
+    async def _mark(
+        self, entries: dict[str, Versioned[VmRecord]], cloud: str, vm_id: str,
+        state: VmState, reason: str, intent: str, now: float,
+    ) -> VmRecord | None:
+        """Compare-and-set a VM to `state` under the id of the intent that will follow; None
+        when it changed since this cycle read it (a slot got claimed, a provisioner moved it
+        on): the next cycle decides again on fresh state."""
+        key = subjects.vm_key(cloud, vm_id)
+        entry = entries.get(key)
+        if entry is None:
+            return None
+        marked = entry.value.model_copy(update={
+            "state": state, "reason": reason, "updated_at": now, "intent_id": intent})
+        if await self.vms.update(key, marked, entry.revision) is None:
+            return None
+        return marked
 
     async def _count_failure(self, kill: Kill, vm_type: str, now: float) -> None:
         """Add a failure to the cloud's health (compare-and-set, re-read on conflict)."""
