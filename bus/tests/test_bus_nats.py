@@ -11,7 +11,15 @@ from bus import codec, subjects
 from bus.connection import Bus
 from bus.errors import AdminError, BusUnavailable
 from bus.micro import Endpoint, serve
-from bus.schemas import CloudToggleReply, CloudToggleRequest, DeadLetter, DemandSnapshot, VmRecord
+from bus.schemas import (
+    CloudToggleReply,
+    CloudToggleRequest,
+    DeadLetter,
+    DemandSnapshot,
+    PoolSnapshot,
+    Startd,
+    VmRecord,
+)
 from bus.tests.examples import DEMAND, INTENT, VM
 
 
@@ -126,3 +134,14 @@ async def test_service_errors_reach_the_caller_typed(bus: Bus) -> None:
 async def test_unreachable_server_is_a_clear_error() -> None:
     with pytest.raises(BusUnavailable, match=r"cannot reach NATS at nats://127\.0\.0\.1:1"):
         await Bus.connect("nats://127.0.0.1:1", "test", wait_s=0.5)
+
+
+async def test_a_pool_of_20000_startds_fits_through_nats(bus: Bus) -> None:
+    # 2.7 MB of msgpack: over NATS' 1 MiB max_payload unless compressed on the way.
+    slots = tuple(Startd(vm_id=f"cs-site-cloud{n % 200}-abc123-{n}", name=f"slot1@vm{n}",
+                         state="Claimed", activity="Busy", entered_state_at=float(n))
+                  for n in range(20_000))
+    snap = PoolSnapshot(source="big", taken_at=1.0, startds=slots)
+    await bus.js_publish(subjects.pool(), snap)
+    last = await bus.last(subjects.pool(), PoolSnapshot)
+    assert last is not None and last.value == snap

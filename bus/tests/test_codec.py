@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import zlib
+
 import msgpack
 import pytest
 from hypothesis import given
@@ -9,8 +11,11 @@ from hypothesis import strategies as st
 
 from bus import codec
 from bus.errors import DecodeError
-from bus.schemas import ALL_SCHEMAS, DemandClass, Intent, Message, VmRecord
-from bus.tests.examples import CLASS, EXAMPLES, INTENT, VM
+from bus.schemas import ALL_SCHEMAS, DemandClass, DemandSnapshot, Intent, Message, VmRecord
+from bus.tests.examples import CLASS, DEMAND, EXAMPLES, INTENT, VM
+
+DEMAND_BIG = DEMAND.model_copy(update={"classes": tuple(
+    CLASS.model_copy(update={"key": f"{n:010x}", "vm_type": f"type{n}"}) for n in range(2000))})
 
 
 def test_every_schema_has_an_example() -> None:
@@ -92,3 +97,25 @@ def test_trace_of_keeps_or_creates() -> None:
     assert codec.trace_of({"Cs-Trace": "abc"}) == "abc"
     fresh = codec.trace_of({})
     assert len(fresh) == 16 and fresh != codec.trace_of({})
+
+
+def test_large_messages_travel_compressed() -> None:
+    big = DEMAND_BIG
+    data, headers = codec.encode(big)
+    assert headers["Cs-Encoding"] == "zlib"
+    assert len(data) < len(codec.encode_body(big)) / 5
+    assert codec.decode(data, headers, DemandSnapshot) == big
+    assert codec.decode_any(data, headers) == big
+    _, small_headers = codec.encode(INTENT)
+    assert "Cs-Encoding" not in small_headers
+
+
+def test_compressed_messages_are_checked_too() -> None:
+    headers = {"Cs-Type": "DemandSnapshot", "Cs-Schema": "1", "Cs-Encoding": "zlib"}
+    with pytest.raises(DecodeError, match="not valid zlib data"):
+        codec.decode(b"not zlib", headers, DemandSnapshot)
+    with pytest.raises(DecodeError, match="unknown Cs-Encoding 'br'"):
+        codec.decode(b"x", {**headers, "Cs-Encoding": "br"}, DemandSnapshot)
+    bomb = zlib.compress(b"\x00" * (codec.MAX_DECODED_BYTES + 1024), 9)
+    with pytest.raises(DecodeError, match="expands past the"):
+        codec.decode(bomb, headers, DemandSnapshot)
