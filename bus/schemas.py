@@ -81,6 +81,9 @@ class DemandSnapshot(Message):
     stale_reason: str = ""
     classes: tuple[DemandClass, ...] = ()
     rejected: tuple[RejectedJob, ...] = ()
+    """The first rejected jobs (at most 1,000, so a broken submission cannot make the snapshot
+    too big to publish); `rejected_total` counts them all."""
+    rejected_total: int = 0
 
 
 class Startd(Message):

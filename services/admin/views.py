@@ -98,8 +98,9 @@ def status_tables(status: StatusReply, now: float | None = None) -> Group:
                 ", ".join(cls.target_clouds) or "any")
         parts.append(table)
         if demand.rejected:
-            rejected = Table(title=f"Rejected jobs ({len(demand.rejected)})",
-                             title_justify="left")
+            shown = (f"{len(demand.rejected)}" if demand.rejected_total <= len(demand.rejected)
+                     else f"first {len(demand.rejected)} of {demand.rejected_total}")
+            rejected = Table(title=f"Rejected jobs ({shown})", title_justify="left")
             rejected.add_column("job")
             rejected.add_column("reason")
             for job in demand.rejected:

@@ -31,6 +31,8 @@ PROJECTION = (
 # classad2 prints `=?=` as `is`; accept both spellings and `==`.
 _VMTYPE_IN_REQUIREMENTS = re.compile(r'VMType\s*(?:=\?=|==|\bis\b)\s*"([^"]*)"', re.IGNORECASE)
 DEFAULT_VM_TYPE = "default"
+MAX_REJECTED_LISTED = 1000
+"""Rejected jobs listed one by one in a snapshot; the rest are only counted."""
 
 
 class BadAttribute(ValueError):
@@ -237,11 +239,14 @@ def build_demand(
     """Group idle and running jobs into demand classes; bad jobs go to `rejected`."""
     classes: dict[str, tuple[JobNeed, int, int, dict[str, int]]] = {}
     rejected: list[RejectedJob] = []
+    rejected_total = 0
     for ad in ads:
         try:
             need = parse_job(ad)
         except BadAttribute as exc:
-            rejected.append(RejectedJob(job=job_id(ad), reason=str(exc)))
+            rejected_total += 1
+            if len(rejected) < MAX_REJECTED_LISTED:
+                rejected.append(RejectedJob(job=job_id(ad), reason=str(exc)))
             continue
         if need.status not in (JOB_IDLE, JOB_RUNNING):
             continue
@@ -269,4 +274,5 @@ def build_demand(
             for key, (n, idle, running, users) in sorted(classes.items())
         ),
         rejected=tuple(rejected),
+        rejected_total=rejected_total,
     )

@@ -44,7 +44,8 @@ class Poller:
             return DemandSnapshot(
                 source=last.source if last else "none", taken_at=now, stale=True,
                 stale_reason=str(exc), classes=last.classes if last else (),
-                rejected=last.rejected if last else ())
+                rejected=last.rejected if last else (),
+                rejected_total=last.rejected_total if last else 0)
         return build_demand(ads, self.source.describe(), now)
 
     async def _read_pool(self, now: float) -> PoolSnapshot:
@@ -85,7 +86,7 @@ class Poller:
             loop="poll", source=demand.source, classes=len(demand.classes),
             idle=sum(c.idle for c in demand.classes),
             running=sum(c.running for c in demand.classes),
-            rejected=len(demand.rejected), startds=len(pool.startds),
+            rejected=demand.rejected_total, startds=len(pool.startds),
             stale="; ".join(filter(None, (demand.stale_reason, pool.stale_reason))) or "no",
             trace=self._trace))
 

@@ -10,6 +10,7 @@ import pytest
 from bus.errors import ConfigError
 from services.poller.condor import parse_dump, read_dump
 from services.poller.demand import (
+    MAX_REJECTED_LISTED,
     PROJECTION,
     BadAttribute,
     build_demand,
@@ -164,3 +165,11 @@ def test_condor_q_json_expressions_evaluate_like_the_long_format() -> None:
 def test_unparseable_dumps_are_config_errors(text: str) -> None:
     with pytest.raises(ConfigError, match=r"dump\.txt: (line \d+: )?not valid condor_q"):
         parse_dump(text, "dump.txt")
+
+
+def test_rejected_jobs_are_listed_up_to_a_bound_and_all_counted() -> None:
+    ads = [{"ClusterId": 1, "ProcId": n, "Owner": "x", "JobStatus": 1, "VMMem": "lots"}
+           for n in range(MAX_REJECTED_LISTED + 5)]
+    snap = build_demand(ads, "t", 0.0)
+    assert len(snap.rejected) == MAX_REJECTED_LISTED
+    assert snap.rejected_total == MAX_REJECTED_LISTED + 5
