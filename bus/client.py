@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+from dataclasses import dataclass
+
+from nats.aio.msg import Msg
+
 from bus import subjects
 from bus.connection import Bus
 from bus.schemas import (
@@ -11,7 +17,43 @@ from bus.schemas import (
     InstancesRequest,
     StatusReply,
     StatusRequest,
+    VmKillReply,
+    VmKillRequest,
 )
+
+
+@dataclass(frozen=True)
+class ServiceInstance:
+    """One live service instance, as it answered $SRV.INFO."""
+
+    name: str
+    id: str
+    version: str
+    description: str
+    endpoints: tuple[str, ...]
+
+
+async def discover(bus: Bus, wait_s: float = 1.0) -> list[ServiceInstance]:
+    """Every service instance that answers $SRV.INFO within `wait_s` (answers are JSON, by
+    the NATS services protocol); an unreadable answer is skipped."""
+    found: list[ServiceInstance] = []
+
+    async def on_reply(msg: Msg) -> None:
+        try:
+            info = json.loads(msg.data)
+            found.append(ServiceInstance(
+                name=str(info["name"]), id=str(info["id"]), version=str(info["version"]),
+                description=str(info.get("description") or ""),
+                endpoints=tuple(str(e["subject"]) for e in info.get("endpoints") or ())))
+        except (ValueError, KeyError, TypeError):
+            return
+
+    inbox = bus.nc.new_inbox()
+    sub = await bus.nc.subscribe(inbox, cb=on_reply)
+    await bus.nc.publish(subjects.SERVICE_INFO, b"", reply=inbox)
+    await asyncio.sleep(wait_s)
+    await sub.unsubscribe()
+    return sorted(found, key=lambda s: (s.name, s.id))
 
 
 class AdminClient:
@@ -32,6 +74,12 @@ class AdminClient:
         name = subjects.ADMIN_CLOUD_ENABLE if enabled else subjects.ADMIN_CLOUD_DISABLE
         return await self.bus.request(
             subjects.admin_endpoint(name), CloudToggleRequest(name=cloud), CloudToggleReply,
+            self.timeout_s)
+
+    async def kill(self, request: VmKillRequest) -> VmKillReply:
+        """Kill VMs (they go through the same deleting state as the planner's kills)."""
+        return await self.bus.request(
+            subjects.admin_endpoint(subjects.ADMIN_VM_KILL), request, VmKillReply,
             self.timeout_s)
 
     async def instances(self, cloud: str) -> InstanceList:

@@ -337,6 +337,29 @@ class CloudToggleReply(Message):
     changed: bool
 
 
+class VmKillRequest(Message):
+    """Kill VMs: the named ones, or every VM on `cloud` with `all_on_cloud`."""
+
+    cloud: str = ""
+    vm_ids: tuple[str, ...] = ()
+    all_on_cloud: bool = False
+
+
+class Skipped(Message):
+    """A VM an admin request left alone, and why."""
+
+    vm_id: str
+    reason: str
+
+
+class VmKillReply(Message):
+    """Which VMs are now being deleted (with the kill's intent id: names are reused once a
+    VM is gone, so the intent tells this VM from a later one), and which were left alone."""
+
+    killed: dict[str, str] = Field(default_factory=dict)
+    skipped: tuple[Skipped, ...] = ()
+
+
 ALL_SCHEMAS: tuple[type[Message], ...] = (
     DemandClass,
     RejectedJob,
@@ -362,5 +385,8 @@ ALL_SCHEMAS: tuple[type[Message], ...] = (
     StatusReply,
     CloudToggleRequest,
     CloudToggleReply,
+    VmKillRequest,
+    Skipped,
+    VmKillReply,
 )
 """Every schema, by which `Cs-Type` header values are resolved."""

@@ -29,6 +29,9 @@ PROVIDER_SERVICE_PREFIX = "cs-provisioner"
 ADMIN_STATUS = "status"
 ADMIN_CLOUD_ENABLE = "cloud-enable"
 ADMIN_CLOUD_DISABLE = "cloud-disable"
+ADMIN_VM_KILL = "vm-kill"
+SERVICE_INFO = "$SRV.INFO"
+"""Every service on the NATS services API answers here with its name, id and endpoints."""
 PROVIDER_INSTANCES = "instances"
 
 

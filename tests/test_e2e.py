@@ -177,3 +177,41 @@ def test_cli_errors_are_one_line_and_nonzero(tmp_path: Path, fresh_nats: NatsSer
         assert vm["cloud"] == "cc-west" and "is not configured" in vm["reason"]
     finally:
         system.stop()
+
+
+def test_operator_commands(tmp_path: Path, fresh_nats: NatsServer) -> None:
+    queue = tmp_path / "queue.txt"
+    shutil.copy(ROOT / "examples" / "demo-queue.txt", queue)
+    config = tmp_path / "cs.toml"
+    config.write_text(CONFIG.format(url=fresh_nats.url))
+    system = System(tmp_path, config, fresh_nats.url)
+    system.start()
+    try:
+        doc = system.wait_for("8 running VMs", lambda d: len(running(d)) == 8)
+        found = json.loads(system.cs("services", "--json").stdout)
+        assert {s["name"] for s in found} == {
+            "cs-admin", "cs-provisioner-libvirt", "cs-provisioner-openstack"}
+        admin = [s for s in found if s["name"] == "cs-admin"]
+        assert len(admin) == 1 and "cs.admin.vm-kill" in admin[0]["endpoints"]
+
+        listed = json.loads(system.cs("vm", "list", "--json", "--cloud", CLOUD).stdout)
+        assert sorted(v["name"] for v in listed) == running(doc)
+        victim = running(doc)[0]
+        before = {i["name"]: i["intent_id"] for i in json.loads(
+            system.cs("cloud", "show", CLOUD, "--json").stdout)["instances"]}
+        result = system.cs("vm", "kill", victim)
+        assert "killed 1 VM(s), skipped 0" in result.stdout
+        # It left the cloud: the domain of that boot is gone (the planner may boot a new
+        # VM under the same name for the demand, with a new intent).
+        after = {i["name"]: i["intent_id"] for i in json.loads(
+            system.cs("cloud", "show", CLOUD, "--json").stdout)["instances"]}
+        assert after.get(victim) != before[victim]
+
+        result = system.cs("vm", "kill", "no-such-vm", "--no-wait", check=False)
+        assert result.returncode == 1 and "skipped no-such-vm: no such VM" in result.stderr
+        result = system.cs("vm", "kill", "--all", check=False)
+        assert result.returncode == 1 and "--all needs --cloud NAME" in result.stderr
+        result = system.cs("vm", "kill", "--all", "--cloud", "nope", check=False)
+        assert result.returncode == 1 and "unknown cloud 'nope'" in result.stderr
+    finally:
+        system.stop()

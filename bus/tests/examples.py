@@ -22,10 +22,13 @@ from bus.schemas import (
     PlanReport,
     PoolSnapshot,
     RejectedJob,
+    Skipped,
     Startd,
     StatusReply,
     StatusRequest,
     VmEvent,
+    VmKillReply,
+    VmKillRequest,
     VmRecord,
     VmSpec,
 )
@@ -71,4 +74,6 @@ EXAMPLES: tuple[Message, ...] = (
     CLASS, REJECTED, DEMAND, STARTD, POOL, CLOUD, SPEC, VM, INTENT, EVENT, DECISION, REPORT,
     INSTANCE, InstancesRequest(), LISTING, LETTER, StatusRequest(), CLOUD_STATUS, STATUS,
     CloudToggleRequest(name="c1"), CloudToggleReply(name="c1", enabled=False, changed=True),
+    VmKillRequest(cloud="c1", vm_ids=(VM.vm_id,)), Skipped(vm_id="x", reason="unknown VM"),
+    VmKillReply(killed={VM.vm_id: "kill-1"}, skipped=(Skipped(vm_id="x", reason="unknown VM"),)),
 )

@@ -12,11 +12,14 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from bus import siteconfig, subjects
-from bus.client import AdminClient
+from bus.client import AdminClient, discover
 from bus.connection import Bus
 from bus.errors import AdminError, BusUnavailable, ConfigError, DecodeError
+from bus.schemas import VmKillReply, VmKillRequest
 from services.admin import views
 
 T = TypeVar("T")
@@ -24,6 +27,10 @@ T = TypeVar("T")
 app = typer.Typer(name="cs", help="Operate cloudscheduler.", no_args_is_help=True)
 cloud_app = typer.Typer(help="List, show, enable and disable clouds.", no_args_is_help=True)
 app.add_typer(cloud_app, name="cloud")
+vm_app = typer.Typer(help="List and kill VMs.", no_args_is_help=True)
+app.add_typer(vm_app, name="vm")
+config_app = typer.Typer(help="Check the site configuration.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
 
 out = Console()
 err = Console(stderr=True)
@@ -40,7 +47,7 @@ def _url(nats: str | None) -> str:
 
 
 def _fail(message: str) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    err.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(1)
 
 
@@ -101,7 +108,7 @@ def _toggle(name: str, enabled: bool, nats: str | None) -> None:
     reply = _with_bus(nats, lambda bus: AdminClient(bus).set_enabled(name, enabled))
     word = "enabled" if reply.enabled else "disabled"
     note = "" if reply.changed else " (it already was)"
-    out.print(f"cloud {reply.name} {word}{note}")
+    out.print(escape(f"cloud {reply.name} {word}{note}"))
 
 
 @cloud_app.command("enable")
@@ -134,9 +141,108 @@ def cloud_show(name: str, nats: NatsOption = None, as_json: JsonOption = False) 
         _print_json({"cloud": cloud.model_dump(mode="json"),
                      "instances": [i.model_dump(mode="json") for i in listing.instances]})
     else:
-        out.print(f"{cloud.name}: provider {cloud.provider}, "
-                  f"{'enabled' if cloud.enabled else 'disabled'}, max_vms {cloud.max_vms}")
+        out.print(escape(f"{cloud.name}: provider {cloud.provider}, "
+                         f"{'enabled' if cloud.enabled else 'disabled'}, "
+                         f"max_vms {cloud.max_vms}"))
         out.print(views.instances_table(listing))
+
+
+@vm_app.command("list")
+def vm_list(
+    nats: NatsOption = None, as_json: JsonOption = False,
+    cloud: Annotated[str | None, typer.Option(help="Only VMs on this cloud.")] = None,
+) -> None:
+    """VMs with cloud, type, state, age and startd state."""
+    reply = _with_bus(nats, lambda bus: AdminClient(bus).status())
+    vms = [vm for vm in views.status_json(reply)["vms"] if not cloud or vm["cloud"] == cloud]
+    if as_json:
+        _print_json(vms)
+    else:
+        out.print(views.status_tables(reply.model_copy(update={"vms": tuple(
+            v for v in reply.vms if not cloud or v.cloud == cloud)})).renderables[1])
+
+
+@vm_app.command("kill")
+def vm_kill(
+    vm_ids: Annotated[list[str] | None, typer.Argument(help="VMs to kill.")] = None,
+    cloud: Annotated[str | None, typer.Option(help="The cloud (needed with --all).")] = None,
+    all_on_cloud: Annotated[bool, typer.Option("--all", help="Every VM on --cloud.")] = False,
+    wait: Annotated[bool, typer.Option(help="Show progress until they are gone.")] = True,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for them to go.")] = 300,
+    nats: NatsOption = None,
+) -> None:
+    """Kill VMs now (not drained: running jobs on them are lost)."""
+    if all_on_cloud and not cloud:
+        raise _fail("--all needs --cloud NAME")
+    if not all_on_cloud and not vm_ids:
+        raise _fail("name the VMs to kill, or use --cloud NAME --all")
+    request = VmKillRequest(cloud=cloud or "", vm_ids=tuple(vm_ids or ()),
+                            all_on_cloud=all_on_cloud)
+
+    async def work(bus: Bus) -> VmKillReply:
+        client = AdminClient(bus)
+        reply = await client.kill(request)
+        for skip in reply.skipped:
+            err.print(escape(f"skipped {skip.vm_id}: {skip.reason}"), highlight=False)
+        if wait and reply.killed:
+            await _wait_gone(client, dict(reply.killed), timeout)
+        return reply
+
+    reply = _with_bus(nats, work)
+    out.print(f"killed {len(reply.killed)} VM(s), skipped {len(reply.skipped)}")
+    if reply.skipped and not reply.killed:
+        raise typer.Exit(1)
+
+
+async def _wait_gone(client: AdminClient, pending: dict[str, str], timeout: float) -> None:
+    """Progress until every killed VM (by name and kill intent) has left the registry."""
+    total = len(pending)
+    with Progress(TextColumn("deleting"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=err, transient=True) as progress:
+        task = progress.add_task("deleting", total=total)
+        deadline = asyncio.get_running_loop().time() + timeout
+        while pending:
+            status = await client.status()
+            still = {(vm.vm_id, vm.intent_id) for vm in status.vms}
+            pending = {v: i for v, i in pending.items() if (v, i) in still}
+            progress.update(task, completed=total - len(pending))
+            if not pending:
+                break
+            if asyncio.get_running_loop().time() > deadline:
+                raise AdminError("timeout", f"{len(pending)} VM(s) still being deleted after "
+                                 f"{timeout:.0f}s: {', '.join(sorted(pending)[:5])}")
+            await asyncio.sleep(0.5)
+
+
+@app.command()
+def services(nats: NatsOption = None, as_json: JsonOption = False) -> None:
+    """Live service instances, found through the NATS services API ($SRV)."""
+    found = _with_bus(nats, lambda bus: discover(bus))
+    if as_json:
+        _print_json([{"name": s.name, "id": s.id, "version": s.version,
+                      "endpoints": list(s.endpoints)} for s in found])
+        return
+    if not found:
+        raise _fail("no service answered; start them with `make run` (or `cs up`)")
+    out.print(views.services_table(found))
+
+
+@config_app.command("check")
+def config_check(
+    config: Annotated[Path | None, typer.Option(help="Site config [default: $CS_CONFIG].")] = None,
+) -> None:
+    """Validate the site config without touching the bus; say what it defines."""
+    from services.admin.offline import check_config
+
+    try:
+        site = siteconfig.load(siteconfig.config_path(str(config) if config else None))
+        check_config(site)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    out.print(escape(f"{site.path}: ok: site {site.site}, NATS {site.nats_url}, "
+                     f"{len(site.clouds)} cloud(s): " + ", ".join(
+                         f"{c.name} ({c.provider}, {'enabled' if c.enabled else 'disabled'} "
+                         "at first start)" for c in site.clouds)), soft_wrap=True)
 
 
 @app.command()

@@ -1,7 +1,8 @@
-"""`cs plan`: what the planner would decide for a queue dump, touching no cloud and no bus.
+"""`cs plan` and `cs config check`: the services' pure cores and settings, offline.
 
-This module composes the poller's and the planner's pure cores offline; it is the one place
-where the admin package imports other services (allowed by the import contract for it only).
+What the planner would decide for a queue dump, touching no cloud and no bus; whether every
+service accepts the site config. This is the one place where the admin package imports other
+services (allowed by the import contract for this module only).
 """
 
 from __future__ import annotations
@@ -13,10 +14,14 @@ from typing import Any
 from bus.schemas import PoolSnapshot
 from bus.siteconfig import SiteConfig
 from services.planner.core import plan
+from services.planner.settings import PlannerSettings
 from services.poller.condor import read_dump
 from services.poller.demand import PROJECTION, build_demand
 from services.poller.pool import PROJECTION as POOL_PROJECTION
 from services.poller.pool import build_pool
+from services.poller.settings import PollerSettings
+from services.provisioner_libvirt.settings import LibvirtSettings
+from services.provisioner_openstack.settings import OpenstackSettings
 
 
 def plan_offline(site: SiteConfig, queue: Path, pool_file: Path | None,
@@ -48,3 +53,11 @@ def plan_offline(site: SiteConfig, queue: Path, pool_file: Path | None,
         "intents": intents,
         "decisions": [d.model_dump(mode="json") for d in result.decisions],
     }
+
+
+def check_config(site: SiteConfig) -> None:
+    """Validate every service's table of the site config (ConfigError names the key)."""
+    PollerSettings.from_site(site)
+    PlannerSettings.from_site(site)
+    LibvirtSettings.from_site(site)
+    OpenstackSettings.from_site(site)

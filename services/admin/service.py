@@ -11,8 +11,9 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Sequence
+from typing import Any
 
-from bus import logs, subjects
+from bus import logs, registry, subjects
 from bus.connection import Bus, TypedKv
 from bus.errors import AdminError
 from bus.micro import Endpoint
@@ -26,8 +27,11 @@ from bus.schemas import (
     Message,
     PlanReport,
     PoolSnapshot,
+    Skipped,
     StatusReply,
     StatusRequest,
+    VmKillReply,
+    VmKillRequest,
     VmRecord,
 )
 
@@ -67,13 +71,52 @@ class AdminService:
             log.warning("%s", logs.fields(
                 event="cloud in KV but not in config; left as it is", cloud=name))
 
-    def endpoints(self) -> list[Endpoint[StatusRequest] | Endpoint[CloudToggleRequest]]:
+    def endpoints(self) -> list[Endpoint[Any]]:
         """The endpoints this service registers under `cs.admin`."""
         return [
             Endpoint(subjects.ADMIN_STATUS, StatusRequest, self.status),
             Endpoint(subjects.ADMIN_CLOUD_ENABLE, CloudToggleRequest, self.enable),
             Endpoint(subjects.ADMIN_CLOUD_DISABLE, CloudToggleRequest, self.disable),
+            Endpoint(subjects.ADMIN_VM_KILL, VmKillRequest, self.kill),
         ]
+
+    async def kill(self, request: VmKillRequest) -> Message:
+        """Kill the named VMs (or all on a cloud): marked deleting, then a kill intent each,
+        exactly as the planner's own kills, so provisioners and reconcile treat them alike."""
+        if request.all_on_cloud and not request.cloud:
+            raise AdminError("400", "killing all VMs needs a cloud")
+        if not request.all_on_cloud and not request.vm_ids:
+            raise AdminError("400", "name the VMs to kill, or ask for all on a cloud")
+        if request.cloud and await self.clouds.get(request.cloud) is None:
+            raise AdminError("404", f"unknown cloud {request.cloud!r}")
+        entries = await self.vms.items()
+        by_id = {e.value.vm_id: (key, e) for key, e in entries.items()
+                 if not request.cloud or e.value.cloud == request.cloud}
+        wanted = sorted(by_id) if request.all_on_cloud else list(request.vm_ids)
+        killed: dict[str, str] = {}
+        skipped: list[Skipped] = []
+        now = time.time()
+        for vm_id in wanted:
+            found = by_id.get(vm_id)
+            if found is None:
+                where = f" on {request.cloud}" if request.cloud else ""
+                skipped.append(Skipped(vm_id=vm_id, reason=f"no such VM{where}"))
+                continue
+            key, entry = found
+            if entry.value.state in ("deleting", "gone"):
+                skipped.append(Skipped(vm_id=vm_id, reason="already being deleted"))
+                continue
+            reason = "killed by an operator"
+            marked = await registry.mark(self.vms, key, entry, "deleting", reason,
+                                         f"kill-{vm_id}-{int(now * 1000):x}", now)
+            if marked is None:
+                skipped.append(Skipped(vm_id=vm_id, reason="changed meanwhile; try again"))
+                continue
+            await registry.send_kill(self.bus, marked, reason, now)
+            killed[vm_id] = marked.intent_id
+        log.info("%s", logs.fields(event="vm kill", cloud=request.cloud or "-",
+                                   killed=len(killed), skipped=len(skipped)))
+        return VmKillReply(killed=killed, skipped=tuple(skipped))
 
     async def status(self, _: StatusRequest) -> Message:
         """Clouds, VMs, demand and the planner's latest reasons."""

@@ -7,13 +7,23 @@ import time
 from typing import Any
 
 from rich.console import Group
-from rich.table import Table
+from rich.table import Table as RichTable
 from rich.text import Text
 
 from bus import codec
+from bus.client import ServiceInstance
 from bus.connection import RawMessage
 from bus.errors import DecodeError
 from bus.schemas import CloudHealth, InstanceList, StatusReply
+
+
+class Table(RichTable):
+    """A rich Table whose string cells are shown as they are: a reason or a job attribute
+    with `[brackets]` must not be read as console markup."""
+
+    def add_row(self, *cells: Any, **kwargs: Any) -> None:
+        """Add a row, each string cell as plain text."""
+        super().add_row(*(Text(c) if isinstance(c, str) else c for c in cells), **kwargs)
 
 
 def startd_states(status: StatusReply) -> dict[str, str]:
@@ -70,7 +80,7 @@ def status_tables(status: StatusReply, now: float | None = None) -> Group:
         clouds.add_column(col)
     for c in status.clouds:
         states = ", ".join(f"{k} {v}" for k, v in sorted(c.vms_by_state.items())) or "-"
-        clouds.add_row(c.name, c.provider, "yes" if c.enabled else "[red]no[/red]",
+        clouds.add_row(c.name, c.provider, "yes" if c.enabled else Text("no", style="red"),
                        str(c.max_vms), states, health_text(c.health, now))
     vms = Table(title=f"VMs ({len(status.vms)})", title_justify="left")
     vms.add_column("name", no_wrap=True)
@@ -149,6 +159,16 @@ def plan_tables(doc: dict[str, Any]) -> Group:
         reasons.add_row(d["kind"], d["cloud"] or "-", d["class_key"] or "-", str(d["count"]),
                         d["reason"])
     return Group(*parts, intents, reasons)
+
+
+def services_table(found: list[ServiceInstance]) -> Table:
+    """`cs services`: every live instance and what it answers."""
+    table = Table(title=f"Services ({len(found)} instance(s))", title_justify="left")
+    for col in ("service", "id", "version", "endpoints"):
+        table.add_column(col)
+    for svc in found:
+        table.add_row(svc.name, svc.id, svc.version, ", ".join(svc.endpoints))
+    return table
 
 
 def instances_table(listing: InstanceList) -> Table:

@@ -12,7 +12,7 @@ import os
 import socket
 import time
 
-from bus import logs, subjects
+from bus import logs, registry, subjects
 from bus.connection import Bus, Versioned
 from bus.schemas import (
     CloudHealth,
@@ -95,9 +95,7 @@ class PlannerShell:
                 continue
             if kill.failure:
                 await self._count_failure(kill, marked.spec.vm_type, now)
-            await self._send(Intent(
-                intent_id=kill.intent_id, action="kill", cloud=kill.cloud, vm_id=kill.vm_id,
-                created_at=now, reason=kill.reason), marked.trace)
+            await registry.send_kill(self.bus, marked, kill.reason, now)
         for resend in result.resends:
             vm = resend.vm
             if vm.state == "retiring":
@@ -123,18 +121,12 @@ class PlannerShell:
         self, entries: dict[str, Versioned[VmRecord]], cloud: str, vm_id: str,
         state: VmState, reason: str, intent: str, now: float,
     ) -> VmRecord | None:
-        """Compare-and-set a VM to `state` under the id of the intent that will follow; None
-        when it changed since this cycle read it (a slot got claimed, a provisioner moved it
-        on): the next cycle decides again on fresh state."""
+        """`registry.mark` of the entry this cycle read, if it is still there."""
         key = subjects.vm_key(cloud, vm_id)
         entry = entries.get(key)
         if entry is None:
             return None
-        marked = entry.value.model_copy(update={
-            "state": state, "reason": reason, "updated_at": now, "intent_id": intent})
-        if await self.vms.update(key, marked, entry.revision) is None:
-            return None
-        return marked
+        return await registry.mark(self.vms, key, entry, state, reason, intent, now)
 
     async def _count_failure(self, kill: Kill, vm_type: str, now: float) -> None:
         """Add a failure to the cloud's health (compare-and-set, re-read on conflict)."""

@@ -4,33 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
 
 from bus import logs, siteconfig
 from bus.connection import Bus
-from bus.provisioning import CloudDriver, ProvisionerSettings, run_provisioner
+from bus.provisioning import CloudDriver, run_provisioner
 from bus.runloop import ServiceBody, service_main
 from bus.schemas import CloudRecord
 from services.provisioner_openstack.driver import NotConfiguredDriver
+from services.provisioner_openstack.settings import OpenstackSettings
 
 SERVICE = "cs-provisioner-openstack"
-
-
-@dataclass(frozen=True)
-class OpenstackSettings:
-    """What the OpenStack provisioner needs."""
-
-    nats_url: str
-    """NATS server URL (CS_NATS_URL overrides the file)."""
-    loops: ProvisionerSettings
-    """Reconcile interval and grace periods."""
-
-    @classmethod
-    def from_site(cls, site: siteconfig.SiteConfig) -> OpenstackSettings:
-        """Read and validate the `[provisioner]` table."""
-        sec = site.section("provisioner")
-        sec.check_keys(set(ProvisionerSettings.KEYS) | {"call_timeout_s"})
-        return cls(nats_url=site.nats_url, loops=ProvisionerSettings.from_section(sec))
 
 
 def build(site: siteconfig.SiteConfig, log: logging.Logger) -> ServiceBody:

@@ -57,3 +57,12 @@ def test_trace_line_shows_binary_dead_letters_as_base64() -> None:
 def test_trace_line_shows_undecodable_messages_instead_of_hiding_them() -> None:
     line = json.loads(views.trace_line(RawMessage("cs.demand", {}, b"\x01\x02")))
     assert line["body"] == {"undecodable": "missing Cs-Type header", "bytes": 2}
+
+
+def test_brackets_in_reasons_are_shown_not_read_as_markup() -> None:
+    odd = STATUS.model_copy(update={"demand": STATUS.demand.model_copy(update={  # type: ignore[union-attr]
+        "rejected": (STATUS.demand.rejected[0].model_copy(  # type: ignore[union-attr]
+            update={"reason": "VMAMI: bad [red]value[/red] in [planner]"}),)})})
+    console = Console(width=200, record=True)
+    console.print(views.status_tables(odd, now=10.0))
+    assert "VMAMI: bad [red]value[/red] in [planner]" in console.export_text()

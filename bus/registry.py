@@ -1,0 +1,29 @@
+"""Writes to the VM registry that more than one service makes the same way."""
+
+from __future__ import annotations
+
+from bus import subjects
+from bus.connection import Bus, TypedKv, Versioned
+from bus.schemas import Intent, VmRecord, VmState
+
+
+async def mark(
+    vms: TypedKv[VmRecord], key: str, entry: Versioned[VmRecord], state: VmState,
+    reason: str, intent: str, now: float,
+) -> VmRecord | None:
+    """Compare-and-set a VM to `state` under the id of the intent that will follow; None
+    when it changed since it was read: the caller decides again on fresh state."""
+    marked = entry.value.model_copy(update={
+        "state": state, "reason": reason, "updated_at": now, "intent_id": intent})
+    if await vms.update(key, marked, entry.revision) is None:
+        return None
+    return marked
+
+
+async def send_kill(bus: Bus, vm: VmRecord, reason: str, now: float) -> None:
+    """The kill intent for a VM already marked `deleting` under `vm.intent_id`."""
+    await bus.js_publish(
+        subjects.intent(vm.cloud),
+        Intent(intent_id=vm.intent_id, action="kill", cloud=vm.cloud, vm_id=vm.vm_id,
+               created_at=now, reason=reason),
+        trace=vm.trace, msg_id=vm.intent_id)

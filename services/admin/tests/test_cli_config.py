@@ -1,0 +1,31 @@
+"""`cs config check`: every service's settings validated offline, one line either way."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from services.admin.cli import app
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def test_the_demo_config_checks_out() -> None:
+    result = CliRunner().invoke(app, ["config", "check", "--config",
+                                      str(ROOT / "examples" / "demo.toml")])
+    assert result.exit_code == 0, result.output
+    assert "ok: site demo" in result.stdout
+    assert "container-cloud (libvirt, enabled at first start)" in result.stdout
+
+
+def test_a_bad_service_setting_is_one_line_naming_the_key(tmp_path: Path) -> None:
+    text = (ROOT / "examples" / "demo.toml").read_text().replace(
+        "interval_s = 2 ", 'cloud_order = ["fastest"]\ninterval_s = 2 ')
+    bad = tmp_path / "cs.toml"
+    bad.write_text(text.replace('queue_file = "demo-queue.txt"',
+                                f'queue_file = "{ROOT / "examples" / "demo-queue.txt"}"'))
+    result = CliRunner().invoke(app, ["config", "check", "--config", str(bad)])
+    assert result.exit_code == 1
+    assert "[planner] cloud_order: unknown policy 'fastest'" in result.output
+    assert result.output.count("\n") == 1
