@@ -1,4 +1,4 @@
-"""Admin endpoints: status, cloud enable/disable; and seeding cloud records from config.
+"""Admin endpoints: status, cloud enable/disable, VM kill; and seeding cloud records from config.
 
 The enabled flag lives in KV, so it survives every restart: seeding from the config file
 creates records for new clouds and refreshes the others' settings, but never touches `enabled`

@@ -76,13 +76,6 @@ class PlannerShell:
             await self._send(Intent(
                 intent_id=boot.intent_id, action="boot", cloud=boot.cloud, vm_id=boot.vm_id,
                 spec=boot.spec, created_at=now), trace)
-        for reg in result.registrations:
-            key = subjects.vm_key(reg.vm.cloud, reg.vm.vm_id)
-            entry = vm_entries.get(key)
-            if entry is not None:
-                # A conflict means the record changed; the next cycle registers it again.
-                await self.vms.update(key, entry.value.model_copy(
-                    update={"registered_at": now}), entry.revision)
         for retire in result.retires:
             marked = await self._mark(vm_entries, retire.cloud, retire.vm_id, "retiring",
                                       retire.reason, retire.action_id, now)
@@ -96,6 +89,14 @@ class PlannerShell:
             if kill.failure:
                 await self._count_failure(kill, marked.spec.vm_type, now)
             await registry.send_kill(self.bus, marked, kill.reason, now)
+        # After retires and kills, which must not lose their compare-and-set to this.
+        for reg in result.registrations:
+            key = subjects.vm_key(reg.vm.cloud, reg.vm.vm_id)
+            entry = vm_entries.get(key)
+            if entry is not None:
+                # A conflict means the record changed; the next cycle registers it again.
+                await self.vms.update(key, entry.value.model_copy(
+                    update={"registered_at": now}), entry.revision)
         for resend in result.resends:
             vm = resend.vm
             if vm.state == "retiring":
