@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -206,6 +210,17 @@ def test_operator_commands(tmp_path: Path, fresh_nats: NatsServer) -> None:
         after = {i["name"]: i["intent_id"] for i in json.loads(
             system.cs("cloud", "show", CLOUD, "--json").stdout)["instances"]}
         assert after.get(victim) != before[victim]
+
+        watcher = subprocess.Popen(
+            [sys.executable, "-m", "services.admin.cli", "status", "--watch", "--interval",
+             "0.3"], env=system.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(2.5)
+        watcher.send_signal(signal.SIGINT)
+        shown, problems = watcher.communicate(timeout=30)
+        assert watcher.returncode == 0, problems
+        assert shown.count("Clouds") >= 2 and "Traceback" not in problems  # it refreshed
+        result = system.cs("status", "--watch", "--json", check=False)
+        assert result.returncode == 1 and "--watch shows tables" in result.stderr
 
         result = system.cs("vm", "kill", "no-such-vm", "--no-wait", check=False)
         assert result.returncode == 1 and "skipped no-such-vm: no such VM" in result.stderr

@@ -6,12 +6,14 @@ import asyncio
 import contextlib
 import json
 import os
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.live import Live
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -81,13 +83,38 @@ def _print_json(doc: Any) -> None:
 
 
 @app.command()
-def status(nats: NatsOption = None, as_json: JsonOption = False) -> None:
+def status(
+    nats: NatsOption = None, as_json: JsonOption = False,
+    watch: Annotated[bool, typer.Option(help="Refresh until Ctrl-C.")] = False,
+    interval: Annotated[float, typer.Option(help="Seconds between refreshes.")] = 2.0,
+) -> None:
     """Clouds, VMs with their states, demand, and the planner's reasons."""
-    reply = _with_bus(nats, lambda bus: AdminClient(bus).status())
-    if as_json:
-        _print_json(views.status_json(reply))
-    else:
-        out.print(views.status_tables(reply))
+    if watch and as_json:
+        raise _fail("--watch shows tables; use --json without it (or in a loop)")
+    if not watch:
+        reply = _with_bus(nats, lambda bus: AdminClient(bus).status())
+        if as_json:
+            _print_json(views.status_json(reply))
+        else:
+            out.print(views.status_tables(reply))
+        return
+
+    async def refresh(bus: Bus) -> None:
+        client = AdminClient(bus)
+        if not out.is_terminal:
+            # Piped or logged: one dated status after another, not a redrawn screen.
+            while True:
+                out.rule(time.strftime("%Y-%m-%d %H:%M:%S"))
+                out.print(views.status_tables(await client.status()))
+                await asyncio.sleep(interval)
+        with Live(views.status_tables(await client.status()), console=out,
+                  auto_refresh=False, screen=False) as live:
+            while True:
+                await asyncio.sleep(interval)
+                live.update(views.status_tables(await client.status()), refresh=True)
+
+    with contextlib.suppress(KeyboardInterrupt):
+        _with_bus(nats, refresh)
 
 
 @cloud_app.command("list")
