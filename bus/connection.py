@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Generic, NamedTuple, TypeVar
 from urllib.parse import urlparse
@@ -199,6 +199,17 @@ class WorkQueue(Generic[M]):
     async def close(self) -> None:
         """Stop pulling (the durable consumer stays for the next replica)."""
         await self._sub.unsubscribe()
+
+    async def serve(
+        self, stop: asyncio.Event, handle: Callable[[Delivery[M]], Awaitable[None]]
+    ) -> None:
+        """Hand every message to `handle` (which acks or naks it) until `stop` is set."""
+        try:
+            while not stop.is_set():
+                for delivery in await self.fetch(batch=10, timeout=1.0):
+                    await handle(delivery)
+        finally:
+            await self.close()
 
 
 async def _reachable(url: str) -> bool:

@@ -120,12 +120,7 @@ class CloudWorker:
     async def consume(self, stop: asyncio.Event) -> None:
         """Pull and apply intents until `stop` is set."""
         queue: WorkQueue[Intent] = await self.bus.intent_queue(self.provider, self.cloud)
-        try:
-            while not stop.is_set():
-                for delivery in await queue.fetch(batch=10, timeout=1.0):
-                    await self.apply(delivery)
-        finally:
-            await queue.close()
+        await queue.serve(stop, self.apply)
 
     async def apply(self, delivery: Delivery[Intent]) -> None:
         """Apply one intent idempotently, then ack (or nak for a temporary failure)."""

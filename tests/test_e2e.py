@@ -73,13 +73,19 @@ def more_jobs(queue: Path, extra: int) -> None:
     queue.write_text(text + "\n" + "\n\n".join(ads) + "\n")
 
 
-def test_whole_loop(tmp_path: Path, fresh_nats: NatsServer) -> None:
+def start_demo(tmp_path: Path, nats: NatsServer) -> tuple[System, Path]:
+    """Every service on `nats`, replaying a copy of the demo queue (returned, to edit)."""
     queue = tmp_path / "queue.txt"
     shutil.copy(ROOT / "examples" / "demo-queue.txt", queue)
     config = tmp_path / "cs.toml"
-    config.write_text(CONFIG.format(url=fresh_nats.url))
-    system = System(tmp_path, config, fresh_nats.url)
+    config.write_text(CONFIG.format(url=nats.url))
+    system = System(tmp_path, config, nats.url)
     system.start()
+    return system, queue
+
+
+def test_whole_loop(tmp_path: Path, fresh_nats: NatsServer) -> None:
+    system, queue = start_demo(tmp_path, fresh_nats)
     try:
         # The demo queue: 6 + 2 idle jobs in two classes, one rejected job.
         doc = system.wait_for("8 running VMs", lambda d: len(running(d)) == 8)
@@ -184,12 +190,7 @@ def test_cli_errors_are_one_line_and_nonzero(tmp_path: Path, fresh_nats: NatsSer
 
 
 def test_operator_commands(tmp_path: Path, fresh_nats: NatsServer) -> None:
-    queue = tmp_path / "queue.txt"
-    shutil.copy(ROOT / "examples" / "demo-queue.txt", queue)
-    config = tmp_path / "cs.toml"
-    config.write_text(CONFIG.format(url=fresh_nats.url))
-    system = System(tmp_path, config, fresh_nats.url)
-    system.start()
+    system, _ = start_demo(tmp_path, fresh_nats)
     try:
         doc = system.wait_for("8 running VMs", lambda d: len(running(d)) == 8)
         found = json.loads(system.cs("services", "--json").stdout)

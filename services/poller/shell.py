@@ -111,9 +111,4 @@ class Poller:
     async def serve_actions(self, stop: asyncio.Event) -> None:
         """Consume condor actions until `stop` is set."""
         queue = await self.bus.condor_queue()
-        try:
-            while not stop.is_set():
-                for delivery in await queue.fetch(batch=10, timeout=1.0):
-                    await self.act(delivery)
-        finally:
-            await queue.close()
+        await queue.serve(stop, self.act)
