@@ -124,7 +124,7 @@ def cloud_list(nats: NatsOption = None, as_json: JsonOption = False) -> None:
     if as_json:
         _print_json([c.model_dump(mode="json") for c in reply.clouds])
     else:
-        out.print(views.status_tables(reply).renderables[0])
+        out.print(views.clouds_table(reply, time.time()))
 
 
 def _toggle(name: str, enabled: bool, nats: str | None) -> None:
@@ -185,8 +185,8 @@ def vm_list(
     if as_json:
         _print_json(vms)
     else:
-        out.print(views.status_tables(reply.model_copy(update={"vms": tuple(
-            v for v in reply.vms if not cloud or v.cloud == cloud)})).renderables[1])
+        out.print(views.vms_table(reply.model_copy(update={"vms": tuple(
+            v for v in reply.vms if not cloud or v.cloud == cloud)}), time.time()))
 
 
 @vm_app.command("kill")

@@ -18,8 +18,11 @@ from bus.schemas import CloudHealth, InstanceList, StatusReply
 
 
 class Table(RichTable):
-    """A rich Table whose string cells are shown as they are: a reason or a job attribute
-    with `[brackets]` must not be read as console markup."""
+    """A rich Table whose title and string cells are shown as they are: a reason or a job
+    attribute with `[brackets]` must not be read as console markup."""
+
+    def __init__(self, *columns: Any, title: str | None = None, **kwargs: Any) -> None:
+        super().__init__(*columns, title=None if title is None else Text(title), **kwargs)
 
     def add_row(self, *cells: Any, **kwargs: Any) -> None:
         """Add a row, each string cell as plain text."""
@@ -72,9 +75,8 @@ def health_text(health: CloudHealth | None, now: float) -> str:
     return "; ".join(parts) or "ok"
 
 
-def status_tables(status: StatusReply, now: float | None = None) -> Group:
-    """`cs status`: one table each for clouds, VMs, demand, rejected jobs, planner reasons."""
-    now = time.time() if now is None else now
+def clouds_table(status: StatusReply, now: float) -> Table:
+    """`cs cloud list`: every cloud, its VMs by state and its health."""
     clouds = Table(title="Clouds", title_justify="left")
     for col in ("cloud", "provider", "enabled", "max VMs", "VMs by state", "health"):
         clouds.add_column(col)
@@ -82,6 +84,11 @@ def status_tables(status: StatusReply, now: float | None = None) -> Group:
         states = ", ".join(f"{k} {v}" for k, v in sorted(c.vms_by_state.items())) or "-"
         clouds.add_row(c.name, c.provider, "yes" if c.enabled else Text("no", style="red"),
                        str(c.max_vms), states, health_text(c.health, now))
+    return clouds
+
+
+def vms_table(status: StatusReply, now: float) -> Table:
+    """`cs vm list`: the VMs of `status` with their startd state."""
     vms = Table(title=f"VMs ({len(status.vms)})", title_justify="left")
     vms.add_column("name", no_wrap=True)
     for col in ("cloud", "type", "state", "age", "startd", "reason"):
@@ -90,7 +97,13 @@ def status_tables(status: StatusReply, now: float | None = None) -> Group:
     for vm in status.vms:
         vms.add_row(vm.vm_id, vm.cloud, vm.spec.vm_type, vm.state, _age(vm.created_at, now),
                     startds.get(vm.vm_id, "-"), vm.reason)
-    parts: list[Table | Text] = [clouds, vms]
+    return vms
+
+
+def status_tables(status: StatusReply, now: float | None = None) -> Group:
+    """`cs status`: one table each for clouds, VMs, demand, rejected jobs, planner reasons."""
+    now = time.time() if now is None else now
+    parts: list[Table | Text] = [clouds_table(status, now), vms_table(status, now)]
     demand = status.demand
     if demand is None:
         parts.append(Text("Demand: no snapshot yet (is cs-poller running?)"))

@@ -63,6 +63,10 @@ def test_brackets_in_reasons_are_shown_not_read_as_markup() -> None:
     odd = STATUS.model_copy(update={"demand": STATUS.demand.model_copy(update={  # type: ignore[union-attr]
         "rejected": (STATUS.demand.rejected[0].model_copy(  # type: ignore[union-attr]
             update={"reason": "VMAMI: bad [red]value[/red] in [planner]"}),)})})
+    odd = odd.model_copy(update={"demand": odd.demand.model_copy(update={  # type: ignore[union-attr]
+        "stale": True, "stale_reason": "[poller] timeout"})})
     console = Console(width=200, record=True)
     console.print(views.status_tables(odd, now=10.0))
-    assert "VMAMI: bad [red]value[/red] in [planner]" in console.export_text()
+    text = console.export_text()
+    assert "VMAMI: bad [red]value[/red] in [planner]" in text
+    assert "[STALE: [poller] timeout]" in text
