@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import TypeVar
 
 from bus import logs, subjects
 from bus.codec import new_trace
@@ -20,6 +21,14 @@ from services.poller.pool import build_pool
 from services.poller.source import CondorSource, SourceUnavailable
 
 log = logging.getLogger("cs-poller")
+
+S = TypeVar("S", DemandSnapshot, PoolSnapshot)
+
+
+def _stale(last: S, now: float, exc: SourceUnavailable) -> S:
+    """The last good snapshot, flagged stale with the reason, so nothing is retired on a
+    blip: everything it knew is kept, whatever fields it has."""
+    return last.model_copy(update={"taken_at": now, "stale": True, "stale_reason": str(exc)})
 
 
 class Poller:
@@ -40,22 +49,14 @@ class Poller:
         try:
             ads = await self.source.jobs()
         except SourceUnavailable as exc:
-            last = self._demand
-            return DemandSnapshot(
-                source=last.source if last else "none", taken_at=now, stale=True,
-                stale_reason=str(exc), classes=last.classes if last else (),
-                rejected=last.rejected if last else (),
-                rejected_total=last.rejected_total if last else 0)
+            return _stale(self._demand or DemandSnapshot(source="none", taken_at=now), now, exc)
         return build_demand(ads, self.source.describe(), now)
 
     async def _read_pool(self, now: float) -> PoolSnapshot:
         try:
             ads = await self.source.startds()
         except SourceUnavailable as exc:
-            last = self._pool
-            return PoolSnapshot(
-                source=last.source if last else "none", taken_at=now, stale=True,
-                stale_reason=str(exc), startds=last.startds if last else ())
+            return _stale(self._pool or PoolSnapshot(source="none", taken_at=now), now, exc)
         snap, problems = build_pool(ads, self.source.describe(), now)
         for problem in problems:
             log.warning("%s", logs.fields(loop="poll", pool_problem=problem))
