@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from bus import codec, subjects
+from bus import subjects
 from bus.connection import Bus
 from bus.schemas import CondorAction, CondorActionDone, DemandSnapshot, PoolSnapshot
 from services.poller.condor import BindingsSource, ReplaySource
 from services.poller.shell import Poller
+from tests.collect import collect
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -80,14 +81,7 @@ async def test_retire_action_is_carried_out_and_reported(
 ) -> None:
     await _drain_actions(bus)
     poller = Poller(bus, replay)
-    done: asyncio.Queue[CondorActionDone] = asyncio.Queue()
-
-    async def collect() -> None:
-        async for msg in bus.tail(subjects.condor_done()):
-            await done.put(codec.decode(msg.data, msg.headers, CondorActionDone))
-
-    collector = asyncio.create_task(collect())
-    await asyncio.sleep(0.1)
+    done, collector = await collect(bus, subjects.condor_done(), CondorActionDone)
     action = CondorAction(action_id=f"retire-{uuid.uuid4().hex[:6]}", vm_id="cs-t-c1-abc123-0",
                           action="retire", requested_at=time.time())
     await bus.js_publish(subjects.condor_action(), action, trace="tr-r")

@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from bus import codec, subjects
+from bus import subjects
 from bus.connection import Bus
 from bus.errors import AdminError, BusUnavailable
 from bus.micro import Endpoint, serve
@@ -21,19 +21,12 @@ from bus.schemas import (
     VmRecord,
 )
 from bus.tests.examples import DEMAND, INTENT, VM
+from tests.collect import collect
 
 
 async def _dead_letters(bus: Bus) -> tuple[asyncio.Queue[DeadLetter], asyncio.Task[None]]:
     """Collect what arrives on the dead-letter subject from now on."""
-    letters: asyncio.Queue[DeadLetter] = asyncio.Queue()
-
-    async def collect() -> None:
-        async for msg in bus.tail(subjects.deadletter()):
-            await letters.put(codec.decode(msg.data, msg.headers, DeadLetter))
-
-    task = asyncio.create_task(collect())
-    await asyncio.sleep(0.1)
-    return letters, task
+    return await collect(bus, subjects.deadletter(), DeadLetter)
 
 
 def _key() -> str:
