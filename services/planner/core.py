@@ -82,16 +82,6 @@ def _why_not(
     return None
 
 
-def _room(cls: DemandClass, cloud: CloudRecord, usage: Usage, unmet: int) -> int:
-    """How many VMs of `cls` fit on `cloud` now (it passed `_why_not`)."""
-    room = min(unmet, cloud.max_vms - usage.vms, cloud.boots_per_cycle - usage.booted)
-    if cloud.max_cores:
-        room = min(room, (cloud.max_cores - usage.cores) // cls.cores)
-    if cloud.max_memory_mb:
-        room = min(room, (cloud.max_memory_mb - usage.memory_mb) // cls.memory_mb)
-    return room
-
-
 def plan(
     site: str,
     demand: DemandSnapshot | None,
