@@ -123,6 +123,11 @@ class TypedKv(Generic[M]):
         except nats.js.errors.KeyWrongLastSequenceError:
             return None
 
+    async def put(self, key: str, value: M) -> int:
+        """Write `key` unconditionally (for values with a single writer); the new revision."""
+        kv = await self._kv()
+        return await kv.put(key, codec.encode_body(value))
+
     async def update(self, key: str, value: M, revision: int) -> int | None:
         """Compare-and-set: write only if `key` is still at `revision`; None on conflict."""
         kv = await self._kv()

@@ -54,6 +54,12 @@ def bucket_configs(replicas: int = 1) -> list[KeyValueConfig]:
             replicas=replicas,
         ),
         KeyValueConfig(
+            bucket=subjects.CAPACITY_BUCKET,
+            history=1,
+            storage=StorageType.FILE,
+            replicas=replicas,
+        ),
+        KeyValueConfig(
             bucket=subjects.VMS_BUCKET,
             history=1,
             storage=StorageType.FILE,

@@ -23,6 +23,7 @@ from bus.errors import OutOfResources, PermanentError, ProviderError, TemporaryE
 from bus.micro import Endpoint, serve
 from bus.runloop import keep_running
 from bus.schemas import (
+    CloudCapacity,
     CloudRecord,
     Instance,
     InstanceList,
@@ -61,6 +62,16 @@ class CloudDriver(Protocol):
         """The instance named `vm_id`, or None when it does not exist."""
         ...
 
+    async def capacity(self) -> CloudCapacity | None:
+        """The cloud's limits (instances, cores, memory) and how much of them instances that
+        are not ours use; None when the cloud reports no limits."""
+        ...
+
+    def watch(self, changed: Callable[[str], None]) -> None:
+        """Call `changed(vm_id)`, from any thread, whenever one of our instances changes state
+        on the cloud; a driver without change events never calls it."""
+        ...
+
     async def close(self) -> None:
         """Release connections; the driver is not used afterwards."""
         ...
@@ -69,6 +80,12 @@ class CloudDriver(Protocol):
 DriverFactory = Callable[[CloudRecord], Awaitable[CloudDriver]]
 """Builds the driver of one cloud from its record."""
 
+
+_DEAD_REASONS: dict[str, str] = {
+    "stopped": "stopped on the cloud (the guest shut down or was stopped)",
+    "error": "the cloud reports the instance in error (crashed)",
+}
+"""Instance states that end a booting or running VM, with the reason the registry shows."""
 
 _BOOTED_STATES: dict[str, VmState] = {
     "running": "running", "creating": "booting", "stopped": "booting",
@@ -113,7 +130,10 @@ class CloudWorker:
         self.driver = driver
         self.settings = settings
         self.vms: TypedKv[VmRecord] = bus.kv(subjects.VMS_BUCKET, VmRecord)
+        self.capacities: TypedKv[CloudCapacity] = bus.kv(subjects.CAPACITY_BUCKET,
+                                                         CloudCapacity)
         self._orphans_seen: dict[str, float] = {}
+        self._changed = asyncio.Event()
 
     # ---- intents ----------------------------------------------------------------------
 
@@ -203,22 +223,52 @@ class CloudWorker:
 
     # ---- reconcile --------------------------------------------------------------------
 
+    async def run_reconcile(self, stop: asyncio.Event) -> None:
+        """Reconcile every interval, and at once when the driver reports a change."""
+        loop = asyncio.get_running_loop()
+
+        def changed(_vm_id: str) -> None:
+            loop.call_soon_threadsafe(self._changed.set)
+
+        self.driver.watch(changed)
+        while not stop.is_set():
+            self._changed.clear()
+            try:
+                await self.reconcile()
+            except ProviderError as exc:
+                log.warning("%s", logs.fields(loop="reconcile", cloud=self.cloud,
+                                              error=str(exc)))
+            except Exception:
+                log.exception("reconcile of %s failed", self.cloud)
+            waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(
+                self._changed.wait())]
+            await asyncio.wait(waits, timeout=self.settings.reconcile_interval_s,
+                               return_when=asyncio.FIRST_COMPLETED)
+            for waiter in waits:
+                waiter.cancel()
+
     async def reconcile(self) -> None:
-        """Compare the cloud's listing with the registry; fix both sides."""
+        """Compare the cloud's listing with the registry; fix both sides; report capacity."""
         now = time.time()
         instances = {i.vm_id: i for i in await self.driver.list()}
         prefix = f"{self.cloud}."
         entries = {k: v for k, v in (await self.vms.items()).items() if k.startswith(prefix)}
         known = {v.value.vm_id for v in entries.values()}
-        gone = orphans = 0
+        gone = orphans = failed = 0
         for key, entry in entries.items():
             vm = entry.value
-            vanished = (vm.vm_id not in instances and vm.state in ("booting", "running")
-                        and now - vm.updated_at >= self.settings.vanished_grace_s)
+            settled = now - vm.updated_at >= self.settings.vanished_grace_s
+            instance = instances.get(vm.vm_id)
+            vanished = instance is None and vm.state in ("booting", "running") and settled
             if vanished and await self.vms.delete(key, entry.revision):
                 gone += 1
                 await self._event(vm.vm_id, "gone", "instance vanished from the cloud",
                                   vm.trace)
+            elif (instance is not None and instance.state in _DEAD_REASONS and settled
+                  and vm.state in ("booting", "running")):
+                await self._set_state(entry, key, "error", _DEAD_REASONS[instance.state],
+                                      vm.trace)
+                failed += 1
         for vm_id in list(self._orphans_seen):
             if vm_id not in instances or vm_id in known:
                 del self._orphans_seen[vm_id]
@@ -231,9 +281,13 @@ class CloudWorker:
                 del self._orphans_seen[vm_id]
                 orphans += 1
                 await self._event(vm_id, "gone", "orphan: on the cloud, not in the registry", "")
+        capacity = await self.driver.capacity()
+        if capacity is not None:
+            await self.capacities.put(self.cloud, capacity)
         log.info("%s", logs.fields(
             loop="reconcile", cloud=self.cloud, instances=len(instances), registry=len(entries),
-            marked_gone=gone, orphans_deleted=orphans, orphans_waiting=len(self._orphans_seen)))
+            marked_gone=gone, marked_error=failed, orphans_deleted=orphans,
+            orphans_waiting=len(self._orphans_seen)))
 
     async def listing(self, _: InstancesRequest) -> Message:
         """The live listing, for `cs` and tests (an admin view of what the cloud holds)."""
@@ -249,18 +303,6 @@ async def run_provisioner(
     clouds_kv = bus.kv(subjects.CLOUDS_BUCKET, CloudRecord)
     workers: dict[str, tuple[CloudWorker, list[asyncio.Task[None]]]] = {}
 
-    async def reconcile_loop(worker: CloudWorker) -> None:
-        while not stop.is_set():
-            try:
-                await worker.reconcile()
-            except ProviderError as exc:
-                log.warning("%s", logs.fields(loop="reconcile", cloud=worker.cloud,
-                                              error=str(exc)))
-            except Exception:
-                log.exception("reconcile of %s failed", worker.cloud)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), settings.reconcile_interval_s)
-
     try:
         while not stop.is_set():
             records = [v.value for v in (await clouds_kv.items()).values()]
@@ -275,7 +317,7 @@ async def run_provisioner(
                                       worker.listing)])
                 tasks = [asyncio.create_task(keep_running(
                              f"intent consumer of {record.name}", stop, worker.consume, log)),
-                         asyncio.create_task(reconcile_loop(worker))]
+                         asyncio.create_task(worker.run_reconcile(stop))]
                 workers[record.name] = (worker, tasks)
                 log.info("%s", logs.fields(event="serving", cloud=record.name,
                                            provider=provider))

@@ -139,6 +139,52 @@ class CondorActionDone(Message):
 # ---- clouds and VMs (KV records) -------------------------------------------------------
 
 
+class LibvirtCloud(Message):
+    """How a libvirt cloud lays out its VMs on the host."""
+
+    storage_pool: str = "default"
+    """libvirt storage pool that holds the base image and receives each VM's overlay and seed."""
+    base_image: str = ""
+    """Base disk: a volume name in `storage_pool` or an absolute path on the host; each VM gets
+    a copy-on-write qcow2 overlay on it. "" = use the job's image (VMAMI) as the volume name."""
+    base_format: Literal["qcow2", "raw"] = "qcow2"
+    """Format of the base image, written into the overlay (never probed: probing is unsafe)."""
+    domain_type: Literal["kvm", "qemu", "test"] = "kvm"
+    """libvirt domain type: kvm (hardware virtualisation), qemu (TCG emulation), test."""
+    network: str = ""
+    """libvirt network for the VM's NIC (virtio); "" = no NIC."""
+    kernel: str = ""
+    """Direct kernel boot: path of the kernel on the host ("" = boot from the disk)."""
+    initrd: str = ""
+    """Direct kernel boot: path of the initrd on the host."""
+    cmdline: str = ""
+    """Direct kernel boot: kernel command line."""
+    console_log_dir: str = "/var/log/libvirt/qemu"
+    """The serial console of VM `<name>` is logged (by virtlogd) to `<dir>/<name>-console.log`."""
+    reserved_memory_mb: int = 1024
+    """Host memory kept for the host itself: not offered to VMs."""
+    cpu_overcommit: float = 1.0
+    """VM cores per host core the planner may use."""
+
+
+class CloudCapacity(Message):
+    """What a cloud says it can hold, and how much of it is used by instances that are not
+    ours (KV `cs-capacity`, key = cloud name; written by its provisioner on every reconcile).
+    0 means no limit reported."""
+
+    cloud: str
+    source: str
+    """Where the figures come from (e.g. "libvirt host", "nova absolute limits")."""
+    max_instances: int = 0
+    max_cores: int = 0
+    max_memory_mb: int = 0
+    others_instances: int = 0
+    """Instances counted against the limits that do not belong to this installation."""
+    others_cores: int = 0
+    others_memory_mb: int = 0
+    reported_at: float = 0.0
+
+
 class CloudRecord(Message):
     """A cloud's configuration and operator-set enabled flag (KV `cs-clouds`)."""
 
@@ -165,7 +211,13 @@ class CloudRecord(Message):
     """libvirt connection URI (libvirt clouds)."""
     os_cloud: str = ""
     """Name of the cloud in clouds.yaml (OpenStack clouds)."""
-    base_image_dir: str = ""
+    libvirt: LibvirtCloud | None = None
+    """Host-side settings of a libvirt cloud (storage, base image, console, capacity)."""
+    user_data: str = ""
+    """The cloud-init user-data template (text, `${VAR}` placeholders); "" = the built-in one.
+    Carried here, not as a path, so provisioners on other machines render the same text."""
+    user_data_file: str = ""
+    """Where `user_data` was read from, for operators."""
     updated_at: float = 0.0
     updated_by: str = ""
 

@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from bus import subjects
+from bus.contextualize import check_template
 from bus.errors import ConfigError
-from bus.schemas import CloudRecord
+from bus.schemas import CloudRecord, LibvirtCloud
 
 DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
 PROVIDERS = ("libvirt", "openstack")
@@ -81,6 +82,14 @@ class Section:
         path = Path(text).expanduser()
         return path if path.is_absolute() else (self.path.parent / path).resolve()
 
+    def choice(self, key: str, default: str, options: tuple[str, ...]) -> str:
+        """One of `options`."""
+        value = self.string(key, default)
+        if value not in options:
+            raise ConfigError(f"{self._where(key)}: expected one of {', '.join(options)}, "
+                              f"got {value!r}")
+        return value
+
     def strings(self, key: str, default: tuple[str, ...] = ()) -> tuple[str, ...]:
         """A list of strings."""
         value = self.data.get(key, list(default))
@@ -89,12 +98,18 @@ class Section:
         return tuple(value)
 
 
+_LIBVIRT_KEYS = {
+    "uri", "storage_pool", "base_image", "base_format", "domain_type", "network", "kernel",
+    "initrd", "cmdline", "console_log_dir", "reserved_memory_mb", "cpu_overcommit",
+}
+_OPENSTACK_KEYS = {"os_cloud"}
 _CLOUD_KEYS = {
     "name", "provider", "enabled", "max_vms", "boots_per_cycle", "priority", "max_cores",
-    "max_memory_mb", "max_vm_cores", "max_vm_memory_mb", "boot_timeout_s", "uri",
-    "os_cloud", "base_image_dir",
+    "max_memory_mb", "max_vm_cores", "max_vm_memory_mb", "boot_timeout_s", "user_data",
+} | _LIBVIRT_KEYS | _OPENSTACK_KEYS
+_TOP_KEYS = {
+    "site", "nats", "poller", "planner", "provisioner", "admin", "worker", "cloud", "run",
 }
-_TOP_KEYS = {"site", "nats", "poller", "planner", "provisioner", "admin", "cloud", "run"}
 
 
 @dataclass(frozen=True)
@@ -123,6 +138,15 @@ def _cloud(path: Path, index: int, data: Any) -> CloudRecord:
     sec = Section(path, f"cloud {name}", data)
     subjects.check_token(name, f"{path}: [cloud {name}] name:")
     provider = sec.string("provider", "")
+    user_data_file = sec.path_value("user_data", "")
+    user_data = ""
+    if user_data_file is not None:
+        try:
+            user_data = user_data_file.read_text()
+        except OSError as exc:
+            raise ConfigError(f"{path}: [cloud {name}] user_data: cannot read "
+                              f"{user_data_file}: {exc.strerror}") from None
+        check_template(user_data, f"{user_data_file} (user_data of cloud {name})")
     common: dict[str, Any] = {
         "name": name,
         "enabled": sec.boolean("enabled", False),
@@ -134,23 +158,64 @@ def _cloud(path: Path, index: int, data: Any) -> CloudRecord:
         "max_vm_cores": sec.integer("max_vm_cores", 0),
         "max_vm_memory_mb": sec.integer("max_vm_memory_mb", 0),
         "boot_timeout_s": sec.number("boot_timeout_s", 600.0, minimum=1.0),
+        "user_data": user_data,
+        "user_data_file": str(user_data_file or ""),
     }
     if provider == "libvirt":
+        _only(sec, name, provider, _LIBVIRT_KEYS, _OPENSTACK_KEYS)
         uri = sec.string("uri", "")
         if not uri:
             raise ConfigError(
                 f"{path}: [cloud {name}] uri: a libvirt cloud needs a connection URI, "
                 "e.g. uri = \"qemu:///system\" or \"test:///default\""
             )
-        return CloudRecord(provider="libvirt", uri=uri,
-                           base_image_dir=sec.string("base_image_dir", ""), **common)
+        uri = _test_host(path, uri)
+        return CloudRecord(provider="libvirt", uri=uri, libvirt=_libvirt(sec, uri), **common)
     if provider == "openstack":
+        _only(sec, name, provider, _OPENSTACK_KEYS, _LIBVIRT_KEYS)
         return CloudRecord(provider="openstack", os_cloud=sec.string("os_cloud", name),
                            **common)
     raise ConfigError(
         f"{path}: [cloud {name}] provider: expected one of {', '.join(PROVIDERS)}, "
         f"got {provider!r}"
     )
+
+
+def _only(sec: Section, name: str, provider: str, own: set[str], other: set[str]) -> None:
+    """Reject the other provider's keys: a key that would be ignored is a mistake."""
+    for key in sorted(other - own):
+        if key in sec.data:
+            raise ConfigError(f"{sec.path}: [cloud {name}] {key}: not a setting of a {provider} "
+                              "cloud")
+
+
+def _test_host(path: Path, uri: str) -> str:
+    """A `test:///FILE` URI naming a host description next to the config file, made absolute
+    (libvirt needs an absolute path; the demo's config must work from any folder)."""
+    if not uri.startswith("test:///") or uri == "test:///default":
+        return uri
+    named = Path(uri.removeprefix("test://"))
+    beside = path.parent.resolve() / str(named).lstrip("/")
+    return f"test://{beside}" if not named.exists() and beside.exists() else uri
+
+
+def _libvirt(sec: Section, uri: str) -> LibvirtCloud:
+    default_type = "test" if uri.startswith("test:") else "kvm"
+    fields: dict[str, Any] = {
+        "storage_pool": sec.string("storage_pool", "default-pool" if uri == "test:///default"
+                                   else "default"),
+        "base_image": sec.string("base_image", ""),
+        "base_format": sec.choice("base_format", "qcow2", ("qcow2", "raw")),
+        "domain_type": sec.choice("domain_type", default_type, ("kvm", "qemu", "test")),
+        "network": sec.string("network", ""),
+        "kernel": sec.string("kernel", ""),
+        "initrd": sec.string("initrd", ""),
+        "cmdline": sec.string("cmdline", ""),
+        "console_log_dir": sec.string("console_log_dir", "/var/log/libvirt/qemu"),
+        "reserved_memory_mb": sec.integer("reserved_memory_mb", 1024),
+        "cpu_overcommit": sec.number("cpu_overcommit", 1.0, minimum=0.1),
+    }
+    return LibvirtCloud(**fields)
 
 
 def load(path: Path, env: dict[str, str] | None = None) -> SiteConfig:

@@ -21,6 +21,7 @@ SNAPSHOT_STREAM = "CS_SNAPSHOTS"
 CLOUDS_BUCKET = "cs-clouds"
 VMS_BUCKET = "cs-vms"
 HEALTH_BUCKET = "cs-health"
+CAPACITY_BUCKET = "cs-capacity"
 
 # The admin service, on the NATS services API.
 ADMIN_SERVICE = "cs-admin"

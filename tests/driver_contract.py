@@ -12,9 +12,9 @@ from bus.provisioning import CloudDriver
 from bus.schemas import VmRecord, VmSpec
 
 
-def make_vm(cloud: str) -> VmRecord:
-    """A registry record for a fresh, uniquely named VM."""
-    vm_id = f"cs-contract-{cloud}-{uuid.uuid4().hex[:8]}-0"
+def make_vm(cloud: str, site: str = "contract") -> VmRecord:
+    """A registry record for a fresh, uniquely named VM (named as the planner names them)."""
+    vm_id = f"cs-{site}-{cloud}-{uuid.uuid4().hex[:8]}-0"
     return VmRecord(vm_id=vm_id, cloud=cloud, intent_id=f"boot-{vm_id}-1", class_key="k",
                     spec=VmSpec(vm_type="worker", image="img.qcow2", cores=2, memory_mb=1024),
                     state="requested", created_at=0.0, updated_at=0.0)
@@ -24,9 +24,13 @@ class DriverContract:
     """Tests shared by every driver."""
 
     cloud = "contract"
+    site = "site-a"
+    """The installation of the `driver` fixture."""
+    other_site = "site-b"
+    """The installation of the `other_site_driver` fixture."""
 
     async def test_create_then_list_and_state(self, driver: CloudDriver) -> None:
-        vm = make_vm(self.cloud)
+        vm = make_vm(self.cloud, self.site)
         instance = await driver.create(vm)
         assert (instance.vm_id, instance.intent_id, instance.cloud) == (
             vm.vm_id, vm.intent_id, self.cloud)
@@ -38,7 +42,7 @@ class DriverContract:
         await driver.delete(vm.vm_id)
 
     async def test_create_is_idempotent(self, driver: CloudDriver) -> None:
-        vm = make_vm(self.cloud)
+        vm = make_vm(self.cloud, self.site)
         first = await driver.create(vm)
         again = await driver.create(vm)
         assert again.vm_id == first.vm_id
@@ -46,7 +50,7 @@ class DriverContract:
         await driver.delete(vm.vm_id)
 
     async def test_delete_removes_and_is_idempotent(self, driver: CloudDriver) -> None:
-        vm = make_vm(self.cloud)
+        vm = make_vm(self.cloud, self.site)
         await driver.create(vm)
         await driver.delete(vm.vm_id)
         assert await driver.state(vm.vm_id) is None
@@ -57,7 +61,7 @@ class DriverContract:
     async def test_other_installations_vms_are_not_listed(
         self, driver: CloudDriver, other_site_driver: CloudDriver
     ) -> None:
-        vm = make_vm(self.cloud)
+        vm = make_vm(self.cloud, self.other_site)
         await other_site_driver.create(vm)
         assert vm.vm_id not in {i.vm_id for i in await driver.list()}
         assert vm.vm_id in {i.vm_id for i in await other_site_driver.list()}

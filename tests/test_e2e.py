@@ -23,6 +23,7 @@ from tests.system import System
 
 ROOT = Path(__file__).resolve().parents[1]
 CLOUD = "container-cloud"
+DEMO_HOST = ROOT / "examples" / "demo-host.xml"
 
 CONFIG = """
 site = "e2e"
@@ -41,7 +42,8 @@ vanished_grace_s = 2
 [[cloud]]
 name = "container-cloud"
 provider = "libvirt"
-uri = "test:///default"
+uri = "test://{host}"
+base_image = "worker.qcow2"
 enabled = true
 max_vms = 20
 boots_per_cycle = 5
@@ -78,7 +80,7 @@ def start_demo(tmp_path: Path, nats: NatsServer) -> tuple[System, Path]:
     queue = tmp_path / "queue.txt"
     shutil.copy(ROOT / "examples" / "demo-queue.txt", queue)
     config = tmp_path / "cs.toml"
-    config.write_text(CONFIG.format(url=nats.url))
+    config.write_text(CONFIG.format(url=nats.url, host=DEMO_HOST))
     system = System(tmp_path, config, nats.url)
     system.start()
     return system, queue
@@ -151,7 +153,7 @@ def test_whole_loop(tmp_path: Path, fresh_nats: NatsServer) -> None:
 
 def test_cli_errors_are_one_line_and_nonzero(tmp_path: Path, fresh_nats: NatsServer) -> None:
     config = tmp_path / "cs.toml"
-    config.write_text(CONFIG.format(url=fresh_nats.url))
+    config.write_text(CONFIG.format(url=fresh_nats.url, host=DEMO_HOST))
     system = System(tmp_path, config, fresh_nats.url)
     # Nothing answers yet: NATS is up, cs-admin is not.
     result = system.cs("status", check=False)

@@ -14,14 +14,16 @@ from bus import codec, subjects
 from bus.connection import Bus
 from bus.provisioning import CloudWorker, ProvisionerSettings
 from bus.schemas import Intent, VmEvent, VmRecord
-from services.provisioner_libvirt.driver import LibvirtDriver
 from tests.driver_contract import make_vm
+from tests.libvirt_host import host_driver
+
+SITE = "prov-test"
 
 
 @pytest.fixture
 async def worker(bus: Bus) -> AsyncIterator[CloudWorker]:
     cloud = f"w{uuid.uuid4().hex[:6]}"
-    driver = LibvirtDriver(cloud, "test:///default", site="prov-test")
+    driver = host_driver(cloud, SITE)
     yield CloudWorker(bus, "libvirt", cloud, driver,
                       ProvisionerSettings(orphan_grace_s=0.0, vanished_grace_s=0.0))
     await driver.close()
@@ -64,7 +66,7 @@ def _intent(vm: VmRecord, action: str = "boot", intent_id: str = "") -> Intent:
 
 
 async def test_boot_then_kill(bus: Bus, worker: CloudWorker) -> None:
-    vm = make_vm(worker.cloud)
+    vm = make_vm(worker.cloud, SITE)
     await _book(bus, vm)
     events, done, task = await _events(bus, worker.cloud, 2)
     await bus.js_publish(subjects.intent(worker.cloud), _intent(vm), trace="tr-b",
@@ -91,7 +93,7 @@ async def test_boot_then_kill(bus: Bus, worker: CloudWorker) -> None:
 
 
 async def test_redelivered_boot_makes_one_vm(bus: Bus, worker: CloudWorker) -> None:
-    vm = make_vm(worker.cloud)
+    vm = make_vm(worker.cloud, SITE)
     await _book(bus, vm)
     _, done, task = await _events(bus, worker.cloud, 2)
     for n in range(3):  # at-least-once delivery: the same intent three times
@@ -112,7 +114,7 @@ async def test_redelivered_boot_makes_one_vm(bus: Bus, worker: CloudWorker) -> N
 async def test_an_old_kill_spares_the_vm_booked_again_under_its_name(
     bus: Bus, worker: CloudWorker
 ) -> None:
-    vm = make_vm(worker.cloud).model_copy(update={"state": "running"})
+    vm = make_vm(worker.cloud, SITE).model_copy(update={"state": "running"})
     await _book(bus, vm)
     await worker.driver.create(vm)
     await bus.js_publish(subjects.intent(worker.cloud), _intent(vm, "kill", "kill-old"))
@@ -127,7 +129,7 @@ async def test_an_old_kill_spares_the_vm_booked_again_under_its_name(
 
 
 async def test_stale_intent_boots_nothing(bus: Bus, worker: CloudWorker) -> None:
-    vm = make_vm(worker.cloud)
+    vm = make_vm(worker.cloud, SITE)
     await _book(bus, vm)
     await bus.js_publish(subjects.intent(worker.cloud), _intent(vm, intent_id="boot-older"))
     stop = asyncio.Event()
@@ -143,7 +145,7 @@ async def test_stale_intent_boots_nothing(bus: Bus, worker: CloudWorker) -> None
 async def test_permanent_failure_is_recorded_with_its_reason(
     bus: Bus, worker: CloudWorker
 ) -> None:
-    vm = make_vm(worker.cloud)
+    vm = make_vm(worker.cloud, SITE)
     vm = vm.model_copy(update={"spec": vm.spec.model_copy(update={"memory_mb": 0})})
     await _book(bus, vm)
     _, done, task = await _events(bus, worker.cloud, 2)
@@ -158,9 +160,9 @@ async def test_permanent_failure_is_recorded_with_its_reason(
 async def test_reconcile_deletes_orphans_and_marks_vanished(
     bus: Bus, worker: CloudWorker
 ) -> None:
-    orphan = make_vm(worker.cloud)
+    orphan = make_vm(worker.cloud, SITE)
     await worker.driver.create(orphan)  # on the cloud, not in the registry
-    vanished = make_vm(worker.cloud).model_copy(update={"state": "running"})
+    vanished = make_vm(worker.cloud, SITE).model_copy(update={"state": "running"})
     await _book(bus, vanished)  # in the registry, not on the cloud
     await worker.reconcile()
     assert await worker.driver.state(orphan.vm_id) is None
@@ -169,7 +171,7 @@ async def test_reconcile_deletes_orphans_and_marks_vanished(
 
 async def test_reconcile_waits_out_the_orphan_grace(bus: Bus, worker: CloudWorker) -> None:
     worker.settings = ProvisionerSettings(orphan_grace_s=3600.0)
-    orphan = make_vm(worker.cloud)
+    orphan = make_vm(worker.cloud, SITE)
     await worker.driver.create(orphan)
     await worker.reconcile()
     assert await worker.driver.state(orphan.vm_id) is not None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -34,6 +35,7 @@ def config(tmp_path: Path, port: int) -> Path:
     text = text.replace("interval_s = 5", "interval_s = 0.5")
     path = tmp_path / "demo.toml"
     path.write_text(text)
+    shutil.copy(ROOT / "examples" / "demo-host.xml", tmp_path)  # the test host, named relatively
     return path
 
 

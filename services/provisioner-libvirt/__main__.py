@@ -6,6 +6,7 @@ import asyncio
 import logging
 
 from bus.connection import Bus
+from bus.contextualize import WorkerSettings
 from bus.provisioning import CloudDriver, run_provisioner
 from bus.runloop import ServiceBody, service_main
 from bus.schemas import CloudRecord
@@ -19,9 +20,10 @@ SERVICE = "cs-provisioner-libvirt"
 def build(site: SiteConfig, log: logging.Logger) -> ServiceBody:
     """The libvirt provisioner's body: serve every libvirt cloud of the site."""
     settings = LibvirtSettings.from_site(site)
+    worker = WorkerSettings.from_site(site)
 
     async def make_driver(cloud: CloudRecord) -> CloudDriver:
-        return LibvirtDriver(cloud.name, cloud.uri, settings.site, settings.call_timeout_s)
+        return LibvirtDriver(cloud, settings.site, worker, settings.call_timeout_s)
 
     async def body(bus: Bus, stop: asyncio.Event) -> None:
         await run_provisioner(bus, "libvirt", make_driver, settings.loops, stop)

@@ -7,8 +7,10 @@ message that says why, which the registry and `cs status` then show.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from bus.errors import PermanentError
-from bus.schemas import Instance, VmRecord
+from bus.schemas import CloudCapacity, Instance, VmRecord
 
 
 class NotConfiguredDriver:
@@ -38,6 +40,13 @@ class NotConfiguredDriver:
     async def state(self, vm_id: str) -> Instance | None:
         """No server exists."""
         return None
+
+    async def capacity(self) -> CloudCapacity | None:
+        """No limits can be read without the SDK."""
+        return None
+
+    def watch(self, changed: Callable[[str], None]) -> None:
+        """No events: reconcile alone keeps the registry truthful."""
 
     async def close(self) -> None:
         """Nothing to release."""

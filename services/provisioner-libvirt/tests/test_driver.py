@@ -2,28 +2,50 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
+from bus.contextualize import WorkerSettings, render
 from bus.errors import PermanentError, TemporaryError
-from services.provisioner_libvirt.driver import NAMESPACE, LibvirtDriver, domain_xml
+from bus.schemas import LibvirtCloud
+from services.provisioner_libvirt import seed
+from services.provisioner_libvirt.driver import (
+    NAMESPACE,
+    OVERLAY_SUFFIX,
+    SEED_SUFFIX,
+    LibvirtDriver,
+    domain_xml,
+)
 from tests.driver_contract import DriverContract, make_vm
-
-URI = "test:///default"
+from tests.libvirt_host import (
+    BASE_IMAGE,
+    WORKER,
+    define_foreign,
+    domain_exists,
+    host_driver,
+    host_figures,
+    record,
+    remove_domain,
+    volume_desc,
+    volumes,
+)
 
 
 @pytest.fixture
 async def driver() -> AsyncIterator[LibvirtDriver]:
-    d = LibvirtDriver("contract", URI, site="site-a")
+    d = host_driver("contract", "site-a")
     yield d
     await d.close()
 
 
 @pytest.fixture
 async def other_site_driver() -> AsyncIterator[LibvirtDriver]:
-    d = LibvirtDriver("contract", URI, site="site-b")
+    d = host_driver("contract", "site-b")
     yield d
     await d.close()
 
@@ -32,29 +54,159 @@ class TestLibvirtContract(DriverContract):
     """The shared driver contract, on libvirt."""
 
 
-def test_domain_xml_carries_capacity_and_our_tag() -> None:
+def test_domain_xml_carries_capacity_disks_console_and_our_tag() -> None:
     vm = make_vm("c1")
-    root = ET.fromstring(domain_xml(vm, "site-a", "qemu"))
+    opts = LibvirtCloud(domain_type="qemu", storage_pool="p1", network="net0",
+                        console_log_dir="/var/log/cs/")
+    root = ET.fromstring(domain_xml(vm, "site-a", opts, "o.qcow2", "s.iso"))
     assert root.get("type") == "qemu"
     assert root.findtext("name") == vm.vm_id
     assert root.findtext("vcpu") == "2"
     memory = root.find("memory")
     assert memory is not None and (memory.text, memory.get("unit")) == ("1024", "MiB")
     assert root.find("features/acpi") is not None
+    assert root.find("os/boot") is not None and root.find("os/kernel") is None
+    disks = [(d.find("source").get("pool"), d.find("source").get("volume"),  # type: ignore[union-attr]
+              d.find("driver").get("type"), d.find("readonly") is not None)  # type: ignore[union-attr]
+             for d in root.findall("devices/disk")]
+    assert disks == [("p1", "o.qcow2", "qcow2", False), ("p1", "s.iso", "raw", True)]
+    nic = root.find("devices/interface/source")
+    assert nic is not None and nic.get("network") == "net0"
+    log = root.find("devices/serial/log")
+    assert log is not None and log.get("file") == f"/var/log/cs/{vm.vm_id}-console.log"
     tag = root.find(f"metadata/{{{NAMESPACE}}}vm")
     assert tag is not None
     assert tag.findtext(f"{{{NAMESPACE}}}intent") == vm.intent_id
     assert tag.findtext(f"{{{NAMESPACE}}}site") == "site-a"
+    assert tag.findtext(f"{{{NAMESPACE}}}cloud") == "c1"
+
+
+def test_direct_kernel_boot_and_no_nic() -> None:
+    opts = LibvirtCloud(kernel="/k/vmlinuz", initrd="/k/initrd", cmdline="console=ttyS0")
+    root = ET.fromstring(domain_xml(make_vm("c1"), "s", opts, "o", "s"))
+    assert (root.findtext("os/kernel"), root.findtext("os/initrd"),
+            root.findtext("os/cmdline")) == ("/k/vmlinuz", "/k/initrd", "console=ttyS0")
+    assert root.find("os/boot") is None
+    assert root.find("devices/interface") is None
 
 
 def test_names_are_escaped_in_xml() -> None:
     vm = make_vm("c1").model_copy(update={"intent_id": "a<b&c"})
-    root = ET.fromstring(domain_xml(vm, "s", "test"))
-    assert root.find(f"metadata/{{{NAMESPACE}}}vm/{{{NAMESPACE}}}intent") is not None
+    opts = LibvirtCloud(storage_pool="p'q", domain_type="test")
+    root = ET.fromstring(domain_xml(vm, "s", opts, "o'", "s&"))
+    assert root.findtext(f"metadata/{{{NAMESPACE}}}vm/{{{NAMESPACE}}}intent") == "a<b&c"
+    source = root.find("devices/disk/source")
+    assert source is not None and (source.get("pool"), source.get("volume")) == ("p'q", "o'")
+
+
+def test_seed_iso_is_labelled_cidata_and_carries_the_rendered_user_data() -> None:
+    vm = make_vm("c1")
+    user_data = render("CS_VM_ID = ${CS_VM_ID}\nCONDOR_HOST = ${CENTRAL_MANAGER}\n", vm, "s",
+                       WORKER)
+    image = seed.build(vm.vm_id, user_data)
+    assert seed.volume_label(image) == "cidata"
+    files = seed.read(image)
+    assert files["user-data"] == f"CS_VM_ID = {vm.vm_id}\nCONDOR_HOST = cm.test\n".encode()
+    assert f"instance-id: {vm.vm_id}".encode() in files["meta-data"]
+
+
+async def test_create_lays_an_overlay_and_a_seed_and_delete_removes_them(
+    driver: LibvirtDriver,
+) -> None:
+    vm = make_vm("contract", "site-a")
+    await driver.create(vm)
+    overlay = ET.fromstring(volume_desc(vm.vm_id + OVERLAY_SUFFIX))
+    assert overlay.findtext("backingStore/path", "").endswith(BASE_IMAGE)
+    assert overlay.find("backingStore/format").get("type") == "qcow2"  # type: ignore[union-attr]
+    assert overlay.find("target/format").get("type") == "qcow2"  # type: ignore[union-attr]
+    assert vm.vm_id + SEED_SUFFIX in volumes()
+    await driver.delete(vm.vm_id)
+    assert not [v for v in volumes() if v.startswith(vm.vm_id)]
+
+
+async def test_leftover_volumes_are_listed_and_deleted(driver: LibvirtDriver) -> None:
+    vm = make_vm("contract", "site-a")
+    await driver.create(vm)
+    remove_domain(vm.vm_id)  # as if the provisioner died between the volumes and the domain
+    listed = {i.vm_id: i for i in await driver.list()}
+    assert listed[vm.vm_id].state == "unknown"
+    await driver.delete(vm.vm_id)
+    assert vm.vm_id not in {i.vm_id for i in await driver.list()}
+    assert not [v for v in volumes() if v.startswith(vm.vm_id)]
+
+
+async def test_missing_base_image_is_a_permanent_error_naming_the_pool() -> None:
+    d = LibvirtDriver(record("contract", base_image="nope.qcow2"), "site-a", WORKER)
+    try:
+        with pytest.raises(PermanentError, match="'nope.qcow2'.*default-pool"):
+            await d.create(make_vm("contract", "site-a"))
+    finally:
+        await d.close()
+
+
+async def test_missing_storage_pool_is_a_permanent_error_that_says_the_fix() -> None:
+    d = LibvirtDriver(record("contract", storage_pool="nopool"), "site-a", WORKER)
+    try:
+        with pytest.raises(PermanentError, match="pool-define-as"):
+            await d.create(make_vm("contract", "site-a"))
+    finally:
+        await d.close()
+
+
+async def test_unreadable_pool_token_fails_the_boot_and_leaves_nothing() -> None:
+    worker = WorkerSettings(central_manager="cm", token_file=Path("/nonexistent/token"))
+    d = LibvirtDriver(record("contract"), "site-a", worker)
+    vm = make_vm("contract", "site-a")
+    try:
+        with pytest.raises(PermanentError, match="token_file"):
+            await d.create(vm)
+        assert await d.state(vm.vm_id) is None
+    finally:
+        await d.close()
+
+
+async def test_a_foreign_domain_with_our_name_is_not_touched(driver: LibvirtDriver) -> None:
+    vm = make_vm("contract", "site-a")
+    define_foreign(vm.vm_id)
+    with pytest.raises(PermanentError, match="not ours"):
+        await driver.create(vm)
+    assert domain_exists(vm.vm_id)
+    remove_domain(vm.vm_id)
+
+
+async def test_capacity_is_the_host_less_the_reserve_and_others_use(
+    driver: LibvirtDriver,
+) -> None:
+    cpus, memory_mb, foreign, foreign_cores = host_figures()
+    vm = make_vm("contract", "site-a")
+    await driver.create(vm)  # ours: not counted as others
+    cap = await driver.capacity()
+    assert cap.max_cores == cpus
+    assert cap.max_memory_mb == max(0, memory_mb - 1024)
+    assert cap.others_instances == foreign >= 1  # the test host's own domain "test"
+    assert cap.others_cores == foreign_cores
+    await driver.delete(vm.vm_id)
+
+
+async def test_lifecycle_events_reach_the_watcher(driver: LibvirtDriver) -> None:
+    seen: list[str] = []
+    got = threading.Event()
+
+    def changed(vm_id: str) -> None:
+        seen.append(vm_id)
+        got.set()
+
+    driver.watch(changed)
+    vm = make_vm("contract", "site-a")
+    await driver.create(vm)
+    await asyncio.get_running_loop().run_in_executor(None, got.wait, 5.0)
+    assert vm.vm_id in seen
+    await driver.delete(vm.vm_id)
 
 
 async def test_unreachable_hypervisor_is_a_temporary_error() -> None:
-    d = LibvirtDriver("c1", "qemu+tcp://127.0.0.1:1/system", site="s", timeout_s=10)
+    d = LibvirtDriver(record("c1", uri="qemu+tcp://127.0.0.1:1/system"), "s", WORKER,
+                      timeout_s=10)
     with pytest.raises(TemporaryError, match="cannot connect"):
         await d.list()
     await d.close()

@@ -1,0 +1,117 @@
+"""Worker contextualisation: the user-data a VM boots with, rendered from its cloud's template.
+
+The template is cloud-init user-data with `${VAR}` placeholders (Python's string.Template). It
+travels in the cloud's record, so every provisioner renders the same text; the pool credential
+does not: each provisioner reads it from its own `[worker] token_file`, so it never crosses
+the bus, and rendered user-data is never logged.
+"""
+
+from __future__ import annotations
+
+import string
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from bus.errors import ConfigError, PermanentError
+from bus.schemas import VmRecord
+
+if TYPE_CHECKING:
+    from bus.siteconfig import SiteConfig
+
+VARIABLES: dict[str, str] = {
+    "CENTRAL_MANAGER": "the pool's central manager ([worker] central_manager)",
+    "CS_VM_ID": "the VM's id; its startd advertises it so the pool maps back to the registry",
+    "CS_SITE": "the installation id",
+    "CS_CLOUD": "the cloud's name",
+    "CS_VM_TYPE": "the jobs' VMType",
+    "CS_INTENT_ID": "the boot intent's id",
+    "CS_CORES": "cores of the VM",
+    "CS_MEMORY_MB": "memory of the VM in MB",
+    "CS_POOL_TOKEN": "the pool credential (IDTOKEN) read from [worker] token_file",
+}
+"""Every placeholder a template may use, with what it becomes."""
+
+DEFAULT_USER_DATA = """\
+#cloud-config
+# cloudscheduler's built-in worker user-data: point the VM's HTCondor at the pool,
+# advertise our VM id from its startd, install the pool token, restart HTCondor.
+write_files:
+  - path: /etc/condor/config.d/50-cloudscheduler.conf
+    permissions: "0644"
+    content: |
+      CONDOR_HOST = ${CENTRAL_MANAGER}
+      CS_VM_ID = "${CS_VM_ID}"
+      CS_VM_TYPE = "${CS_VM_TYPE}"
+      STARTD_ATTRS = $$(STARTD_ATTRS) CS_VM_ID CS_VM_TYPE
+      MASTER_ATTRS = $$(MASTER_ATTRS) CS_VM_ID
+      SEC_DEFAULT_AUTHENTICATION_METHODS = IDTOKENS
+  - path: /etc/condor/tokens.d/cloudscheduler.token
+    permissions: "0600"
+    content: |
+      ${CS_POOL_TOKEN}
+runcmd:
+  - [systemctl, restart, condor]
+"""
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """What every worker VM is told at boot (the `[worker]` table), read by provisioners."""
+
+    central_manager: str
+    """Host (and optional :port) of the pool's collector; default: this machine's name."""
+    token_file: Path | None
+    """File holding the pool credential (an IDTOKEN) for the VMs; None = VMs get none."""
+
+    @classmethod
+    def from_site(cls, site: SiteConfig) -> WorkerSettings:
+        """Read and validate the `[worker]` table."""
+        sec = site.section("worker")
+        sec.check_keys({"central_manager", "token_file"})
+        return cls(central_manager=sec.string("central_manager", "localhost"),
+                   token_file=sec.path_value("token_file", ""))
+
+    def token(self) -> str:
+        """The pool credential, read fresh on every boot (tokens are rotated on disk)."""
+        if self.token_file is None:
+            return ""
+        try:
+            return self.token_file.read_text().strip()
+        except OSError as exc:
+            raise PermanentError(
+                f"cannot read the pool token file {self.token_file} ([worker] token_file): "
+                f"{exc.strerror}") from None
+
+
+def check_template(text: str, where: str) -> None:
+    """Raise ConfigError naming `where` if `text` has a malformed or unknown placeholder."""
+    template = string.Template(text)
+    if not template.is_valid():
+        raise ConfigError(f"{where}: malformed placeholder; write ${{NAME}}, and $$ for a "
+                          "literal $")
+    unknown = sorted(set(template.get_identifiers()) - set(VARIABLES))
+    if unknown:
+        raise ConfigError(f"{where}: unknown placeholder(s) {', '.join(unknown)}; known: "
+                          f"{', '.join(VARIABLES)}")
+
+
+def render(template: str, vm: VmRecord, site: str, worker: WorkerSettings) -> bytes:
+    """The user-data of `vm`: its cloud's template (or the built-in one) filled in."""
+    values = {
+        "CENTRAL_MANAGER": worker.central_manager,
+        "CS_VM_ID": vm.vm_id,
+        "CS_SITE": site,
+        "CS_CLOUD": vm.cloud,
+        "CS_VM_TYPE": vm.spec.vm_type,
+        "CS_INTENT_ID": vm.intent_id,
+        "CS_CORES": str(vm.spec.cores),
+        "CS_MEMORY_MB": str(vm.spec.memory_mb),
+        "CS_POOL_TOKEN": worker.token(),
+    }
+    try:
+        return string.Template(template or DEFAULT_USER_DATA).substitute(values).encode()
+    except (KeyError, ValueError) as exc:
+        # Config load checks templates; this catches a record written by something else.
+        raise PermanentError(f"user-data template of cloud {vm.cloud} is invalid: {exc}") \
+            from None

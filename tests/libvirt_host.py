@@ -1,0 +1,88 @@
+"""libvirt's test driver (`test:///default`) set up as a cloud host for the tests.
+
+The test driver keeps one shared state per process: a storage pool `default-pool` and no
+volumes. Our driver needs a base image volume to lay overlays on, so tests create it here.
+"""
+
+from __future__ import annotations
+
+import libvirt
+
+from bus.contextualize import WorkerSettings
+from bus.schemas import CloudRecord, LibvirtCloud
+from services.provisioner_libvirt.driver import LibvirtDriver
+
+URI = "test:///default"
+BASE_IMAGE = "img.qcow2"
+WORKER = WorkerSettings(central_manager="cm.test", token_file=None)
+
+
+_held: list[libvirt.virConnect] = []
+"""The test driver frees its shared state when its last connection closes: one stays open
+for the whole test session, so the base image outlives the drivers that come and go."""
+
+
+def ensure_base_image(uri: str = URI, pool: str = "default-pool") -> None:
+    """Create the base image volume in the test host's pool if it is not there yet."""
+    if not _held:
+        _held.append(libvirt.open(uri))
+    storage = _held[0].storagePoolLookupByName(pool)
+    if BASE_IMAGE not in storage.listVolumes():
+        storage.createXML(
+            f"<volume><name>{BASE_IMAGE}</name><capacity unit='GiB'>2</capacity>"
+            "<target><format type='qcow2'/></target></volume>", 0)
+
+
+def record(cloud: str, uri: str = URI, **options: str) -> CloudRecord:
+    """A libvirt cloud record on the test host."""
+    return CloudRecord(name=cloud, provider="libvirt", enabled=True, max_vms=10, uri=uri,
+                       libvirt=LibvirtCloud.model_validate(
+                           {"storage_pool": "default-pool", "domain_type": "test", **options}))
+
+
+def host_driver(cloud: str, site: str, **options: str) -> LibvirtDriver:
+    """Our driver on the test host, with its base image in place."""
+    ensure_base_image()
+    return LibvirtDriver(record(cloud, **options), site, WORKER)
+
+
+def _conn() -> libvirt.virConnect:
+    ensure_base_image()
+    return _held[0]
+
+
+def volumes(pool: str = "default-pool") -> list[str]:
+    """Names of the volumes in the test host's pool."""
+    return list(_conn().storagePoolLookupByName(pool).listVolumes())
+
+
+def volume_desc(name: str, pool: str = "default-pool") -> str:
+    """The XML description of one volume of the test host's pool."""
+    return str(_conn().storagePoolLookupByName(pool).storageVolLookupByName(name).XMLDesc())
+
+
+def remove_domain(name: str) -> None:
+    """Stop and undefine a domain behind the driver's back (as a crash or an operator would)."""
+    dom = _conn().lookupByName(name)
+    if dom.isActive():
+        dom.destroy()
+    dom.undefine()
+
+
+def define_foreign(name: str) -> None:
+    """Define a domain without our tag (someone else's VM that happens to share a name)."""
+    _conn().defineXML(f"<domain type='test'><name>{name}</name><memory>1024</memory>"
+                      "<os><type>hvm</type></os></domain>")
+
+
+def domain_exists(name: str) -> bool:
+    """Whether the test host has a domain of that name."""
+    return name in [d.name() for d in _conn().listAllDomains()]
+
+
+def host_figures() -> tuple[int, int, int, int]:
+    """The test host's (cpus, memory MB, active domains, their vcpus)."""
+    conn = _conn()
+    _model, memory_mb, cpus, *_ = conn.getInfo()
+    active = conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE)
+    return cpus, memory_mb, len(active), sum(d.info()[3] for d in active)
