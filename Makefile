@@ -14,8 +14,10 @@ $(STAMP): pyproject.toml scripts/bootstrap.sh
 run: $(STAMP)
 	$(VENV)/bin/cs up --config $(CONFIG) --state-dir $(STATE)
 
-## test: lint, types, import contracts, then the whole suite (unit, integration, end-to-end)
+## test: lint, types, import contracts, then the whole suite (unit, integration, end-to-end,
+## real VMs under QEMU: scripts/qemu-host.sh installs and starts libvirt + QEMU, needs root)
 test: $(STAMP) lint
+	./scripts/qemu-host.sh
 	$(VENV)/bin/pytest
 
 lint: $(STAMP)
@@ -25,7 +27,7 @@ lint: $(STAMP)
 
 ## unit: the fast tests only
 unit: $(STAMP)
-	$(VENV)/bin/pytest -m "not e2e"
+	$(VENV)/bin/pytest -m "not e2e and not slow"
 
 clean:
 	rm -rf $(VENV) $(STATE) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

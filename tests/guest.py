@@ -10,7 +10,6 @@ what the test reads back from the console log.
 from __future__ import annotations
 
 import gzip
-import os
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -163,8 +162,8 @@ def build() -> Guest:
     busybox_root = _unpack("busybox-static")
     version = package.removeprefix("linux-image-")
     GUEST_DIR.mkdir(parents=True, exist_ok=True)
-    os.chmod(GUEST_DIR.parent, 0o755)
-    os.chmod(GUEST_DIR, 0o755)
+    GUEST_DIR.parent.chmod(0o755)
+    GUEST_DIR.chmod(0o755)
     kernel = GUEST_DIR / f"vmlinuz-{version}"
     initrd = GUEST_DIR / f"initrd-{version}.gz"
     if not kernel.exists():
@@ -172,5 +171,5 @@ def build() -> Guest:
     modules = _module_order(kernel_root / "lib" / "modules" / version, MODULES)
     initrd.write_bytes(initramfs((busybox_root / "bin" / "busybox").read_bytes(), modules))
     for path in (kernel, initrd):
-        os.chmod(path, 0o644)
+        path.chmod(0o644)
     return Guest(kernel=kernel, initrd=initrd)

@@ -82,8 +82,7 @@ def ours(prefix: str) -> tuple[list[str], list[str]]:
     conn = libvirt.open(URI)
     try:
         domains = [d.name() for d in conn.listAllDomains() if d.name().startswith(prefix)]
-        pool = conn.storagePoolLookupByName(POOL)
-        pool.refresh()
+        pool = conn.storagePoolLookupByName(POOL)  # no refresh: it fails during an upload
         volumes = [v for v in pool.listVolumes() if v.startswith(prefix)]
         return domains, volumes
     finally:

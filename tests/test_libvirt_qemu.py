@@ -3,15 +3,26 @@ that reads its NoCloud seed and prints its own CS_VM_ID to the serial console.""
 
 from __future__ import annotations
 
+import asyncio
 import os
+import subprocess
+import sys
+import time
+import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
+from bus import subjects
+from bus.connection import Bus
 from bus.contextualize import WorkerSettings
-from services.provisioner_libvirt.driver import LibvirtDriver
+from bus.schemas import CloudRecord, Intent, VmRecord
+from services.admin.supervisor import MODULES
+from services.provisioner_libvirt.driver import OVERLAY_SUFFIX, SEED_SUFFIX, LibvirtDriver
 from tests import guest, qemu_host
 from tests.driver_contract import DriverContract, make_vm
+from tests.natsserver import NatsServer
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -68,5 +79,88 @@ async def test_a_real_vm_boots_reads_its_seed_and_is_removed_without_a_trace(
 async def test_capacity_is_this_host(driver: LibvirtDriver) -> None:
     cap = await driver.capacity()
     assert cap.max_cores == os.cpu_count()
-    assert 0 < cap.max_memory_mb
+    assert cap.max_memory_mb > 0
     assert cap.source.startswith("libvirt host ")
+
+
+PROVISIONER_CONFIG = """
+site = "{site}"
+[nats]
+url = "{url}"
+[worker]
+central_manager = "cm.qemu.test"
+[provisioner]
+reconcile_interval_s = 1
+orphan_grace_s = 5
+vanished_grace_s = 600
+"""
+
+
+def _start_provisioner(config: Path, log: Path, url: str) -> subprocess.Popen[bytes]:
+    env = dict(os.environ, CS_CONFIG=str(config), CS_NATS_URL=url, PYTHONUNBUFFERED="1")
+    return subprocess.Popen([sys.executable, "-m", MODULES["cs-provisioner-libvirt"]],
+                            stdout=log.open("ab"), stderr=subprocess.STDOUT, env=env)
+
+
+async def _registry_state(bus: Bus, vm: VmRecord, want: str, timeout: float) -> VmRecord:
+    kv = bus.kv(subjects.VMS_BUCKET, VmRecord)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        entry = await kv.get(subjects.vm_key(vm.cloud, vm.vm_id))
+        if entry is not None and entry.value.state == want:
+            return entry.value
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"{vm.vm_id} not {want} in the registry within {timeout:.0f}s")
+
+
+async def test_provisioner_killed_between_create_and_ack_makes_exactly_one_vm(
+    bus: Bus, nats_server: NatsServer, built: guest.Guest, tmp_path: Path,
+) -> None:
+    cloud = f"crash{uuid.uuid4().hex[:6]}"
+    await bus.kv(subjects.CLOUDS_BUCKET, CloudRecord).put(
+        cloud, qemu_host.record(cloud, built, USER_DATA))
+    vm = make_vm(cloud, SITE).model_copy(update={"created_at": time.time(),
+                                                 "updated_at": time.time()})
+    assert await bus.kv(subjects.VMS_BUCKET, VmRecord).create(
+        subjects.vm_key(cloud, vm.vm_id), vm) is not None
+    config = tmp_path / "cs.toml"
+    config.write_text(PROVISIONER_CONFIG.format(site=SITE, url=nats_server.url))
+    first_log, second_log = tmp_path / "first.log", tmp_path / "second.log"
+    first = _start_provisioner(config, first_log, nats_server.url)
+    second = None
+    try:
+        await bus.js_publish(subjects.intent(cloud), Intent(
+            intent_id=vm.intent_id, action="boot", cloud=cloud, vm_id=vm.vm_id, spec=vm.spec,
+            created_at=time.time()))
+        deadline = time.monotonic() + 120
+        while not qemu_host.domain_defined(vm.vm_id):
+            assert time.monotonic() < deadline, first_log.read_text()
+            assert first.poll() is None, first_log.read_text()
+            await asyncio.sleep(0.02)
+        first.kill()  # SIGKILL: no cleanup, no ack
+        first.wait()
+        assert "outcome=" not in first_log.read_text(), "killed too late: the intent was acked"
+
+        second = _start_provisioner(config, second_log, nats_server.url)
+        # The unacked intent comes back after the work queue's ack wait (60 s).
+        running = await _registry_state(bus, vm, "running", timeout=150)
+        assert running.intent_id == vm.intent_id
+        assert f"intent={vm.intent_id}" in second_log.read_text()
+        domains, volumes = qemu_host.ours(f"cs-{SITE}-{cloud}-")
+        assert domains == [vm.vm_id]
+        assert sorted(volumes) == sorted([vm.vm_id + OVERLAY_SUFFIX, vm.vm_id + SEED_SUFFIX])
+        await bus.js_publish(subjects.intent(cloud), Intent(
+            intent_id=vm.intent_id, action="kill", cloud=cloud, vm_id=vm.vm_id,
+            created_at=time.time()))
+        deadline = time.monotonic() + 60
+        while qemu_host.ours(f"cs-{SITE}-{cloud}-") != ([], []):
+            assert time.monotonic() < deadline, second_log.read_text()
+            await asyncio.sleep(0.5)
+    finally:
+        for proc in (first, second):
+            if proc is not None and proc.poll() is None:
+                proc.terminate()
+                proc.wait(15)
+        leftover_driver = LibvirtDriver(qemu_host.record(cloud, built, USER_DATA), SITE, WORKER)
+        await leftover_driver.delete(vm.vm_id)
+        await leftover_driver.close()
