@@ -203,8 +203,11 @@ class CloudWorker:
         for _ in range(5):
             if entry.value.state in ("retiring", "deleting") and state != "deleting":
                 return entry  # a retire or kill was decided meanwhile: it wins
-            updated = entry.value.model_copy(
-                update={"state": state, "reason": reason, "updated_at": time.time()})
+            now = time.time()
+            update: dict[str, object] = {"state": state, "reason": reason, "updated_at": now}
+            if state == "running" and not entry.value.running_at:
+                update["running_at"] = now
+            updated = entry.value.model_copy(update=update)
             revision = await self.vms.update(key, updated, entry.revision)
             if revision is not None:
                 if entry.value.state != state:

@@ -269,6 +269,8 @@ class VmRecord(Message):
     updated_at: float
     registered_at: float = 0.0
     """When its startd was first seen in the pool; 0 while it never was."""
+    running_at: float = 0.0
+    """When the provider first reported it running; 0 while it never was."""
     trace: str = ""
 
 

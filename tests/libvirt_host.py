@@ -9,8 +9,13 @@ from __future__ import annotations
 import libvirt
 
 from bus.contextualize import WorkerSettings
-from bus.schemas import CloudRecord, LibvirtCloud
-from services.provisioner_libvirt.driver import LibvirtDriver
+from bus.schemas import CloudRecord, LibvirtCloud, VmRecord
+from services.provisioner_libvirt.driver import (
+    OVERLAY_SUFFIX,
+    SEED_SUFFIX,
+    LibvirtDriver,
+    domain_xml,
+)
 
 URI = "test:///default"
 BASE_IMAGE = "img.qcow2"
@@ -86,3 +91,10 @@ def host_figures() -> tuple[int, int, int, int]:
     _model, memory_mb, cpus, *_ = conn.getInfo()
     active = conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE)
     return cpus, memory_mb, len(active), sum(d.info()[3] for d in active)
+
+
+def define_stopped(vm: VmRecord, site: str) -> None:
+    """Define `vm` with our tag but never start it (a guest that shut itself down)."""
+    xml = domain_xml(vm, site, LibvirtCloud(domain_type="test", storage_pool="default-pool"),
+                     vm.vm_id + OVERLAY_SUFFIX, vm.vm_id + SEED_SUFFIX)
+    _conn().defineXML(xml)

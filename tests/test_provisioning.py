@@ -13,9 +13,9 @@ import pytest
 from bus import codec, subjects
 from bus.connection import Bus
 from bus.provisioning import CloudWorker, ProvisionerSettings
-from bus.schemas import Intent, VmEvent, VmRecord
+from bus.schemas import CloudCapacity, Intent, VmEvent, VmRecord
 from tests.driver_contract import make_vm
-from tests.libvirt_host import host_driver
+from tests.libvirt_host import define_stopped, host_driver, remove_domain
 
 SITE = "prov-test"
 
@@ -177,3 +177,39 @@ async def test_reconcile_waits_out_the_orphan_grace(bus: Bus, worker: CloudWorke
     assert await worker.driver.state(orphan.vm_id) is not None
     with contextlib.suppress(Exception):
         await worker.driver.delete(orphan.vm_id)
+
+
+async def test_reconcile_reports_capacity_and_fails_stopped_instances(
+    bus: Bus, worker: CloudWorker
+) -> None:
+    vm = make_vm(worker.cloud, SITE).model_copy(update={"state": "running"})
+    await _book(bus, vm)
+    await worker.driver.create(vm)
+    remove_domain(vm.vm_id)
+    define_stopped(vm, SITE)  # our tag, shut off: the guest powered itself off
+    await worker.reconcile()
+    entry = await worker.vms.get(subjects.vm_key(worker.cloud, vm.vm_id))
+    assert entry is not None and entry.value.state == "error"
+    assert "stopped on the cloud" in entry.value.reason
+    cap = await bus.kv(subjects.CAPACITY_BUCKET, CloudCapacity).get(worker.cloud)
+    assert cap is not None and cap.value.max_cores > 0
+    assert cap.value.source.startswith("libvirt host")
+    await worker.driver.delete(vm.vm_id)
+
+
+async def test_a_lifecycle_event_triggers_a_reconcile_at_once(
+    bus: Bus, worker: CloudWorker
+) -> None:
+    worker.settings = ProvisionerSettings(reconcile_interval_s=3600.0, orphan_grace_s=0.0,
+                                          vanished_grace_s=0.0)
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run_reconcile(stop))
+    await asyncio.sleep(0.5)  # the first reconcile has run; the next is an hour away
+    orphan = make_vm(worker.cloud, SITE)
+    await worker.driver.create(orphan)  # the create's lifecycle event wakes the loop
+    deadline = time.monotonic() + 10
+    while await worker.driver.state(orphan.vm_id) is not None:
+        assert time.monotonic() < deadline, "the event did not wake reconcile"
+        await asyncio.sleep(0.1)
+    stop.set()
+    await asyncio.wait_for(task, 5)

@@ -12,9 +12,11 @@ import heapq
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 from bus.schemas import (
     ALIVE_STATES,
+    CloudCapacity,
     CloudHealth,
     CloudRecord,
     DemandClass,
@@ -24,6 +26,7 @@ from bus.schemas import (
     VmRecord,
     VmSpec,
 )
+from services.planner.capacity import within
 from services.planner.decisions import (
     DEFAULT_POLICY,
     Boot,
@@ -76,9 +79,10 @@ def _why_not(
         return f"boot limit of {cloud.boots_per_cycle} per cycle reached"
     if cls is not None:
         if cloud.max_cores and usage.cores + cls.cores > cloud.max_cores:
-            return f"cores quota reached ({usage.cores}/{cloud.max_cores} in use)"
+            return f"cores quota reached ({usage.cores}/{max(cloud.max_cores, 0)} in use)"
         if cloud.max_memory_mb and usage.memory_mb + cls.memory_mb > cloud.max_memory_mb:
-            return f"memory quota reached ({usage.memory_mb}/{cloud.max_memory_mb} MB in use)"
+            return (f"memory quota reached ({usage.memory_mb}/{max(cloud.max_memory_mb, 0)} MB "
+                    "in use)")
     return None
 
 
@@ -91,9 +95,10 @@ def plan(
     policy: Policy = DEFAULT_POLICY,
     pool: PoolSnapshot | None = None,
     health: Mapping[str, CloudHealth] | None = None,
+    capacity: Mapping[str, CloudCapacity] | None = None,
 ) -> Plan:
     """Decide boots, retirements, kills, registrations, resends and health recoveries for
-    one cycle."""
+    one cycle. `capacity`: what clouds report they can hold, narrowing their limits."""
     health = health or {}
     out = Lifecycle()
     resends: list[Resend] = []
@@ -103,7 +108,7 @@ def plan(
             resends.append(Resend(vm))
         elif vm.state == "error" and age >= policy.error_kill_after_s:
             out.kill(vm, f"in error for {age:.0f}s: {vm.reason or 'no reason given'}", now,
-                     "boot")
+                     _failure_of(vm))
     slots = slots_by_vm(pool)
     lifecycle(vms, pool, slots, {c.name: c.boot_timeout_s for c in clouds}, now, policy, out)
     boots: list[Boot] = []
@@ -117,6 +122,8 @@ def plan(
                 reason=f"demand is stale ({demand.stale_reason}); no VM is retired"))
         else:
             surplus(demand, vms, pool, slots, now, policy, out)
+        if capacity:
+            clouds = [_within(c, capacity.get(c.name), out.decisions) for c in clouds]
         boots = _boots(site, demand, clouds, vms, now, policy, health, out.decisions)
     recoveries = []
     if health:
@@ -130,6 +137,23 @@ def plan(
     return Plan(boots=tuple(boots), kills=tuple(out.kills), retires=tuple(out.retires),
                 registrations=tuple(out.registrations), resends=tuple(resends),
                 recoveries=tuple(recoveries), decisions=tuple(out.decisions))
+
+
+def _failure_of(vm: VmRecord) -> Literal["", "boot", "blackhole"]:
+    """What a VM's error says about its cloud: a failed boot backs the cloud off; a VM that
+    came up and died before joining the pool backs its type off there (a black hole: broken
+    image or contextualisation); a VM that served and died later says nothing."""
+    if vm.registered_at:
+        return ""
+    return "blackhole" if vm.running_at else "boot"
+
+
+def _within(cloud: CloudRecord, cap: CloudCapacity | None, decisions: list[PlanDecision]
+            ) -> CloudRecord:
+    narrowed, note = within(cloud, cap)
+    if note is not None:
+        decisions.append(decision(kind="hold", cloud=cloud.name, reason=note))
+    return narrowed
 
 
 _MAX_NAMED = 5

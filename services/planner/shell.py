@@ -15,6 +15,7 @@ import time
 from bus import logs, registry, subjects
 from bus.connection import Bus, Versioned
 from bus.schemas import (
+    CloudCapacity,
     CloudHealth,
     CloudRecord,
     CondorAction,
@@ -44,6 +45,7 @@ class PlannerShell:
         self.clouds = bus.kv(subjects.CLOUDS_BUCKET, CloudRecord)
         self.vms = bus.kv(subjects.VMS_BUCKET, VmRecord)
         self.health = bus.kv(subjects.HEALTH_BUCKET, CloudHealth)
+        self.capacity = bus.kv(subjects.CAPACITY_BUCKET, CloudCapacity)
 
     async def step(self) -> None:
         """One level-triggered cycle over the whole desired and actual state."""
@@ -53,10 +55,12 @@ class PlannerShell:
         clouds = [v.value for v in (await self.clouds.items()).values()]
         vm_entries = await self.vms.items()
         health = await self.health.items()
+        capacity = await self.capacity.items()
         result = plan(
             self.settings.site, demand.value if demand else None, clouds,
             [v.value for v in vm_entries.values()], now, self.settings.policy,
             pool.value if pool else None, {k: v.value for k, v in health.items()},
+            {k: v.value for k, v in capacity.items()},
         )
         trace = demand.trace if demand else ""
         decisions = list(result.decisions)

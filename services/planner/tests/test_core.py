@@ -278,3 +278,16 @@ def test_limits_hold_and_every_unmet_class_has_a_reason(
         if booked < k.idle:  # unmet demand is never silent
             assert any(d.kind == "hold" and d.class_key == k.key and d.reason
                        for d in result.decisions), k
+
+
+@pytest.mark.parametrize(
+    ("running_at", "registered_at", "failure"),
+    [(0.0, 0.0, "boot"), (NOW - 50, 0.0, "blackhole"), (NOW - 500, NOW - 400, "")],
+)
+def test_what_an_error_counts_against_the_cloud(running_at: float, registered_at: float,
+                                                failure: str) -> None:
+    dead = vm(0, "error", age=3600).model_copy(
+        update={"running_at": running_at, "registered_at": registered_at,
+                "reason": "stopped on the cloud"})
+    result = plan("s", demand(), [cloud()], [dead], NOW)
+    assert [(k.vm_id, k.failure) for k in result.kills] == [(dead.vm_id, failure)]
