@@ -13,8 +13,8 @@ from services.planner.tests.test_core import NOW, cls, demand, vm
 
 
 def record(**limits: int) -> CloudRecord:
-    return CloudRecord(name="c1", provider="libvirt", enabled=True,
-                       **{"max_vms": 100, "boots_per_cycle": 100, **limits})
+    return CloudRecord.model_validate({"name": "c1", "provider": "libvirt", "enabled": True,
+                                       "max_vms": 100, "boots_per_cycle": 100, **limits})
 
 
 def report(**figures: int) -> CloudCapacity:
