@@ -365,6 +365,15 @@ class CloudStatus(Message):
     max_vms: int
     vms_by_state: dict[str, int] = Field(default_factory=dict)
     health: CloudHealth | None = None
+    max_cores: int = 0
+    """Configured limit of our VMs' cores (0 = none)."""
+    max_memory_mb: int = 0
+    """Configured limit of our VMs' memory (0 = none)."""
+    cores_used: int = 0
+    """Cores of our VMs in the registry (every state: they hold quota until gone)."""
+    memory_mb_used: int = 0
+    capacity: CloudCapacity | None = None
+    """What the cloud last reported it can hold (its provisioner writes it)."""
 
 
 class StatusReply(Message):

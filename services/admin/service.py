@@ -18,6 +18,7 @@ from bus.connection import Bus, TypedKv
 from bus.errors import AdminError
 from bus.micro import Endpoint
 from bus.schemas import (
+    CloudCapacity,
     CloudHealth,
     CloudRecord,
     CloudStatus,
@@ -47,6 +48,8 @@ class AdminService:
         self.clouds: TypedKv[CloudRecord] = bus.kv(subjects.CLOUDS_BUCKET, CloudRecord)
         self.vms: TypedKv[VmRecord] = bus.kv(subjects.VMS_BUCKET, VmRecord)
         self.health: TypedKv[CloudHealth] = bus.kv(subjects.HEALTH_BUCKET, CloudHealth)
+        self.capacity: TypedKv[CloudCapacity] = bus.kv(subjects.CAPACITY_BUCKET,
+                                                       CloudCapacity)
 
     async def seed(self, configured: Sequence[CloudRecord]) -> None:
         """Make KV hold every configured cloud, keeping each existing record's enabled flag."""
@@ -124,9 +127,14 @@ class AdminService:
         health = {k: v.value for k, v in (await self.health.items()).items()}
         vms = sorted((v.value for v in (await self.vms.items()).values()),
                      key=lambda vm: (vm.cloud, vm.vm_id))
+        capacity = {k: v.value for k, v in (await self.capacity.items()).items()}
         by_cloud: dict[str, Counter[str]] = {}
+        cores: Counter[str] = Counter()
+        memory: Counter[str] = Counter()
         for vm in vms:
             by_cloud.setdefault(vm.cloud, Counter())[vm.state] += 1
+            cores[vm.cloud] += vm.spec.cores
+            memory[vm.cloud] += vm.spec.memory_mb
         demand = await self.bus.last(subjects.demand(), DemandSnapshot)
         pool = await self.bus.last(subjects.pool(), PoolSnapshot)
         plan = await self.bus.last(subjects.plan_report(), PlanReport)
@@ -134,7 +142,9 @@ class AdminService:
             clouds=tuple(
                 CloudStatus(name=c.name, provider=c.provider, enabled=c.enabled,
                             max_vms=c.max_vms, vms_by_state=dict(by_cloud.get(c.name, {})),
-                            health=health.get(c.name))
+                            health=health.get(c.name), max_cores=c.max_cores,
+                            max_memory_mb=c.max_memory_mb, cores_used=cores[c.name],
+                            memory_mb_used=memory[c.name], capacity=capacity.get(c.name))
                 for c in sorted(clouds, key=lambda c: c.name)
             ),
             vms=tuple(vms),

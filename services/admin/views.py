@@ -14,7 +14,7 @@ from bus import codec
 from bus.client import ServiceInstance
 from bus.connection import RawMessage
 from bus.errors import DecodeError
-from bus.schemas import CloudHealth, InstanceList, StatusReply
+from bus.schemas import CloudHealth, CloudStatus, InstanceList, StatusReply
 
 
 class Table(RichTable):
@@ -75,15 +75,35 @@ def health_text(health: CloudHealth | None, now: float) -> str:
     return "; ".join(parts) or "ok"
 
 
+def _use(used: int, configured: int, reported: int, others: int, unit: str) -> str:
+    limits = []
+    if configured:
+        limits.append(str(configured))
+    if reported:
+        limits.append(f"cloud {reported}" + (f" - {others} others" if others else ""))
+    return f"{used}{unit}" + (f"/{' & '.join(limits)}" if limits else "")
+
+
+def quota_text(c: CloudStatus) -> str:
+    """Our VMs' cores and memory against the configured and the reported limits."""
+    cap = c.capacity
+    cores = _use(c.cores_used, c.max_cores, cap.max_cores if cap else 0,
+                 cap.others_cores if cap else 0, " cores")
+    memory = _use(c.memory_mb_used, c.max_memory_mb, cap.max_memory_mb if cap else 0,
+                  cap.others_memory_mb if cap else 0, " MB")
+    return f"{cores}, {memory}"
+
+
 def clouds_table(status: StatusReply, now: float) -> Table:
-    """`cs cloud list`: every cloud, its VMs by state and its health."""
+    """`cs cloud list`: every cloud, its VMs by state, quota use and health."""
     clouds = Table(title="Clouds", title_justify="left")
-    for col in ("cloud", "provider", "enabled", "max VMs", "VMs by state", "health"):
+    for col in ("cloud", "provider", "enabled", "max VMs", "VMs by state", "quota use",
+                "health"):
         clouds.add_column(col)
     for c in status.clouds:
         states = ", ".join(f"{k} {v}" for k, v in sorted(c.vms_by_state.items())) or "-"
         clouds.add_row(c.name, c.provider, "yes" if c.enabled else Text("no", style="red"),
-                       str(c.max_vms), states, health_text(c.health, now))
+                       str(c.max_vms), states, quota_text(c), health_text(c.health, now))
     return clouds
 
 

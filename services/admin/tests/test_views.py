@@ -9,6 +9,7 @@ from rich.console import Console
 
 from bus import codec
 from bus.connection import RawMessage
+from bus.schemas import CloudCapacity, CloudStatus
 from bus.tests.examples import EXAMPLES, HEALTH, LETTER, STATUS, VM
 from services.admin import views
 
@@ -70,3 +71,13 @@ def test_brackets_in_reasons_are_shown_not_read_as_markup() -> None:
     text = console.export_text()
     assert "VMAMI: bad [red]value[/red] in [planner]" in text
     assert "[STALE: [poller] timeout]" in text
+
+
+def test_quota_use_shows_configured_and_reported_limits() -> None:
+    plain = CloudStatus(name="c", provider="libvirt", enabled=True, max_vms=5, cores_used=4,
+                        memory_mb_used=8192)
+    assert views.quota_text(plain) == "4 cores, 8192 MB"
+    both = plain.model_copy(update={"max_cores": 8, "capacity": CloudCapacity(
+        cloud="c", source="libvirt host h", max_cores=16, others_cores=2,
+        max_memory_mb=15360)})
+    assert views.quota_text(both) == "4 cores/8 & cloud 16 - 2 others, 8192 MB/cloud 15360"
