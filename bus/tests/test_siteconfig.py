@@ -57,6 +57,9 @@ def test_env_overrides_nats_url(tmp_path: Path) -> None:
         (GOOD + GOOD.replace('site = "t"', ''), "defined more than once"),
         (GOOD.replace("enabled = true", "max_vmz = 3"), "did you mean 'max_vms'?"),
         (GOOD.replace("enabled = true", "max_vms = -1"), "max_vms: must be at least 0"),
+        (GOOD + 'os_cloud = "x"\n', "[cloud c1] os_cloud: not a setting of a libvirt cloud"),
+        (GOOD + 'domain_type = "xen"\n', "domain_type: expected one of kvm, qemu, test"),
+        (GOOD + 'user_data = "nope.yaml"\n', "[cloud c1] user_data: cannot read"),
     ],
 )
 def test_config_errors_name_file_and_key(tmp_path: Path, text: str, message: str) -> None:
@@ -69,3 +72,30 @@ def test_config_errors_name_file_and_key(tmp_path: Path, text: str, message: str
 def test_missing_file_says_what_to_do(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="config file not found; pass --config"):
         siteconfig.load(tmp_path / "nope.toml", {})
+
+
+def test_libvirt_settings_and_a_test_host_named_beside_the_config(tmp_path: Path) -> None:
+    (tmp_path / "host.xml").write_text("<node/>")
+    site = _load(tmp_path, GOOD.replace("test:///default", "test:///host.xml") + (
+        'base_image = "w.qcow2"\ndomain_type = "qemu"\nnetwork = "n1"\n'
+        "reserved_memory_mb = 2048\ncpu_overcommit = 2.5\n"))
+    [c] = site.clouds
+    assert c.uri == f"test://{tmp_path.resolve()}/host.xml"
+    assert c.libvirt is not None
+    assert (c.libvirt.base_image, c.libvirt.domain_type, c.libvirt.network,
+            c.libvirt.storage_pool, c.libvirt.reserved_memory_mb, c.libvirt.cpu_overcommit) == (
+        "w.qcow2", "qemu", "n1", "default", 2048, 2.5)
+    assert _load(tmp_path, GOOD).clouds[0].libvirt.storage_pool == "default-pool"  # type: ignore[union-attr]
+
+
+def test_user_data_templates_are_read_and_checked(tmp_path: Path) -> None:
+    (tmp_path / "ud.yaml").write_text("#cloud-config\n# ${CS_VM_ID} on ${CENTRAL_MANAGER} $$5\n")
+    site = _load(tmp_path, GOOD + 'user_data = "ud.yaml"\n')
+    assert site.clouds[0].user_data.startswith("#cloud-config")
+    assert site.clouds[0].user_data_file == str(tmp_path / "ud.yaml")
+    (tmp_path / "ud.yaml").write_text("${CS_VM_ID} ${CS_PASSWORD}")
+    with pytest.raises(ConfigError, match=r"unknown placeholder.*CS_PASSWORD"):
+        _load(tmp_path, GOOD + 'user_data = "ud.yaml"\n')
+    (tmp_path / "ud.yaml").write_text("cost: $5")
+    with pytest.raises(ConfigError, match=r"malformed placeholder.*\$\$"):
+        _load(tmp_path, GOOD + 'user_data = "ud.yaml"\n')

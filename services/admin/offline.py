@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bus.contextualize import WorkerSettings
 from bus.schemas import PoolSnapshot
 from bus.siteconfig import SiteConfig
 from services.planner.core import plan
@@ -61,3 +62,4 @@ def check_config(site: SiteConfig) -> None:
     PlannerSettings.from_site(site)
     LibvirtSettings.from_site(site)
     OpenstackSettings.from_site(site)
+    WorkerSettings.from_site(site)

@@ -29,3 +29,15 @@ def test_a_bad_service_setting_is_one_line_naming_the_key(tmp_path: Path) -> Non
     assert result.exit_code == 1
     assert "[planner] cloud_order: unknown policy 'fastest'" in result.output
     assert result.output.count("\n") == 1
+
+
+def test_a_typo_in_the_worker_table_is_caught(tmp_path: Path) -> None:
+    text = (ROOT / "examples" / "demo.toml").read_text().replace(
+        'central_manager = "localhost"', 'central_manger = "cm"')
+    bad = tmp_path / "cs.toml"
+    bad.write_text(text.replace('queue_file = "demo-queue.txt"',
+                                f'queue_file = "{ROOT / "examples" / "demo-queue.txt"}"'))
+    result = CliRunner().invoke(app, ["config", "check", "--config", str(bad)])
+    assert result.exit_code == 1
+    assert "[worker] central_manger: unknown key; did you mean 'central_manager'?" in \
+        result.output
