@@ -90,27 +90,46 @@ class TypedKv(Generic[M]):
             await self._bus.dead_letter(exc.subject, entry.value or b"", {}, str(exc))
             return None
 
+    async def _last_seq(self) -> int:
+        """The bucket stream's last sequence; 0 when it holds no message."""
+        info = await self._bus.js.stream_info(f"KV_{self._bucket}")
+        return int(info.state.last_seq) if info.state.messages else 0
+
     async def items(self, timeout: float = 10.0) -> dict[str, Versioned[M]]:
-        """Every live key with its value; undecodable values are dead-lettered and skipped."""
+        """Every live key with its value; undecodable values are dead-lettered and skipped.
+
+        A snapshot at least as new as the call: the watch is read up to the bucket's last
+        sequence, asked again once reached, until no newer write arrived meanwhile. The
+        watcher's own "initial values done" signal (pending count 0) is not enough while keys
+        are being written: a key whose old value is replaced before it is delivered would go
+        missing (seen in a stress test: 1 in 9 snapshots short of a key).
+        """
         kv = await self._kv()
-        watcher = await kv.watchall()
+        target = await self._last_seq()
         out: dict[str, Versioned[M]] = {}
+        if not target:
+            return out
+        watcher = await kv.watchall()
         try:
             while True:
                 entry = await watcher.updates(timeout=timeout)  # type: ignore[no-untyped-call]
                 if entry is None:
-                    break
+                    continue  # the watcher's premature "initial values done" marker
                 if entry.operation in ("DEL", "PURGE"):
                     out.pop(entry.key, None)
-                    continue
-                try:
-                    out[entry.key] = Versioned(
-                        self._decode(entry.key, entry.value), entry.revision or 0
-                    )
-                except DecodeError as exc:
-                    await self._bus.dead_letter(exc.subject, entry.value or b"", {}, str(exc))
-                if not entry.delta:
-                    break
+                else:
+                    try:
+                        out[entry.key] = Versioned(
+                            self._decode(entry.key, entry.value), entry.revision or 0
+                        )
+                    except DecodeError as exc:
+                        await self._bus.dead_letter(exc.subject, entry.value or b"", {},
+                                                    str(exc))
+                if (entry.revision or 0) >= target:
+                    latest = await self._last_seq()
+                    if latest <= (entry.revision or 0):
+                        break
+                    target = latest
         finally:
             await watcher.stop()  # type: ignore[no-untyped-call]
         return out
