@@ -257,7 +257,7 @@ class CloudWorker:
         prefix = f"{self.cloud}."
         entries = {k: v for k, v in (await self.vms.items()).items() if k.startswith(prefix)}
         known = {v.value.vm_id for v in entries.values()}
-        gone = orphans = failed = 0
+        gone = orphans = failed = up = 0
         for key, entry in entries.items():
             vm = entry.value
             settled = now - vm.updated_at >= self.settings.vanished_grace_s
@@ -269,9 +269,15 @@ class CloudWorker:
                                   vm.trace)
             elif (instance is not None and instance.state in _DEAD_REASONS and settled
                   and vm.state in ("booting", "running")):
-                await self._set_state(entry, key, "error", _DEAD_REASONS[instance.state],
-                                      vm.trace)
+                reason = _DEAD_REASONS[instance.state]
+                await self._set_state(entry, key, "error",
+                                      f"{reason}: {instance.detail}" if instance.detail
+                                      else reason, vm.trace)
                 failed += 1
+            elif instance is not None and instance.state == "running" and vm.state == "booting":
+                # Clouds that answer a create with "building" report it up here.
+                await self._set_state(entry, key, "running", "", vm.trace)
+                up += 1
         for vm_id in list(self._orphans_seen):
             if vm_id not in instances or vm_id in known:
                 del self._orphans_seen[vm_id]
@@ -289,7 +295,7 @@ class CloudWorker:
             await self.capacities.put(self.cloud, capacity)
         log.info("%s", logs.fields(
             loop="reconcile", cloud=self.cloud, instances=len(instances), registry=len(entries),
-            marked_gone=gone, marked_error=failed, orphans_deleted=orphans,
+            marked_gone=gone, marked_error=failed, marked_running=up, orphans_deleted=orphans,
             orphans_waiting=len(self._orphans_seen)))
 
     async def listing(self, _: InstancesRequest) -> Message:

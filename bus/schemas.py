@@ -167,6 +167,22 @@ class LibvirtCloud(Message):
     """VM cores per host core the planner may use."""
 
 
+class OpenstackCloud(Message):
+    """How an OpenStack cloud boots our VMs (besides the jobs' image and flavor)."""
+
+    network: str = "auto"
+    """"auto" (Nova picks the project's network), "none", or a network name or id."""
+    key_name: str = ""
+    """Keypair injected into the VMs; "" = none."""
+    security_groups: tuple[str, ...] = ()
+    """Security group names; () = the project's default."""
+    availability_zone: str = ""
+    image: str = ""
+    """Image (name or id) for jobs that name none for this cloud."""
+    flavor: str = ""
+    """Flavor (name or id) for jobs that name none; "" = the smallest that fits the job."""
+
+
 class CloudCapacity(Message):
     """What a cloud says it can hold, and how much of it is used by instances that are not
     ours (KV `cs-capacity`, key = cloud name; written by its provisioner on every reconcile).
@@ -213,6 +229,8 @@ class CloudRecord(Message):
     """Name of the cloud in clouds.yaml (OpenStack clouds)."""
     libvirt: LibvirtCloud | None = None
     """Host-side settings of a libvirt cloud (storage, base image, console, capacity)."""
+    openstack: OpenstackCloud | None = None
+    """Boot settings of an OpenStack cloud (network, keypair, security groups, defaults)."""
     user_data: str = ""
     """The cloud-init user-data template (text, `${VAR}` placeholders); "" = the built-in one.
     Carried here, not as a path, so provisioners on other machines render the same text."""
@@ -325,6 +343,8 @@ class Instance(Message):
     state: InstanceState
     vm_id: str
     intent_id: str
+    detail: str = ""
+    """What the provider says about the state (an error's fault message)."""
 
 
 class InstancesRequest(Message):

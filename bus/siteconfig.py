@@ -17,7 +17,7 @@ from typing import Any
 from bus import subjects
 from bus.contextualize import check_template
 from bus.errors import ConfigError
-from bus.schemas import CloudRecord, LibvirtCloud
+from bus.schemas import CloudRecord, LibvirtCloud, OpenstackCloud
 
 DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
 PROVIDERS = ("libvirt", "openstack")
@@ -102,7 +102,10 @@ _LIBVIRT_KEYS = {
     "uri", "storage_pool", "base_image", "base_format", "domain_type", "network", "kernel",
     "initrd", "cmdline", "console_log_dir", "reserved_memory_mb", "cpu_overcommit",
 }
-_OPENSTACK_KEYS = {"os_cloud"}
+_OPENSTACK_KEYS = {
+    "os_cloud", "network", "key_name", "security_groups", "availability_zone", "image",
+    "flavor",
+}
 _CLOUD_KEYS = {
     "name", "provider", "enabled", "max_vms", "boots_per_cycle", "priority", "max_cores",
     "max_memory_mb", "max_vm_cores", "max_vm_memory_mb", "boot_timeout_s", "user_data",
@@ -173,8 +176,16 @@ def _cloud(path: Path, index: int, data: Any) -> CloudRecord:
         return CloudRecord(provider="libvirt", uri=uri, libvirt=_libvirt(sec, uri), **common)
     if provider == "openstack":
         _only(sec, name, provider, _OPENSTACK_KEYS, _LIBVIRT_KEYS)
+        options: dict[str, Any] = {
+            "network": sec.string("network", "auto"),
+            "key_name": sec.string("key_name", ""),
+            "security_groups": sec.strings("security_groups"),
+            "availability_zone": sec.string("availability_zone", ""),
+            "image": sec.string("image", ""),
+            "flavor": sec.string("flavor", ""),
+        }
         return CloudRecord(provider="openstack", os_cloud=sec.string("os_cloud", name),
-                           **common)
+                           openstack=OpenstackCloud(**options), **common)
     raise ConfigError(
         f"{path}: [cloud {name}] provider: expected one of {', '.join(PROVIDERS)}, "
         f"got {provider!r}"

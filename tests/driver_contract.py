@@ -12,11 +12,11 @@ from bus.provisioning import CloudDriver
 from bus.schemas import VmRecord, VmSpec
 
 
-def make_vm(cloud: str, site: str = "contract") -> VmRecord:
+def make_vm(cloud: str, site: str = "contract", image: str = "img.qcow2") -> VmRecord:
     """A registry record for a fresh, uniquely named VM (named as the planner names them)."""
     vm_id = f"cs-{site}-{cloud}-{uuid.uuid4().hex[:8]}-0"
     return VmRecord(vm_id=vm_id, cloud=cloud, intent_id=f"boot-{vm_id}-1", class_key="k",
-                    spec=VmSpec(vm_type="worker", image="img.qcow2", cores=2, memory_mb=1024),
+                    spec=VmSpec(vm_type="worker", image=image, cores=2, memory_mb=1024),
                     state="requested", created_at=0.0, updated_at=0.0)
 
 
@@ -28,9 +28,11 @@ class DriverContract:
     """The installation of the `driver` fixture."""
     other_site = "site-b"
     """The installation of the `other_site_driver` fixture."""
+    image = "img.qcow2"
+    """The image the contract's VMs ask for (the cloud must have it)."""
 
     async def test_create_then_list_and_state(self, driver: CloudDriver) -> None:
-        vm = make_vm(self.cloud, self.site)
+        vm = make_vm(self.cloud, self.site, self.image)
         instance = await driver.create(vm)
         assert (instance.vm_id, instance.intent_id, instance.cloud) == (
             vm.vm_id, vm.intent_id, self.cloud)
@@ -42,7 +44,7 @@ class DriverContract:
         await driver.delete(vm.vm_id)
 
     async def test_create_is_idempotent(self, driver: CloudDriver) -> None:
-        vm = make_vm(self.cloud, self.site)
+        vm = make_vm(self.cloud, self.site, self.image)
         first = await driver.create(vm)
         again = await driver.create(vm)
         assert again.vm_id == first.vm_id
@@ -50,7 +52,7 @@ class DriverContract:
         await driver.delete(vm.vm_id)
 
     async def test_delete_removes_and_is_idempotent(self, driver: CloudDriver) -> None:
-        vm = make_vm(self.cloud, self.site)
+        vm = make_vm(self.cloud, self.site, self.image)
         await driver.create(vm)
         await driver.delete(vm.vm_id)
         assert await driver.state(vm.vm_id) is None
@@ -61,7 +63,7 @@ class DriverContract:
     async def test_other_installations_vms_are_not_listed(
         self, driver: CloudDriver, other_site_driver: CloudDriver
     ) -> None:
-        vm = make_vm(self.cloud, self.other_site)
+        vm = make_vm(self.cloud, self.other_site, self.image)
         await other_site_driver.create(vm)
         assert vm.vm_id not in {i.vm_id for i in await driver.list()}
         assert vm.vm_id in {i.vm_id for i in await other_site_driver.list()}

@@ -176,8 +176,8 @@ def test_cli_errors_are_one_line_and_nonzero(tmp_path: Path, fresh_nats: NatsSer
         doc = system.wait_for("stale demand", lambda d: bool(d["demand"]))
         assert doc["demand"]["stale"] is True
         assert "cannot read queue dump" in doc["demand"]["stale_reason"]
-        # A job for the OpenStack cloud, which has no driver yet: the VM is failed with the
-        # reason, visible in status, instead of hanging in `requested`.
+        # A job for the OpenStack cloud, whose clouds.yaml entry does not exist here: the VM
+        # is failed with the reason, visible in status, instead of hanging in `requested`.
         ad = (ROOT / "examples" / "demo-queue.txt").read_text().split("\n\n")[0]
         (tmp_path / "queue.txt").write_text(
             ad.replace('TargetClouds = "container-cloud"', 'TargetClouds = "cc-west"')
@@ -186,7 +186,7 @@ def test_cli_errors_are_one_line_and_nonzero(tmp_path: Path, fresh_nats: NatsSer
         doc = system.wait_for("the OpenStack VM to fail clearly",
                               lambda d: any(v["state"] == "error" for v in d["vms"]))
         [vm] = doc["vms"]
-        assert vm["cloud"] == "cc-west" and "is not configured" in vm["reason"]
+        assert vm["cloud"] == "cc-west" and "no usable entry 'cc-west'" in vm["reason"]
     finally:
         system.stop()
 

@@ -26,7 +26,7 @@ class LibvirtSettings:
     def from_site(cls, site: SiteConfig) -> LibvirtSettings:
         """Read and validate the `[provisioner]` table."""
         sec = site.section("provisioner")
-        sec.check_keys(set(ProvisionerSettings.KEYS) | {"call_timeout_s"})
+        sec.check_keys(set(ProvisionerSettings.KEYS) | {"call_timeout_s", "clouds_yaml"})
         return cls(
             nats_url=site.nats_url,
             site=site.site,

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from bus import logs, siteconfig
+from bus import siteconfig
 from bus.connection import Bus
+from bus.contextualize import WorkerSettings
 from bus.provisioning import CloudDriver, run_provisioner
 from bus.runloop import ServiceBody, service_main
 from bus.schemas import CloudRecord
-from services.provisioner_openstack.driver import NotConfiguredDriver
+from services.provisioner_openstack.driver import OpenstackDriver
 from services.provisioner_openstack.settings import OpenstackSettings
 
 SERVICE = "cs-provisioner-openstack"
@@ -19,12 +20,11 @@ SERVICE = "cs-provisioner-openstack"
 def build(site: siteconfig.SiteConfig, log: logging.Logger) -> ServiceBody:
     """The OpenStack provisioner's body: serve every OpenStack cloud of the site."""
     settings = OpenstackSettings.from_site(site)
+    worker = WorkerSettings.from_site(site)
 
     async def make_driver(cloud: CloudRecord) -> CloudDriver:
-        driver = NotConfiguredDriver(cloud.name, cloud.os_cloud)
-        log.warning("%s", logs.fields(cloud=cloud.name, status="not configured",
-                                      reason=driver.reason))
-        return driver
+        return OpenstackDriver(cloud, settings.site, worker, settings.clouds_yaml,
+                               settings.call_timeout_s)
 
     async def body(bus: Bus, stop: asyncio.Event) -> None:
         await run_provisioner(bus, "openstack", make_driver, settings.loops, stop)

@@ -1,0 +1,311 @@
+"""The OpenStack driver and provisioner against a real Nova (tests/openstack_bed.py): Keystone
+auth (password and application credential), Glance images, Nova's fake virt driver with
+injected faults, real quotas."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import openstack
+import pytest
+
+from bus import subjects
+from bus.connection import Bus
+from bus.contextualize import WorkerSettings
+from bus.errors import OutOfResources
+from bus.provisioning import CloudWorker, ProvisionerSettings
+from bus.schemas import CloudRecord, Intent, OpenstackCloud, VmRecord, VmSpec
+from services.admin.supervisor import MODULES
+from services.planner.core import plan
+from services.planner.decisions import Policy
+from services.planner.health import blocked, record
+from services.provisioner_openstack.driver import OpenstackDriver
+from tests.driver_contract import DriverContract, make_vm
+from tests.holdproxy import HoldProxy
+from tests.natsserver import NatsServer
+from tests.openstack_bed import ADMIN_CLOUD, APPCRED_CLOUD, DEMO_CLOUD, IMAGE, Testbed
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+
+SITE = "os-test"
+WORKER = WorkerSettings(central_manager="cm.os.test", token_file=None)
+USER_DATA = "#cloud-config\n# CS_VM_ID = ${CS_VM_ID}\n"
+
+
+@pytest.fixture(scope="module")
+def bed() -> Iterator[Testbed]:
+    testbed = Testbed()
+    if os.environ.get("CS_TESTBED_REUSE") == "1" and testbed.running():
+        yield testbed  # a developer's running testbed (python -m tests.openstack_bed up)
+        return
+    testbed.up()
+    yield testbed
+    testbed.down()
+
+
+@pytest.fixture(scope="module")
+def admin(bed: Testbed) -> Iterator[Any]:
+    os.environ["OS_CLIENT_CONFIG_FILE"] = str(bed.clouds_yaml)
+    conn = openstack.connect(cloud=ADMIN_CLOUD)
+    yield conn
+    conn.close()
+
+
+def cloud_record(name: str, os_cloud: str = APPCRED_CLOUD) -> CloudRecord:
+    return CloudRecord(name=name, provider="openstack", enabled=True, max_vms=5,
+                       os_cloud=os_cloud, user_data=USER_DATA,
+                       openstack=OpenstackCloud(network="none"))
+
+
+def os_vm(cloud: str, site: str = SITE) -> VmRecord:
+    vm = make_vm(cloud, site)
+    now = time.time()
+    return vm.model_copy(update={"spec": VmSpec(vm_type="worker", image=IMAGE, cores=1,
+                                                memory_mb=512),
+                                 "created_at": now, "updated_at": now})
+
+
+def new_driver(bed: Testbed, cloud: str, site: str = SITE, os_cloud: str = APPCRED_CLOUD
+               ) -> OpenstackDriver:
+    return OpenstackDriver(cloud_record(cloud, os_cloud), site, WORKER, bed.clouds_yaml)
+
+
+@pytest.fixture
+async def driver(bed: Testbed) -> AsyncIterator[OpenstackDriver]:
+    d = new_driver(bed, "os1", "site-a")
+    yield d
+    await d.close()
+
+
+@pytest.fixture
+async def other_site_driver(bed: Testbed) -> AsyncIterator[OpenstackDriver]:
+    d = new_driver(bed, "os1", "site-b", os_cloud=DEMO_CLOUD)  # password auth
+    yield d
+    await d.close()
+
+
+class TestOpenstackContract(DriverContract):
+    """The shared driver contract, on a real Nova (application credential and password)."""
+
+    cloud = "os1"
+    image = IMAGE
+
+
+def servers_named(admin: Any, name: str) -> list[Any]:
+    return list(admin.compute.servers(all_projects=True, name=f"^{name}$"))
+
+
+@pytest.fixture
+async def worker(bus: Bus, bed: Testbed) -> AsyncIterator[CloudWorker]:
+    cloud = f"os{uuid.uuid4().hex[:6]}"
+    driver = new_driver(bed, cloud)
+    yield CloudWorker(bus, "openstack", cloud, driver,
+                      ProvisionerSettings(orphan_grace_s=0.0, vanished_grace_s=0.0))
+    await driver.close()
+
+
+async def _apply(bus: Bus, worker: CloudWorker, vm: VmRecord, action: str = "boot",
+                 times: int = 1) -> None:
+    """Publish the intent `times` times and let the worker take them all."""
+    for _ in range(times):
+        await bus.js_publish(subjects.intent(worker.cloud), Intent(
+            intent_id=vm.intent_id, action=action,  # type: ignore[arg-type]
+            cloud=worker.cloud, vm_id=vm.vm_id, spec=vm.spec, created_at=time.time()))
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.consume(stop))
+    await asyncio.sleep(6.0)
+    stop.set()
+    await asyncio.wait_for(task, 30)
+
+
+async def _registry(worker: CloudWorker, vm: VmRecord) -> VmRecord | None:
+    entry = await worker.vms.get(subjects.vm_key(worker.cloud, vm.vm_id))
+    return None if entry is None else entry.value
+
+
+async def _reconcile_until(worker: CloudWorker, vm: VmRecord, state: str,
+                           timeout: float = 60) -> VmRecord:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        await worker.reconcile()
+        current = await _registry(worker, vm)
+        if current is not None and current.state == state:
+            return current
+        await asyncio.sleep(1.0)
+    raise AssertionError(f"{vm.vm_id} not {state}: {await _registry(worker, vm)}")
+
+
+async def _book(worker: CloudWorker, vm: VmRecord) -> None:
+    assert await worker.vms.create(subjects.vm_key(worker.cloud, vm.vm_id), vm) is not None
+
+
+async def test_boot_carries_user_data_and_metadata_then_runs_is_listed_and_deleted(
+    bus: Bus, worker: CloudWorker, admin: Any,
+) -> None:
+    vm = os_vm(worker.cloud)
+    await _book(worker, vm)
+    await _apply(bus, worker, vm, times=2)  # a redelivered intent
+    assert len(servers_named(admin, vm.vm_id)) == 1
+    assert (await _reconcile_until(worker, vm, "running")).running_at > 0
+    [server] = servers_named(admin, vm.vm_id)
+    full = admin.compute.get_server(server.id)
+    assert full.metadata["cs_site"] == SITE and full.metadata["cs_intent"] == vm.intent_id
+    assert full.metadata["cs_cloud"] == worker.cloud
+    assert base64.b64decode(full.user_data).decode() == f"#cloud-config\n# CS_VM_ID = {vm.vm_id}\n"
+    assert vm.vm_id in {i.vm_id for i in await worker.driver.list()}
+    cap = await worker.driver.capacity()
+    assert cap is not None and cap.max_instances > 0
+    assert cap.source.startswith("nova absolute limits")
+
+    await _apply(bus, worker, vm.model_copy(update={"intent_id": vm.intent_id}), "kill")
+    assert servers_named(admin, vm.vm_id) == []
+    assert await _registry(worker, vm) is None
+
+
+async def test_over_quota_is_out_of_resources_and_the_planner_backs_off(
+    bus: Bus, worker: CloudWorker, admin: Any,
+) -> None:
+    demo = admin.identity.find_project("demo")
+    used = admin.compute.get_quota_set(demo, usage=True).usage["instances"]
+    admin.compute.update_quota_set(demo, instances=used)
+    try:
+        vm = os_vm(worker.cloud)
+        with pytest.raises(OutOfResources, match=r"(?i)quota exceeded"):
+            await worker.driver.create(vm)
+        await _book(worker, vm)
+        await _apply(bus, worker, vm)
+        failed = await _registry(worker, vm)
+        assert failed is not None and failed.state == "error"
+        assert failed.reason.startswith("out_of_resources:") and "uota" in failed.reason
+    finally:
+        admin.compute.revert_quota_set(demo)
+    later = failed.updated_at + 3600
+    result = plan(SITE, None, [cloud_record(worker.cloud)], [failed], later)
+    [kill] = result.kills
+    assert kill.failure == "boot"
+    health = record(None, kill, "worker", later, Policy())
+    why = blocked(health, "worker", later + 1)
+    assert why is not None and "backing off" in why and "uota" in why
+    assert servers_named(admin, vm.vm_id) == []
+
+
+async def test_spawn_failure_is_error_with_the_fault_then_deleted(
+    bus: Bus, worker: CloudWorker, admin: Any, bed: Testbed,
+) -> None:
+    vm = os_vm(worker.cloud)
+    bed.set_faults({"fake:spawn": "fail", "name_regex": vm.vm_id})
+    try:
+        await _book(worker, vm)
+        await _apply(bus, worker, vm)
+        failed = await _reconcile_until(worker, vm, "error")
+    finally:
+        bed.set_faults(None)
+    assert "in error" in failed.reason and "injected spawn failure" in failed.reason
+    [server] = servers_named(admin, vm.vm_id)
+    assert server.status == "ERROR"
+    await _apply(bus, worker, vm, "kill")
+    assert servers_named(admin, vm.vm_id) == []
+
+
+async def test_orphans_with_our_tag_are_deleted_after_the_grace(
+    worker: CloudWorker, admin: Any,
+) -> None:
+    orphan = os_vm(worker.cloud)
+    await worker.driver.create(orphan)  # on the cloud, not in the registry
+    worker.settings = ProvisionerSettings(orphan_grace_s=3600.0)
+    await worker.reconcile()
+    assert len(servers_named(admin, orphan.vm_id)) == 1  # within the grace: kept
+    worker.settings = ProvisionerSettings(orphan_grace_s=0.0)
+    await worker.reconcile()
+    assert servers_named(admin, orphan.vm_id) == []
+
+
+PROVISIONER_CONFIG = """
+site = "{site}"
+[nats]
+url = "{url}"
+[worker]
+central_manager = "cm.os.test"
+[provisioner]
+clouds_yaml = "{clouds_yaml}"
+reconcile_interval_s = 1
+orphan_grace_s = 5
+vanished_grace_s = 600
+"""
+
+
+async def test_provisioner_killed_between_create_and_ack_makes_exactly_one_server(
+    bus: Bus, nats_server: NatsServer, bed: Testbed, admin: Any, tmp_path: Path,
+) -> None:
+    cloud = f"crash{uuid.uuid4().hex[:6]}"
+    await bus.kv(subjects.CLOUDS_BUCKET, CloudRecord).put(cloud, cloud_record(cloud))
+    vm = os_vm(cloud)
+    assert await bus.kv(subjects.VMS_BUCKET, VmRecord).create(
+        subjects.vm_key(cloud, vm.vm_id), vm) is not None
+    # Nova is reached through a proxy that swallows the answer to the create: the server
+    # exists, the provisioner never hears of it and is killed right then.
+    proxy = HoldProxy(8774, (b"POST ", b"/servers"))
+    await proxy.start()
+    clouds = json.loads(bed.clouds_yaml.read_text())
+    clouds["clouds"][APPCRED_CLOUD]["compute_endpoint_override"] = \
+        f"http://127.0.0.1:{proxy.port}/v2.1"
+    proxied = tmp_path / "clouds.yaml"
+    proxied.write_text(json.dumps(clouds))
+    config = tmp_path / "cs.toml"
+    config.write_text(PROVISIONER_CONFIG.format(site=SITE, url=nats_server.url,
+                                                clouds_yaml=proxied))
+    env = dict(os.environ, CS_CONFIG=str(config), PYTHONUNBUFFERED="1")
+    logs = [tmp_path / "first.log", tmp_path / "second.log"]
+
+    def start(log: Path) -> subprocess.Popen[bytes]:
+        return subprocess.Popen([sys.executable, "-m", MODULES["cs-provisioner-openstack"]],
+                                stdout=log.open("ab"), stderr=subprocess.STDOUT, env=env)
+
+    first = start(logs[0])
+    second = None
+    try:
+        await bus.js_publish(subjects.intent(cloud), Intent(
+            intent_id=vm.intent_id, action="boot", cloud=cloud, vm_id=vm.vm_id, spec=vm.spec,
+            created_at=time.time()))
+        await asyncio.wait_for(proxy.held.wait(), 120)
+        first.kill()
+        first.wait()
+        assert len(servers_named(admin, vm.vm_id)) == 1  # Nova made it
+        assert "outcome=" not in logs[0].read_text(), "killed too late: the intent was acked"
+        second = start(logs[1])
+        kv = bus.kv(subjects.VMS_BUCKET, VmRecord)
+        deadline = time.monotonic() + 150  # the unacked intent returns after the ack wait
+        while f"intent={vm.intent_id}" not in logs[1].read_text():
+            assert time.monotonic() < deadline, logs[1].read_text()
+            await asyncio.sleep(1.0)
+        while True:
+            entry = await kv.get(subjects.vm_key(cloud, vm.vm_id))
+            if entry is not None and entry.value.state == "running":
+                break
+            assert time.monotonic() < deadline, logs[1].read_text()
+            await asyncio.sleep(1.0)
+        assert len(servers_named(admin, vm.vm_id)) == 1
+        clouds = json.loads(bed.clouds_yaml.read_text())["clouds"]
+        secrets = [clouds[APPCRED_CLOUD]["auth"]["application_credential_secret"],
+                   clouds[APPCRED_CLOUD]["auth"]["application_credential_id"]]
+        for log in logs:
+            text = log.read_text()
+            assert not [s for s in secrets if s in text], "a credential reached the log"
+    finally:
+        for proc in (first, second):
+            if proc is not None and proc.poll() is None:
+                proc.terminate()
+                proc.wait(15)
+        await proxy.close()
+        for server in servers_named(admin, vm.vm_id):
+            admin.compute.delete_server(server)
