@@ -225,13 +225,31 @@ class WorkQueue(Generic[M]):
         await self._sub.unsubscribe()
 
     async def serve(
-        self, stop: asyncio.Event, handle: Callable[[Delivery[M]], Awaitable[None]]
+        self, stop: asyncio.Event, handle: Callable[[Delivery[M]], Awaitable[None]],
+        key: Callable[[M], str] | None = None, batch: int = 10,
     ) -> None:
-        """Hand every message to `handle` (which acks or naks it) until `stop` is set."""
+        """Hand every message to `handle` (which acks or naks it) until `stop` is set.
+
+        With `key`, the messages of one fetched batch are handled concurrently, those with the
+        same key one after the other in queue order (a boot and a kill of one VM never race);
+        without, one at a time.
+        """
         try:
             while not stop.is_set():
-                for delivery in await self.fetch(batch=10, timeout=1.0):
-                    await handle(delivery)
+                deliveries = await self.fetch(batch=batch, timeout=1.0)
+                if key is None:
+                    for delivery in deliveries:
+                        await handle(delivery)
+                    continue
+                lanes: dict[str, list[Delivery[M]]] = {}
+                for delivery in deliveries:
+                    lanes.setdefault(key(delivery.value), []).append(delivery)
+
+                async def lane(items: list[Delivery[M]]) -> None:
+                    for delivery in items:
+                        await handle(delivery)
+
+                await asyncio.gather(*(lane(items) for items in lanes.values()))
         finally:
             await self.close()
 

@@ -103,9 +103,11 @@ class ProvisionerSettings:
     """An instance with our tag but no registry entry is destroyed after this long."""
     vanished_grace_s: float = 30.0
     """A registry entry younger than this is not marked gone when its instance is missing."""
+    parallel_intents: int = 8
+    """Intents (of different VMs) applied at once per cloud."""
 
     KEYS: ClassVar[frozenset[str]] = frozenset(
-        {"reconcile_interval_s", "orphan_grace_s", "vanished_grace_s"})
+        {"reconcile_interval_s", "orphan_grace_s", "vanished_grace_s", "parallel_intents"})
 
     @classmethod
     def from_section(cls, sec: Section) -> ProvisionerSettings:
@@ -114,6 +116,7 @@ class ProvisionerSettings:
             reconcile_interval_s=sec.number("reconcile_interval_s", 10.0, minimum=0.5),
             orphan_grace_s=sec.number("orphan_grace_s", 60.0),
             vanished_grace_s=sec.number("vanished_grace_s", 30.0),
+            parallel_intents=sec.integer("parallel_intents", 8, minimum=1),
         )
 
 
@@ -140,7 +143,10 @@ class CloudWorker:
     async def consume(self, stop: asyncio.Event) -> None:
         """Pull and apply intents until `stop` is set."""
         queue: WorkQueue[Intent] = await self.bus.intent_queue(self.provider, self.cloud)
-        await queue.serve(stop, self.apply)
+        # Intents of different VMs go to the cloud at once (a cloud API answers many calls in
+        # parallel); those of one VM stay in order.
+        await queue.serve(stop, self.apply, key=lambda intent: intent.vm_id,
+                          batch=self.settings.parallel_intents)
 
     async def apply(self, delivery: Delivery[Intent]) -> None:
         """Apply one intent idempotently, then ack (or nak for a temporary failure)."""

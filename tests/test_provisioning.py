@@ -213,3 +213,22 @@ async def test_a_lifecycle_event_triggers_a_reconcile_at_once(
         await asyncio.sleep(0.1)
     stop.set()
     await asyncio.wait_for(task, 5)
+
+
+async def test_a_batch_of_intents_for_many_vms_is_applied_together(
+    bus: Bus, worker: CloudWorker
+) -> None:
+    vms = [make_vm(worker.cloud, SITE) for _ in range(6)]
+    for vm in vms:
+        await _book(bus, vm)
+    events, done, task = await _events(bus, worker.cloud, 12)  # booting + running each
+    for vm in vms:
+        await bus.js_publish(subjects.intent(worker.cloud), _intent(vm))
+    await _run_until(worker, done)
+    task.cancel()
+    for vm in vms:
+        entry = await worker.vms.get(subjects.vm_key(worker.cloud, vm.vm_id))
+        assert entry is not None and entry.value.state == "running"
+        # One VM's events stay in order whatever the others do.
+        assert [e.state for e in events if e.vm_id == vm.vm_id] == ["booting", "running"]
+        await worker.driver.delete(vm.vm_id)

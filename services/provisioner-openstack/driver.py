@@ -111,7 +111,7 @@ class OpenstackDriver:
         self.clouds_yaml = clouds_yaml
         self.timeout_s = timeout_s
         self._pool = concurrent.futures.ThreadPoolExecutor(
-            max_workers=4, thread_name_prefix=f"openstack-{record.name}")
+            max_workers=8, thread_name_prefix=f"openstack-{record.name}")
         self._conn: openstack.connection.Connection | None = None
 
     # ---- plumbing ----------------------------------------------------------------------

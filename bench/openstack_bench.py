@@ -1,0 +1,145 @@
+"""Boot throughput on the real OpenStack testbed: N boots through our provisioner (intents on
+NATS, CloudWorker, OpenstackDriver) next to a bare concurrent openstacksdk loop making the same
+calls (look the name up, find image and flavor, create), in one run.
+
+    python bench/openstack_bench.py [--boots 24] [--threads 8]
+
+Uses a testbed already up (`python -m tests.openstack_bed up`), else brings one up and down.
+A boot counts when Nova has accepted the create (the server exists, building); both sides then
+wait for the same fake-driver spawn. Prints a table, then every figure as `name=value`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import concurrent.futures
+import os
+import platform
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import openstack
+
+from bus import subjects
+from bus.connection import Bus
+from bus.contextualize import WorkerSettings
+from bus.provisioning import CloudWorker, ProvisionerSettings
+from bus.schemas import CloudRecord, Intent, OpenstackCloud, VmRecord, VmSpec
+from services.provisioner_openstack.driver import OpenstackDriver
+from tests.natsserver import NatsServer
+from tests.openstack_bed import ADMIN_CLOUD, APPCRED_CLOUD, IMAGE, Testbed
+
+SITE = "bench"
+
+
+def bare(conn: Any, names: list[str], threads: int) -> float:
+    """Seconds for `names` boots by a plain thread pool of SDK calls."""
+    def boot(name: str) -> None:
+        list(conn.compute.servers(details=True, name=f"^{name}$"))
+        image = conn.image.find_image(IMAGE, ignore_missing=False)
+        flavor = conn.compute.find_flavor("m1.tiny", ignore_missing=False)
+        conn.compute.create_server(name=name, image_id=image.id, flavor_id=flavor.id,
+                                   networks="none", metadata={"cs_site": "bare"})
+
+    start = time.perf_counter()
+    with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+        list(pool.map(boot, names))
+    return time.perf_counter() - start
+
+
+async def ours(bed: Testbed, url: str, boots: int, threads: int) -> float:
+    """Seconds from publishing `boots` intents until every VM is booting in the registry."""
+    bus = await Bus.connect(url, "bench")
+    await bus.ensure_infra()
+    cloud = f"bench{uuid.uuid4().hex[:6]}"
+    record = CloudRecord(name=cloud, provider="openstack", enabled=True, max_vms=boots,
+                         os_cloud=APPCRED_CLOUD, openstack=OpenstackCloud(network="none"))
+    driver = OpenstackDriver(record, SITE, WorkerSettings("cm", None), bed.clouds_yaml)
+    worker = CloudWorker(bus, "openstack", cloud, driver,
+                         ProvisionerSettings(parallel_intents=threads))
+    now = time.time()
+    vms = [VmRecord(vm_id=f"cs-{SITE}-{cloud}-w-{n}", cloud=cloud, intent_id=f"boot-{n}",
+                    class_key="k", spec=VmSpec(vm_type="w", image=IMAGE, flavor="m1.tiny"),
+                    state="requested", created_at=now, updated_at=now) for n in range(boots)]
+    for vm in vms:
+        await worker.vms.create(subjects.vm_key(cloud, vm.vm_id), vm)
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.consume(stop))
+    await asyncio.sleep(1.0)  # the consumer is pulling
+    start = time.perf_counter()
+    for vm in vms:
+        await bus.js_publish(subjects.intent(cloud), Intent(
+            intent_id=vm.intent_id, action="boot", cloud=cloud, vm_id=vm.vm_id, spec=vm.spec,
+            created_at=time.time()))
+    while True:
+        states = [e.value.state for e in (await worker.vms.items()).values()
+                  if e.value.cloud == cloud]
+        if len(states) == boots and all(s != "requested" for s in states):
+            break
+        await asyncio.sleep(0.05)
+    elapsed = time.perf_counter() - start
+    stop.set()
+    await task
+    await driver.close()
+    await bus.close()
+    return elapsed
+
+
+def cleanup(conn: Any) -> None:
+    """Delete every server of the benchmark and wait until they are gone."""
+    servers = [s for s in conn.compute.servers(all_projects=True)
+               if (s.metadata or {}).get("cs_site") in ("bare", SITE)]
+    for server in servers:
+        conn.compute.delete_server(server)
+    for server in servers:
+        conn.compute.wait_for_delete(server, wait=120)
+
+
+def main() -> None:
+    """Run both, print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--boots", type=int, default=24)
+    parser.add_argument("--threads", type=int, default=8)
+    args = parser.parse_args()
+    bed = Testbed()
+    started = not bed.running()
+    if started:
+        bed.up()
+    os.environ["OS_CLIENT_CONFIG_FILE"] = str(bed.clouds_yaml)
+    admin: Any = openstack.connect(cloud=ADMIN_CLOUD)
+    demo: Any = openstack.connect(cloud=APPCRED_CLOUD)
+    admin.compute.update_quota_set(admin.identity.find_project("demo"),
+                                   instances=args.boots + 5, cores=args.boots + 5,
+                                   ram=(args.boots + 5) * 512)
+    with tempfile.TemporaryDirectory() as tmp:
+        nats = NatsServer(Path(tmp))
+        nats.start()
+        try:
+            cleanup(admin)
+            bare_s = bare(demo, [f"bare-{n}" for n in range(args.boots)], args.threads)
+            cleanup(admin)
+            ours_s = asyncio.run(ours(bed, nats.url, args.boots, args.threads))
+            cleanup(admin)
+        finally:
+            nats.stop()
+            admin.compute.revert_quota_set(admin.identity.find_project("demo"))
+            if started:
+                bed.down()
+    bare_rate, ours_rate = args.boots / bare_s, args.boots / ours_s
+    print(f"OpenStack boots on the testbed ({platform.machine()}, {os.cpu_count()} cores): "
+          f"{args.boots} boots, {args.threads} at a time")
+    print(f"  {'bare openstacksdk loop':28} {bare_s:7.2f} s  {bare_rate:6.1f} boots/s")
+    print(f"  {'cloudscheduler provisioner':28} {ours_s:7.2f} s  {ours_rate:6.1f} boots/s")
+    print(f"  ratio {ours_rate / bare_rate:.2f} (goal: at least 0.9)")
+    print(f"openstack_boots={args.boots}")
+    print(f"openstack_bare_boots_per_s={bare_rate:.2f}")
+    print(f"openstack_provisioner_boots_per_s={ours_rate:.2f}")
+    print(f"openstack_provisioner_ratio={ours_rate / bare_rate:.2f}")
+
+
+if __name__ == "__main__":
+    main()
