@@ -36,3 +36,4 @@ clean:
 bench: $(STAMP)
 	$(VENV)/bin/python bench/plan_bench.py
 	$(VENV)/bin/python bench/poller_bench.py
+	PYTHONPATH=. $(VENV)/bin/python -W ignore bench/openstack_bench.py

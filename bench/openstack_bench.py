@@ -2,7 +2,7 @@
 NATS, CloudWorker, OpenstackDriver) next to a bare concurrent openstacksdk loop making the same
 calls (look the name up, find image and flavor, create), in one run.
 
-    python bench/openstack_bench.py [--boots 24] [--threads 8]
+    PYTHONPATH=. python bench/openstack_bench.py [--boots 24] [--threads 8] [--rounds 3]
 
 Uses a testbed already up (`python -m tests.openstack_bed up`), else brings one up and down.
 A boot counts when Nova has accepted the create (the server exists, building); both sides then
@@ -104,6 +104,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--boots", type=int, default=24)
     parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     bed = Testbed()
     started = not bed.running()
@@ -119,11 +120,17 @@ def main() -> None:
         nats = NatsServer(Path(tmp))
         nats.start()
         try:
+            # Alternating rounds, best of each: the first calls after the cloud starts are
+            # slow (cold caches), whichever side makes them.
+            bare_runs, ours_runs = [], []
+            for r in range(args.rounds):
+                cleanup(admin)
+                bare_runs.append(bare(demo, [f"bare-{r}-{n}" for n in range(args.boots)],
+                                      args.threads))
+                cleanup(admin)
+                ours_runs.append(asyncio.run(ours(bed, nats.url, args.boots, args.threads)))
             cleanup(admin)
-            bare_s = bare(demo, [f"bare-{n}" for n in range(args.boots)], args.threads)
-            cleanup(admin)
-            ours_s = asyncio.run(ours(bed, nats.url, args.boots, args.threads))
-            cleanup(admin)
+            bare_s, ours_s = min(bare_runs), min(ours_runs)
         finally:
             nats.stop()
             admin.compute.revert_quota_set(admin.identity.find_project("demo"))
@@ -131,7 +138,7 @@ def main() -> None:
                 bed.down()
     bare_rate, ours_rate = args.boots / bare_s, args.boots / ours_s
     print(f"OpenStack boots on the testbed ({platform.machine()}, {os.cpu_count()} cores): "
-          f"{args.boots} boots, {args.threads} at a time")
+          f"{args.boots} boots, {args.threads} at a time, best of {args.rounds} rounds")
     print(f"  {'bare openstacksdk loop':28} {bare_s:7.2f} s  {bare_rate:6.1f} boots/s")
     print(f"  {'cloudscheduler provisioner':28} {ours_s:7.2f} s  {ours_rate:6.1f} boots/s")
     print(f"  ratio {ours_rate / bare_rate:.2f} (goal: at least 0.9)")

@@ -13,10 +13,14 @@ from bus.connection import Bus
 from bus.schemas import (
     CloudToggleReply,
     CloudToggleRequest,
+    ConfigReloadReply,
+    ConfigReloadRequest,
     InstanceList,
     InstancesRequest,
     StatusReply,
     StatusRequest,
+    VmDrainReply,
+    VmDrainRequest,
     VmKillReply,
     VmKillRequest,
 )
@@ -81,6 +85,18 @@ class AdminClient:
         return await self.bus.request(
             subjects.admin_endpoint(subjects.ADMIN_VM_KILL), request, VmKillReply,
             self.timeout_s)
+
+    async def drain(self, request: VmDrainRequest) -> VmDrainReply:
+        """Drain VMs: their startds leave the pool when their jobs are done, then they go."""
+        return await self.bus.request(
+            subjects.admin_endpoint(subjects.ADMIN_VM_DRAIN), request, VmDrainReply,
+            self.timeout_s)
+
+    async def reload(self) -> ConfigReloadReply:
+        """Have the admin service re-read the config file (clouds; enabled flags kept)."""
+        return await self.bus.request(
+            subjects.admin_endpoint(subjects.ADMIN_CONFIG_RELOAD), ConfigReloadRequest(),
+            ConfigReloadReply, self.timeout_s)
 
     async def instances(self, cloud: str) -> InstanceList:
         """The live listing of `cloud`, straight from its provisioner's driver."""

@@ -7,6 +7,7 @@ never see raw bytes, subject strings of their own, or nats-py exceptions.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -230,28 +231,49 @@ class WorkQueue(Generic[M]):
     ) -> None:
         """Hand every message to `handle` (which acks or naks it) until `stop` is set.
 
-        With `key`, the messages of one fetched batch are handled concurrently, those with the
-        same key one after the other in queue order (a boot and a kill of one VM never race);
-        without, one at a time.
+        With `key`, up to `batch` messages are handled at once, continuously (a slow one does
+        not hold up the others), those with the same key one after the other in queue order
+        (a boot and a kill of one VM never race); without, one at a time.
         """
+        inflight: set[asyncio.Task[None]] = set()
+        tails: dict[str, asyncio.Task[None]] = {}
+
+        async def after(before: asyncio.Task[None] | None, delivery: Delivery[M]) -> None:
+            if before is not None:
+                await asyncio.wait([before])
+            try:
+                await handle(delivery)
+            except Exception:
+                # Not acked: it comes back after the ack wait.
+                log.exception("handling %s failed", delivery.value.__class__.__name__)
+
         try:
             while not stop.is_set():
-                deliveries = await self.fetch(batch=batch, timeout=1.0)
                 if key is None:
-                    for delivery in deliveries:
+                    for delivery in await self.fetch(batch=batch, timeout=1.0):
                         await handle(delivery)
                     continue
-                lanes: dict[str, list[Delivery[M]]] = {}
-                for delivery in deliveries:
-                    lanes.setdefault(key(delivery.value), []).append(delivery)
-
-                async def lane(items: list[Delivery[M]]) -> None:
-                    for delivery in items:
-                        await handle(delivery)
-
-                await asyncio.gather(*(lane(items) for items in lanes.values()))
+                room = batch - len(inflight)
+                if room <= 0:
+                    await asyncio.wait(inflight, return_when=asyncio.FIRST_COMPLETED)
+                    continue
+                for delivery in await self.fetch(batch=room, timeout=1.0):
+                    lane = key(delivery.value)
+                    task = asyncio.create_task(after(tails.get(lane), delivery))
+                    tails[lane] = task
+                    inflight.add(task)
+                    task.add_done_callback(inflight.discard)
+                    task.add_done_callback(functools.partial(_forget, tails, lane))
         finally:
+            if inflight:
+                await asyncio.wait(inflight)
             await self.close()
+
+
+def _forget(tails: dict[str, asyncio.Task[None]], lane: str, done: asyncio.Task[None]) -> None:
+    """Drop a lane's last task once it is done, unless a later one took its place."""
+    if tails.get(lane) is done:
+        del tails[lane]
 
 
 async def _reachable(url: str) -> bool:

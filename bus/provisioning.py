@@ -125,9 +125,12 @@ class CloudWorker:
 
     def __init__(
         self, bus: Bus, provider: str, cloud: str, driver: CloudDriver,
-        settings: ProvisionerSettings,
+        settings: ProvisionerSettings, record: CloudRecord | None = None,
     ) -> None:
         self.bus = bus
+        self.record = record or CloudRecord(name=cloud, provider=provider,  # type: ignore[arg-type]
+                                            enabled=True, max_vms=0)
+        """The cloud's record the driver was built from (to notice a changed config)."""
         self.provider = provider
         self.cloud = cloud
         self.driver = driver
@@ -137,6 +140,14 @@ class CloudWorker:
                                                          CloudCapacity)
         self._orphans_seen: dict[str, float] = {}
         self._changed = asyncio.Event()
+        self._watcher: Callable[[str], None] | None = None
+
+    def use_driver(self, driver: CloudDriver, record: CloudRecord) -> CloudDriver:
+        """Swap in a driver built from a changed record; the old one is returned to close."""
+        old, self.driver, self.record = self.driver, driver, record
+        if self._watcher is not None:
+            driver.watch(self._watcher)
+        return old
 
     # ---- intents ----------------------------------------------------------------------
 
@@ -239,14 +250,21 @@ class CloudWorker:
         def changed(_vm_id: str) -> None:
             loop.call_soon_threadsafe(self._changed.set)
 
+        self._watcher = changed
         self.driver.watch(changed)
+        last_error = ""
         while not stop.is_set():
             self._changed.clear()
             try:
                 await self.reconcile()
+                last_error = ""
             except ProviderError as exc:
-                log.warning("%s", logs.fields(loop="reconcile", cloud=self.cloud,
-                                              error=str(exc)))
+                # The same failure every interval (a cloud without credentials here) is
+                # logged once, and again when it changes.
+                level = logging.DEBUG if str(exc) == last_error else logging.WARNING
+                last_error = str(exc)
+                log.log(level, "%s", logs.fields(loop="reconcile", cloud=self.cloud,
+                                                 error=last_error))
             except Exception:
                 log.exception("reconcile of %s failed", self.cloud)
             waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(
@@ -310,6 +328,21 @@ class CloudWorker:
                             instances=tuple(await self.driver.list()))
 
 
+def _settings_of(record: CloudRecord) -> CloudRecord:
+    """What a driver is built from: the record without the operator's flag and timestamps."""
+    return record.model_copy(update={"enabled": True, "updated_at": 0.0, "updated_by": ""})
+
+
+async def _refresh(worker: CloudWorker, record: CloudRecord, factory: DriverFactory) -> None:
+    """A new driver when the cloud's settings changed (a config reload): the old one finishes
+    what it is doing and is closed."""
+    if _settings_of(record) == _settings_of(worker.record):
+        return
+    old = worker.use_driver(await factory(record), record)
+    await old.close()
+    log.info("%s", logs.fields(event="cloud settings changed; new driver", cloud=record.name))
+
+
 async def run_provisioner(
     bus: Bus, provider: str, factory: DriverFactory, settings: ProvisionerSettings,
     stop: asyncio.Event,
@@ -322,10 +355,13 @@ async def run_provisioner(
         while not stop.is_set():
             records = [v.value for v in (await clouds_kv.items()).values()]
             for record in records:
-                if record.provider != provider or record.name in workers:
+                if record.provider != provider:
+                    continue
+                if record.name in workers:
+                    await _refresh(workers[record.name][0], record, factory)
                     continue
                 driver = await factory(record)
-                worker = CloudWorker(bus, provider, record.name, driver, settings)
+                worker = CloudWorker(bus, provider, record.name, driver, settings, record)
                 await serve(bus, f"{subjects.PROVIDER_SERVICE_PREFIX}-{provider}", "0.1.0",
                             subjects.provider_group(record.name),
                             [Endpoint(subjects.PROVIDER_INSTANCES, InstancesRequest,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bus import subjects
 from bus.connection import Bus, TypedKv, Versioned
-from bus.schemas import Intent, VmRecord, VmState
+from bus.schemas import CondorAction, Intent, VmRecord, VmState
 
 
 async def mark(
@@ -27,3 +27,12 @@ async def send_kill(bus: Bus, vm: VmRecord, reason: str, now: float) -> None:
         Intent(intent_id=vm.intent_id, action="kill", cloud=vm.cloud, vm_id=vm.vm_id,
                created_at=now, reason=reason),
         trace=vm.trace, msg_id=vm.intent_id)
+
+
+async def send_retire(bus: Bus, vm: VmRecord) -> None:
+    """Ask the poller to retire the HTCondor daemons of a VM marked `retiring` under
+    `vm.intent_id` (idempotent, so resendable)."""
+    action = CondorAction(action_id=vm.intent_id, vm_id=vm.vm_id, action="retire",
+                          requested_at=vm.updated_at, reason=vm.reason)
+    await bus.js_publish(subjects.condor_action(), action, trace=vm.trace,
+                         msg_id=vm.intent_id)

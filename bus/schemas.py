@@ -443,6 +443,33 @@ class VmKillReply(Message):
     skipped: tuple[Skipped, ...] = ()
 
 
+class VmDrainRequest(VmKillRequest):
+    """Drain VMs (named, or every VM on `cloud`): their startds finish the running jobs and
+    leave the pool, then the VMs are deleted."""
+
+
+class VmDrainReply(Message):
+    """Which VMs are now draining (with the drain's action id), and which were left alone."""
+
+    drained: dict[str, str] = Field(default_factory=dict)
+    skipped: tuple[Skipped, ...] = ()
+
+
+class ConfigReloadRequest(Message):
+    """Re-read the site config file and bring the cloud records in KV up to date."""
+
+
+class ConfigReloadReply(Message):
+    """What a config reload changed. Enabled flags set at run time are kept."""
+
+    path: str
+    added: tuple[str, ...] = ()
+    refreshed: tuple[str, ...] = ()
+    unchanged: tuple[str, ...] = ()
+    not_in_config: tuple[str, ...] = ()
+    """Clouds with a record in KV but none in the file: left as they are."""
+
+
 ALL_SCHEMAS: tuple[type[Message], ...] = (
     DemandClass,
     RejectedJob,
@@ -471,5 +498,10 @@ ALL_SCHEMAS: tuple[type[Message], ...] = (
     VmKillRequest,
     Skipped,
     VmKillReply,
+    VmDrainRequest,
+    VmDrainReply,
+    ConfigReloadRequest,
+    ConfigReloadReply,
+    CloudCapacity,
 )
 """Every schema, by which `Cs-Type` header values are resolved."""

@@ -225,6 +225,33 @@ def test_operator_commands(tmp_path: Path, fresh_nats: NatsServer) -> None:
         result = system.cs("status", "--watch", "--json", check=False)
         assert result.returncode == 1 and "--watch shows tables" in result.stderr
 
+        # Drain: the VM is retired through HTCondor first (the replayed pool has no startd
+        # for it, so it has left at once) and deleted by the planner; progress until gone.
+        doc = system.wait_for("8 running VMs again", lambda d: len(running(d)) == 8)
+        drained = running(doc)[-1]
+        result = system.cs("vm", "drain", drained, "--timeout", "60")
+        assert "drained 1 VM(s), skipped 0" in result.stdout
+        result = system.cs("vm", "drain", "no-such-vm", "--no-wait", check=False)
+        assert result.returncode == 1 and "skipped no-such-vm: no such VM" in result.stderr
+
+        # Config reload: a changed cloud is refreshed with its operator flag kept, a new one
+        # added; a broken file changes nothing and says what is wrong.
+        system.cs("cloud", "disable", CLOUD)
+        config = system.config
+        config.write_text(config.read_text().replace("max_vms = 20", "max_vms = 19") +
+                          '[[cloud]]\nname = "extra"\nprovider = "libvirt"\n'
+                          'uri = "test:///default"\n')
+        reply = json.loads(system.cs("config", "reload", "--json").stdout)
+        assert (reply["added"], reply["refreshed"]) == (["extra"], [CLOUD])
+        shown = json.loads(system.cs("cloud", "show", CLOUD, "--json").stdout)["cloud"]
+        assert (shown["enabled"], shown["max_vms"]) == (False, 19)
+        config.write_text(config.read_text().replace("max_vms = 19", "max_vms = -3"))
+        result = system.cs("config", "reload", check=False)
+        assert result.returncode == 1 and "config not reloaded" in result.stderr
+        assert "max_vms: must be at least 0" in result.stderr
+        shown = json.loads(system.cs("cloud", "show", CLOUD, "--json").stdout)["cloud"]
+        assert shown["max_vms"] == 19
+
         result = system.cs("vm", "kill", "no-such-vm", "--no-wait", check=False)
         assert result.returncode == 1 and "skipped no-such-vm: no such VM" in result.stderr
         result = system.cs("vm", "kill", "--all", check=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bus.schemas import (
+    CloudCapacity,
     CloudHealth,
     CloudRecord,
     CloudStatus,
@@ -10,6 +11,8 @@ from bus.schemas import (
     CloudToggleRequest,
     CondorAction,
     CondorActionDone,
+    ConfigReloadReply,
+    ConfigReloadRequest,
     DeadLetter,
     DemandClass,
     DemandSnapshot,
@@ -17,7 +20,9 @@ from bus.schemas import (
     InstanceList,
     InstancesRequest,
     Intent,
+    LibvirtCloud,
     Message,
+    OpenstackCloud,
     PlanDecision,
     PlanReport,
     PoolSnapshot,
@@ -26,6 +31,8 @@ from bus.schemas import (
     Startd,
     StatusReply,
     StatusRequest,
+    VmDrainReply,
+    VmDrainRequest,
     VmEvent,
     VmKillReply,
     VmKillRequest,
@@ -43,7 +50,9 @@ DEMAND = DemandSnapshot(source="replay:q", taken_at=1.5, classes=(CLASS,), rejec
 STARTD = Startd(vm_id="cs-s-c1-abc123-0", name="slot1@vm-1", state="Unclaimed", activity="Idle",
                 entered_state_at=10.0)
 POOL = PoolSnapshot(source="collector", taken_at=2.0, startds=(STARTD,))
-CLOUD = CloudRecord(name="c1", provider="libvirt", enabled=True, max_vms=10, uri="test:///default")
+CLOUD = CloudRecord(name="c1", provider="libvirt", enabled=True, max_vms=10, uri="test:///default",
+                    libvirt=LibvirtCloud(storage_pool="default", base_image="w.qcow2"),
+                    openstack=OpenstackCloud(network="net1", security_groups=("default",)))
 SPEC = VmSpec(vm_type="worker", image="img.qcow2", cores=2, memory_mb=4096)
 VM = VmRecord(vm_id="cs-s-c1-abc123-0", cloud="c1", intent_id="boot-x", class_key="abc123def0",
               spec=SPEC, state="requested", created_at=3.0, updated_at=3.0, trace="t1")
@@ -76,4 +85,9 @@ EXAMPLES: tuple[Message, ...] = (
     CloudToggleRequest(name="c1"), CloudToggleReply(name="c1", enabled=False, changed=True),
     VmKillRequest(cloud="c1", vm_ids=(VM.vm_id,)), Skipped(vm_id="x", reason="unknown VM"),
     VmKillReply(killed={VM.vm_id: "kill-1"}, skipped=(Skipped(vm_id="x", reason="unknown VM"),)),
+    VmDrainRequest(cloud="c1", all_on_cloud=True),
+    VmDrainReply(drained={VM.vm_id: "drain-1"}),
+    ConfigReloadRequest(),
+    ConfigReloadReply(path="/etc/cs.toml", added=("c2",), refreshed=("c1",)),
+    CloudCapacity(cloud="c1", source="libvirt host h1", max_cores=16, others_cores=2),
 )

@@ -19,7 +19,7 @@ def build(site: SiteConfig, log: logging.Logger) -> ServiceBody:
     """The admin service's body: seed cloud records, then answer until stopped."""
 
     async def body(bus: Bus, stop: asyncio.Event) -> None:
-        admin = AdminService(bus)
+        admin = AdminService(bus, site.path)
         await admin.seed(site.clouds)
         service = await serve(bus, subjects.ADMIN_SERVICE, "0.1.0", subjects.ADMIN_GROUP,
                               admin.endpoints(), "cloudscheduler admin")

@@ -21,7 +21,7 @@ from bus import siteconfig, subjects
 from bus.client import AdminClient, discover
 from bus.connection import Bus
 from bus.errors import AdminError, BusUnavailable, ConfigError, DecodeError
-from bus.schemas import VmKillReply, VmKillRequest
+from bus.schemas import VmDrainReply, VmDrainRequest, VmKillReply, VmKillRequest
 from services.admin import views
 
 T = TypeVar("T")
@@ -29,9 +29,10 @@ T = TypeVar("T")
 app = typer.Typer(name="cs", help="Operate cloudscheduler.", no_args_is_help=True)
 cloud_app = typer.Typer(help="List, show, enable and disable clouds.", no_args_is_help=True)
 app.add_typer(cloud_app, name="cloud")
-vm_app = typer.Typer(help="List and kill VMs.", no_args_is_help=True)
+vm_app = typer.Typer(help="List, kill and drain VMs.", no_args_is_help=True)
 app.add_typer(vm_app, name="vm")
-config_app = typer.Typer(help="Check the site configuration.", no_args_is_help=True)
+config_app = typer.Typer(help="Check, reload and import the site configuration.",
+                         no_args_is_help=True)
 app.add_typer(config_app, name="config")
 
 out = Console()
@@ -221,22 +222,59 @@ def vm_kill(
         raise typer.Exit(1)
 
 
-async def _wait_gone(client: AdminClient, pending: dict[str, str], timeout: float) -> None:
-    """Progress until every killed VM (by name and kill intent) has left the registry."""
+@vm_app.command("drain")
+def vm_drain(
+    vm_ids: Annotated[list[str] | None, typer.Argument(help="VMs to drain.")] = None,
+    cloud: Annotated[str | None, typer.Option(help="The cloud (needed with --all).")] = None,
+    all_on_cloud: Annotated[bool, typer.Option("--all", help="Every VM on --cloud.")] = False,
+    wait: Annotated[bool, typer.Option(help="Show progress until they are gone.")] = True,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for them to go.")] = 3600,
+    nats: NatsOption = None,
+) -> None:
+    """Drain VMs: running jobs finish, the startds leave the pool, then the VMs go."""
+    if all_on_cloud and not cloud:
+        raise _fail("--all needs --cloud NAME")
+    if not all_on_cloud and not vm_ids:
+        raise _fail("name the VMs to drain, or use --cloud NAME --all")
+    request = VmDrainRequest(cloud=cloud or "", vm_ids=tuple(vm_ids or ()),
+                             all_on_cloud=all_on_cloud)
+
+    async def work(bus: Bus) -> VmDrainReply:
+        client = AdminClient(bus)
+        reply = await client.drain(request)
+        for skip in reply.skipped:
+            err.print(escape(f"skipped {skip.vm_id}: {skip.reason}"), highlight=False)
+        if wait and reply.drained:
+            await _wait_gone(client, dict(reply.drained), timeout, "draining")
+        return reply
+
+    reply = _with_bus(nats, work)
+    out.print(f"drained {len(reply.drained)} VM(s), skipped {len(reply.skipped)}")
+    if reply.skipped and not reply.drained:
+        raise typer.Exit(1)
+
+
+async def _wait_gone(client: AdminClient, pending: dict[str, str], timeout: float,
+                     doing: str = "deleting") -> None:
+    """Progress until every VM (by name and the intent of the kill or drain) has left the
+    registry; a drained VM is deleted under a new intent once its startd has left."""
     total = len(pending)
-    with Progress(TextColumn("deleting"), BarColumn(), MofNCompleteColumn(),
+    with Progress(TextColumn(doing), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=err, transient=True) as progress:
-        task = progress.add_task("deleting", total=total)
+        task = progress.add_task(doing, total=total)
         deadline = asyncio.get_running_loop().time() + timeout
         while pending:
             status = await client.status()
-            still = {(vm.vm_id, vm.intent_id) for vm in status.vms}
-            pending = {v: i for v, i in pending.items() if (v, i) in still}
+            # A drained VM's record lives on under the kill's intent until deleted; a record
+            # of the same name created after the request is a new VM.
+            still = {vm.vm_id for vm in status.vms
+                     if vm.intent_id in pending.values() or vm.state == "deleting"}
+            pending = {v: i for v, i in pending.items() if v in still}
             progress.update(task, completed=total - len(pending))
             if not pending:
                 break
             if asyncio.get_running_loop().time() > deadline:
-                raise AdminError("timeout", f"{len(pending)} VM(s) still being deleted after "
+                raise AdminError("timeout", f"{len(pending)} VM(s) still {doing} after "
                                  f"{timeout:.0f}s: {', '.join(sorted(pending)[:5])}")
             await asyncio.sleep(0.5)
 
@@ -270,6 +308,22 @@ def config_check(
                      f"{len(site.clouds)} cloud(s): " + ", ".join(
                          f"{c.name} ({c.provider}, {'enabled' if c.enabled else 'disabled'} "
                          "at first start)" for c in site.clouds)), soft_wrap=True)
+
+
+@config_app.command("reload")
+def config_reload(nats: NatsOption = None, as_json: JsonOption = False) -> None:
+    """Have the admin service re-read its config file: clouds added or changed take effect
+    (enabled flags set with `cs cloud enable/disable` are kept)."""
+    reply = _with_bus(nats, lambda bus: AdminClient(bus).reload())
+    if as_json:
+        _print_json(reply.model_dump(mode="json"))
+        return
+    out.print(escape(f"{reply.path}: reloaded; clouds added: {', '.join(reply.added) or '-'}; "
+                     f"changed: {', '.join(reply.refreshed) or '-'}; unchanged: "
+                     f"{len(reply.unchanged)}"), soft_wrap=True)
+    if reply.not_in_config:
+        err.print(escape("in the registry but not in the file (left as they are): "
+                         + ", ".join(reply.not_in_config)), highlight=False)
 
 
 @app.command()

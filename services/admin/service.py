@@ -1,4 +1,5 @@
-"""Admin endpoints: status, cloud enable/disable, VM kill; and seeding cloud records from config.
+"""Admin endpoints: status, cloud enable/disable, VM kill and drain, config reload; and
+seeding cloud records from config.
 
 The enabled flag lives in KV, so it survives every restart: seeding from the config file
 creates records for new clouds and refreshes the others' settings, but never touches `enabled`
@@ -11,11 +12,12 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
-from bus import logs, registry, subjects
-from bus.connection import Bus, TypedKv
-from bus.errors import AdminError
+from bus import logs, registry, siteconfig, subjects
+from bus.connection import Bus, TypedKv, Versioned
+from bus.errors import AdminError, ConfigError
 from bus.micro import Endpoint
 from bus.schemas import (
     CloudCapacity,
@@ -24,6 +26,8 @@ from bus.schemas import (
     CloudStatus,
     CloudToggleReply,
     CloudToggleRequest,
+    ConfigReloadReply,
+    ConfigReloadRequest,
     DemandSnapshot,
     Message,
     PlanReport,
@@ -31,6 +35,8 @@ from bus.schemas import (
     Skipped,
     StatusReply,
     StatusRequest,
+    VmDrainReply,
+    VmDrainRequest,
     VmKillReply,
     VmKillRequest,
     VmRecord,
@@ -43,18 +49,22 @@ log = logging.getLogger("cs-admin")
 class AdminService:
     """Answers the CLI; writes desired state to KV."""
 
-    def __init__(self, bus: Bus) -> None:
+    def __init__(self, bus: Bus, config_path: Path | None = None) -> None:
         self.bus = bus
+        self.config_path = config_path
         self.clouds: TypedKv[CloudRecord] = bus.kv(subjects.CLOUDS_BUCKET, CloudRecord)
         self.vms: TypedKv[VmRecord] = bus.kv(subjects.VMS_BUCKET, VmRecord)
         self.health: TypedKv[CloudHealth] = bus.kv(subjects.HEALTH_BUCKET, CloudHealth)
         self.capacity: TypedKv[CloudCapacity] = bus.kv(subjects.CAPACITY_BUCKET,
                                                        CloudCapacity)
 
-    async def seed(self, configured: Sequence[CloudRecord]) -> None:
-        """Make KV hold every configured cloud, keeping each existing record's enabled flag."""
+    async def seed(self, configured: Sequence[CloudRecord]) -> dict[str, tuple[str, ...]]:
+        """Make KV hold every configured cloud, keeping each existing record's enabled flag;
+        which clouds were added, refreshed, unchanged, and in KV but not configured."""
         now = time.time()
         existing = await self.clouds.items()
+        changes: dict[str, list[str]] = {"added": [], "refreshed": [], "unchanged": [],
+                                         "not_in_config": []}
         for cloud in configured:
             entry = existing.get(cloud.name)
             fresh = cloud.model_copy(update={"updated_at": now, "updated_by": "config"})
@@ -62,17 +72,23 @@ class AdminService:
                 if await self.clouds.create(cloud.name, fresh) is not None:
                     log.info("%s", logs.fields(event="cloud added", cloud=cloud.name,
                                                enabled=cloud.enabled))
+                    changes["added"].append(cloud.name)
                 continue
             kept = fresh.model_copy(update={"enabled": entry.value.enabled})
             same = kept.model_copy(update={"updated_at": 0.0, "updated_by": ""}) == \
                 entry.value.model_copy(update={"updated_at": 0.0, "updated_by": ""})
-            if not same:
-                await self.clouds.update(cloud.name, kept, entry.revision)
-                log.info("%s", logs.fields(event="cloud settings refreshed", cloud=cloud.name,
-                                           enabled=kept.enabled))
-        for name in existing.keys() - {c.name for c in configured}:
+            if same:
+                changes["unchanged"].append(cloud.name)
+                continue
+            await self.clouds.update(cloud.name, kept, entry.revision)
+            log.info("%s", logs.fields(event="cloud settings refreshed", cloud=cloud.name,
+                                       enabled=kept.enabled))
+            changes["refreshed"].append(cloud.name)
+        for name in sorted(existing.keys() - {c.name for c in configured}):
             log.warning("%s", logs.fields(
                 event="cloud in KV but not in config; left as it is", cloud=name))
+            changes["not_in_config"].append(name)
+        return {k: tuple(v) for k, v in changes.items()}
 
     def endpoints(self) -> list[Endpoint[Any]]:
         """The endpoints this service registers under `cs.admin`."""
@@ -81,34 +97,44 @@ class AdminService:
             Endpoint(subjects.ADMIN_CLOUD_ENABLE, CloudToggleRequest, self.enable),
             Endpoint(subjects.ADMIN_CLOUD_DISABLE, CloudToggleRequest, self.disable),
             Endpoint(subjects.ADMIN_VM_KILL, VmKillRequest, self.kill),
+            Endpoint(subjects.ADMIN_VM_DRAIN, VmDrainRequest, self.drain),
+            Endpoint(subjects.ADMIN_CONFIG_RELOAD, ConfigReloadRequest, self.reload),
         ]
 
-    async def kill(self, request: VmKillRequest) -> Message:
-        """Kill the named VMs (or all on a cloud): marked deleting, then a kill intent each,
-        exactly as the planner's own kills, so provisioners and reconcile treat them alike."""
+    async def _select(self, request: VmKillRequest, verb: str
+                      ) -> tuple[list[tuple[str, Versioned[VmRecord]]], list[Skipped]]:
+        """The registry entries a kill or drain request names, and what it names in vain."""
         if request.all_on_cloud and not request.cloud:
-            raise AdminError("400", "killing all VMs needs a cloud")
+            raise AdminError("400", f"{verb} all VMs needs a cloud")
         if not request.all_on_cloud and not request.vm_ids:
-            raise AdminError("400", "name the VMs to kill, or ask for all on a cloud")
+            raise AdminError("400", f"name the VMs to {verb}, or ask for all on a cloud")
         if request.cloud and await self.clouds.get(request.cloud) is None:
             raise AdminError("404", f"unknown cloud {request.cloud!r}")
         entries = await self.vms.items()
         by_id = {e.value.vm_id: (key, e) for key, e in entries.items()
                  if not request.cloud or e.value.cloud == request.cloud}
         wanted = sorted(by_id) if request.all_on_cloud else list(request.vm_ids)
-        killed: dict[str, str] = {}
+        found: list[tuple[str, Versioned[VmRecord]]] = []
         skipped: list[Skipped] = []
-        now = time.time()
         for vm_id in wanted:
-            found = by_id.get(vm_id)
-            if found is None:
+            hit = by_id.get(vm_id)
+            if hit is None:
                 where = f" on {request.cloud}" if request.cloud else ""
                 skipped.append(Skipped(vm_id=vm_id, reason=f"no such VM{where}"))
-                continue
-            key, entry = found
-            if entry.value.state in ("deleting", "gone"):
+            elif hit[1].value.state in ("deleting", "gone"):
                 skipped.append(Skipped(vm_id=vm_id, reason="already being deleted"))
-                continue
+            else:
+                found.append(hit)
+        return found, skipped
+
+    async def kill(self, request: VmKillRequest) -> Message:
+        """Kill the named VMs (or all on a cloud): marked deleting, then a kill intent each,
+        exactly as the planner's own kills, so provisioners and reconcile treat them alike."""
+        found, skipped = await self._select(request, "kill")
+        killed: dict[str, str] = {}
+        now = time.time()
+        for key, entry in found:
+            vm_id = entry.value.vm_id
             reason = "killed by an operator"
             marked = await registry.mark(self.vms, key, entry, "deleting", reason,
                                          f"kill-{vm_id}-{int(now * 1000):x}", now)
@@ -120,6 +146,42 @@ class AdminService:
         log.info("%s", logs.fields(event="vm kill", cloud=request.cloud or "-",
                                    killed=len(killed), skipped=len(skipped)))
         return VmKillReply(killed=killed, skipped=tuple(skipped))
+
+    async def drain(self, request: VmDrainRequest) -> Message:
+        """Drain the named VMs (or all on a cloud): marked retiring and their startds asked
+        to leave once their jobs are done, exactly as the planner's own retirements; the
+        planner deletes each VM when its startd has left the pool."""
+        found, skipped = await self._select(request, "drain")
+        drained: dict[str, str] = {}
+        now = time.time()
+        for key, entry in found:
+            vm_id = entry.value.vm_id
+            if entry.value.state == "retiring":
+                skipped.append(Skipped(vm_id=vm_id, reason="already draining"))
+                continue
+            marked = await registry.mark(self.vms, key, entry, "retiring",
+                                         "drained by an operator",
+                                         f"drain-{vm_id}-{int(now * 1000):x}", now)
+            if marked is None:
+                skipped.append(Skipped(vm_id=vm_id, reason="changed meanwhile; try again"))
+                continue
+            await registry.send_retire(self.bus, marked)
+            drained[vm_id] = marked.intent_id
+        log.info("%s", logs.fields(event="vm drain", cloud=request.cloud or "-",
+                                   drained=len(drained), skipped=len(skipped)))
+        return VmDrainReply(drained=drained, skipped=tuple(skipped))
+
+    async def reload(self, _: ConfigReloadRequest) -> Message:
+        """Re-read the config file; bring cloud records up to date, enabled flags kept. A
+        file with a mistake changes nothing and answers with the mistake."""
+        if self.config_path is None:
+            raise AdminError("400", "this admin service was started without a config file")
+        try:
+            site = siteconfig.load(self.config_path)
+        except ConfigError as exc:
+            raise AdminError("400", f"config not reloaded: {exc}") from None
+        changes = await self.seed(site.clouds)
+        return ConfigReloadReply(path=str(self.config_path), **changes)
 
     async def status(self, _: StatusRequest) -> Message:
         """Clouds, VMs, demand and the planner's latest reasons."""

@@ -18,7 +18,6 @@ from bus.schemas import (
     CloudCapacity,
     CloudHealth,
     CloudRecord,
-    CondorAction,
     DemandSnapshot,
     Intent,
     PlanDecision,
@@ -84,7 +83,7 @@ class PlannerShell:
             marked = await self._mark(vm_entries, retire.cloud, retire.vm_id, "retiring",
                                       retire.reason, retire.action_id, now)
             if marked is not None:
-                await self._ask_condor(marked, marked.trace)
+                await registry.send_retire(self.bus, marked)
         for kill in result.kills:
             marked = await self._mark(vm_entries, kill.cloud, kill.vm_id, "deleting",
                                       kill.reason, kill.intent_id, now)
@@ -104,7 +103,7 @@ class PlannerShell:
         for resend in result.resends:
             vm = resend.vm
             if vm.state == "retiring":
-                await self._ask_condor(vm, vm.trace)
+                await registry.send_retire(self.bus, vm)
                 continue
             booting = vm.state == "requested"
             await self._send(Intent(
@@ -150,13 +149,6 @@ class PlannerShell:
                 return
         log.error("%s", logs.fields(event="failure not counted: health kept changing",
                                     cloud=kill.cloud, vm=kill.vm_id))
-
-    async def _ask_condor(self, vm: VmRecord, trace: str) -> None:
-        """Ask the poller to retire `vm`'s HTCondor daemons (idempotent, so resendable)."""
-        action = CondorAction(action_id=vm.intent_id, vm_id=vm.vm_id, action="retire",
-                              requested_at=vm.updated_at, reason=vm.reason)
-        await self.bus.js_publish(subjects.condor_action(), action, trace=trace,
-                                  msg_id=vm.intent_id)
 
     async def _send(self, intent: Intent, trace: str) -> None:
         await self.bus.js_publish(
