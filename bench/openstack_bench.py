@@ -75,12 +75,14 @@ async def ours(bed: Testbed, url: str, boots: int, threads: int) -> float:
         await bus.js_publish(subjects.intent(cloud), Intent(
             intent_id=vm.intent_id, action="boot", cloud=cloud, vm_id=vm.vm_id, spec=vm.spec,
             created_at=time.time()))
-    while True:
-        states = [e.value.state for e in (await worker.vms.items()).values()
-                  if e.value.cloud == cloud]
-        if len(states) == boots and all(s != "requested" for s in states):
-            break
-        await asyncio.sleep(0.05)
+    pending = {subjects.vm_key(cloud, vm.vm_id) for vm in vms}
+    while pending:
+        # One cheap read per VM still waiting: the poll must not compete with the boots.
+        for key in list(pending):
+            entry = await worker.vms.get(key)
+            if entry is not None and entry.value.state != "requested":
+                pending.discard(key)
+        await asyncio.sleep(0.1)
     elapsed = time.perf_counter() - start
     stop.set()
     await task

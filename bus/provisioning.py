@@ -328,9 +328,11 @@ class CloudWorker:
                             instances=tuple(await self.driver.list()))
 
 
-def _settings_of(record: CloudRecord) -> CloudRecord:
-    """What a driver is built from: the record without the operator's flag and timestamps."""
-    return record.model_copy(update={"enabled": True, "updated_at": 0.0, "updated_by": ""})
+def _settings_of(record: CloudRecord) -> tuple[object, ...]:
+    """What a driver is built from (limits and the enabled flag are the planner's business:
+    changing them keeps the driver and its connection)."""
+    return (record.provider, record.uri, record.os_cloud, record.libvirt, record.openstack,
+            record.user_data)
 
 
 async def _refresh(worker: CloudWorker, record: CloudRecord, factory: DriverFactory) -> None:

@@ -394,6 +394,9 @@ class CloudStatus(Message):
     memory_mb_used: int = 0
     capacity: CloudCapacity | None = None
     """What the cloud last reported it can hold (its provisioner writes it)."""
+    address: str = ""
+    """Where the cloud is: its libvirt URI or its clouds.yaml entry."""
+    priority: int = 0
 
 
 class StatusReply(Message):

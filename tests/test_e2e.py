@@ -252,6 +252,26 @@ def test_operator_commands(tmp_path: Path, fresh_nats: NatsServer) -> None:
         shown = json.loads(system.cs("cloud", "show", CLOUD, "--json").stdout)["cloud"]
         assert shown["max_vms"] == 19
 
+        # v1's commands on the same endpoints, printing v1's shapes.
+        def v1(command: str, *args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [sys.executable, "-c", "import sys; from services.admin.v1_cli import "
+                 f"{command}_main as m; sys.exit(m())", *args],
+                capture_output=True, text=True, env=system.env, timeout=60)
+
+        shown_v1 = v1("status")
+        assert shown_v1.returncode == 0, shown_v1.stderr
+        assert "Clusters in resource pool:" in shown_v1.stdout
+        assert "Cluster: container-cloud" in shown_v1.stdout
+        table = v1("status", "-m").stdout
+        assert table.startswith("ID     HOSTNAME") and "Total Clouds: 3" in table
+        pool = json.loads(v1("status", "-j").stdout)
+        assert {c["name"] for c in pool["resources"]} == {CLOUD, "cc-west", "extra"}
+        assert v1("admin", "-e", "extra").stdout.strip() == "Cloud extra enabled"
+        listed = json.loads(system.cs("vm", "list", "--json", "--cloud", CLOUD).stdout)
+        retired = v1("admin", "-o", "-c", CLOUD, "-n", listed[0]["name"])
+        assert retired.stdout.strip() == f"Retiring 1 VM(s) on {CLOUD}", retired.stderr
+
         result = system.cs("vm", "kill", "no-such-vm", "--no-wait", check=False)
         assert result.returncode == 1 and "skipped no-such-vm: no such VM" in result.stderr
         result = system.cs("vm", "kill", "--all", check=False)

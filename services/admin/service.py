@@ -206,7 +206,8 @@ class AdminService:
                             max_vms=c.max_vms, vms_by_state=dict(by_cloud.get(c.name, {})),
                             health=health.get(c.name), max_cores=c.max_cores,
                             max_memory_mb=c.max_memory_mb, cores_used=cores[c.name],
-                            memory_mb_used=memory[c.name], capacity=capacity.get(c.name))
+                            memory_mb_used=memory[c.name], capacity=capacity.get(c.name),
+                            address=c.uri or c.os_cloud, priority=c.priority)
                 for c in sorted(clouds, key=lambda c: c.name)
             ),
             vms=tuple(vms),
