@@ -15,6 +15,7 @@ import asyncio
 import base64
 import concurrent.futures
 import re
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -113,10 +114,18 @@ class OpenstackDriver:
         self._pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=8, thread_name_prefix=f"openstack-{record.name}")
         self._conn: openstack.connection.Connection | None = None
+        self._conn_lock = threading.Lock()
 
     # ---- plumbing ----------------------------------------------------------------------
 
     def _connection(self) -> openstack.connection.Connection:
+        # One connection (one token) for every worker thread: without the lock, the first
+        # calls of a busy cloud each built and authenticated their own (8 password or
+        # application-credential checks at once, seconds of Keystone's time).
+        with self._conn_lock:
+            return self._connect()
+
+    def _connect(self) -> openstack.connection.Connection:
         if self._conn is None:
             if self.clouds_yaml:
                 # The configured file, alone: OS_CLIENT_CONFIG_FILE in the environment would
@@ -132,7 +141,12 @@ class OpenstackDriver:
                     "~/.config/openstack/, /etc/openstack/)"
                 raise PermanentError(f"cloud {self.cloud}: no usable entry {self.os_cloud!r} "
                                      f"in {where}: {exc}") from None
-            self._conn = openstack.connection.Connection(config=region)
+            conn = openstack.connection.Connection(config=region)
+            # Authenticate here, under the lock: left to the first calls, every worker thread
+            # would fetch its own token at once (seen: 8 application-credential checks queued
+            # in Keystone, 8 s before the first boot).
+            conn.authorize()
+            self._conn = conn
         return self._conn
 
     async def _call(self, doing: str, fn: Callable[[openstack.connection.Connection], T]) -> T:
