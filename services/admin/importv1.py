@@ -1,0 +1,210 @@
+"""`cs config import-v1`: a v1 `cloud_resources.conf` (and `cloud_scheduler.conf`) as our site
+config, credentials moved to a clouds.yaml, and every key that could not be carried over
+reported with the reason. Pure: text in, text out; the CLI writes the files.
+"""
+
+from __future__ import annotations
+
+import configparser
+import json
+from dataclasses import dataclass, field
+
+from bus.errors import ConfigError
+
+OPENSTACK_TYPES = {"openstacknative", "openstack"}
+LIBVIRT_TYPES = {"localhost", "local", "kvm", "libvirt"}
+
+_CLOUD_KEYS: dict[str, tuple[str, str]] = {
+    # v1 key: (our key, how the value is read)
+    "vm_slots": ("max_vms", "int"),
+    "cpu_cores": ("max_vm_cores", "int"),
+    "total_cpu_cores": ("max_cores", "int"),
+    "memory": ("max_memory_mb", "int_first"),
+    "max_vm_mem": ("max_vm_memory_mb", "int"),
+    "priority": ("priority", "int"),
+    "boot_timeout": ("boot_timeout_s", "int"),
+}
+_OPENSTACK_KEYS: dict[str, tuple[str, str]] = {
+    "key_name": ("key_name", "str"),
+    "security_group": ("security_groups", "list"),
+    "placement_zone": ("availability_zone", "str"),
+    "networks": ("network", "first"),
+}
+_CREDENTIAL_KEYS = {
+    "auth_url": "auth_url", "username": "username", "password": "password",
+    "tenant_name": "project_name", "project_name": "project_name",
+    "user_domain_name": "user_domain_name", "project_domain_name": "project_domain_name",
+}
+_CLOUD_REASONS = {
+    "storage": "disk space is not a cloud limit here (the flavor or the image decides)",
+    "max_vm_storage": "disk space is not a cloud limit here (the flavor or the image decides)",
+    "vm_keep_alive": "keep-alive comes from the jobs' VMKeepAlive",
+    "vm_lifetime": "VMs are not retired by age here",
+    "enabled": "v1 rejected it; `enabled` is set at first start, then by cs cloud enable",
+    "networks": "a libvirt cloud takes one libvirt network: set `network`",
+}
+_GLOBAL_REASONS = {
+    "log_": "each service logs to its own stream (cs up: state/logs/)",
+    "condor_": "HTCondor is reached through its Python bindings, not commands or URLs",
+    "info_server_port": "cs talks to the services over NATS",
+    "admin_server_port": "cs talks to the services over NATS",
+    "persistence_file": "all state lives in NATS (JetStream KV)",
+    "default_vm": "defaults of job attributes are not supported: jobs name their VMs",
+    "cloud_resource_config": "given on the command line",
+    "graceful_shutdown": "retirement always drains first here",
+    "ban_": "failing (cloud, VM type) pairs are backed off automatically",
+    "job_ban_timeout": "failing (cloud, VM type) pairs are backed off automatically",
+    "connection_fail_disable_time": "failing clouds back off exponentially "
+                                    "([planner] backoff_base_s, backoff_max_s)",
+    "vm_connection_fail_threshold": "failing clouds back off exponentially "
+                                    "([planner] backoff_base_s, backoff_max_s)",
+    "proxy": "X.509 proxies are not supported (pool tokens: [worker] token_file)",
+    "myproxy": "X.509 proxies are not supported (pool tokens: [worker] token_file)",
+    "cert_file": "X.509 credentials are not supported (pool tokens: [worker] token_file)",
+    "key_file": "X.509 credentials are not supported (pool tokens: [worker] token_file)",
+    "ca_": "X.509 credentials are not supported (pool tokens: [worker] token_file)",
+}
+
+
+@dataclass
+class Imported:
+    """The converted configuration."""
+
+    toml: str
+    clouds_yaml: dict[str, object]
+    unmapped: list[str] = field(default_factory=list)
+    """One line per key not carried over: file, section, key, why."""
+
+
+def _parse(text: str, name: str) -> configparser.RawConfigParser:
+    parser = configparser.RawConfigParser()
+    try:
+        parser.read_string(text, source=name)
+    except configparser.Error as exc:
+        raise ConfigError(f"{name}: not a v1 config file: {exc}") from None
+    return parser
+
+
+def _value(raw: str, how: str, where: str) -> object:
+    raw = raw.strip().strip('"').strip("'")
+    try:
+        if how == "int":
+            return int(float(raw))
+        if how == "int_first":
+            return int(float(raw.split(",")[0]))
+    except ValueError:
+        raise ConfigError(f"{where}: expected a number, got {raw!r}") from None
+    if how == "list":
+        return [v.strip() for v in raw.split(",") if v.strip()]
+    if how == "first":
+        return raw.split(",")[0].strip()
+    return raw
+
+
+def _toml(value: object) -> str:
+    # JSON's strings, numbers, booleans and lists of strings are valid TOML values.
+    return json.dumps(value)
+
+
+def _reason(key: str, table: dict[str, str]) -> str | None:
+    """Why a key is not carried over: the first entry whose text is part of the key."""
+    for part, why in table.items():
+        if part in key:
+            return why
+    return None
+
+
+def convert(resources: str, resources_name: str, scheduler: str = "",
+            scheduler_name: str = "", site: str = "imported") -> Imported:
+    """Our site config (TOML text) and clouds.yaml entries from v1's two files."""
+    lines = [f"# Imported from v1's {resources_name}"
+             + (f" and {scheduler_name}" if scheduler_name else "")
+             + " by `cs config import-v1`.", f'site = "{site}"', ""]
+    unmapped: list[str] = []
+    worker: dict[str, object] = {}
+    planner: dict[str, object] = {}
+    poller: dict[str, object] = {}
+    default_boot_timeout: int | None = None
+    if scheduler:
+        parsed = _parse(scheduler, scheduler_name)
+        for section in parsed.sections():
+            for key, raw in parsed.items(section):
+                where = f"{scheduler_name}: [{section}] {key}"
+                value = raw.strip().strip('"').strip("'")
+                if key in ("condor_host", "condor_host_on_vm"):
+                    if value and (key == "condor_host_on_vm" or "central_manager" not in worker):
+                        worker["central_manager"] = value
+                elif key == "condor_register_time_limit":
+                    planner["register_timeout_s"] = _value(raw, "int", where)
+                elif key == "scheduler_interval":
+                    planner["interval_s"] = _value(raw, "int", where)
+                elif key == "job_poller_interval":
+                    poller["interval_s"] = _value(raw, "int", where)
+                elif key == "high_priority_job_weight":
+                    planner["high_priority_weight"] = _value(raw, "int", where)
+                elif key == "vm_start_running_timeout":
+                    timeout = _value(raw, "int", where)
+                    if isinstance(timeout, int) and timeout > 0:
+                        default_boot_timeout = timeout
+                else:
+                    why = _reason(key, _GLOBAL_REASONS) or "no equivalent here"
+                    unmapped.append(f"{where}: not imported: {why}")
+    for table, values in (("worker", worker), ("planner", planner), ("poller", poller)):
+        if values:
+            lines.append(f"[{table}]")
+            lines += [f"{k} = {_toml(v)}" for k, v in values.items()]
+            lines.append("")
+    clouds: dict[str, object] = {}
+    parsed = _parse(resources, resources_name)
+    if not parsed.sections():
+        raise ConfigError(f"{resources_name}: no cloud sections ([name] ...) found")
+    for name in parsed.sections():
+        items = dict(parsed.items(name))
+        where = f"{resources_name}: [{name}]"
+        kind = items.pop("cloud_type", "").strip().strip('"').lower()
+        if kind in OPENSTACK_TYPES:
+            provider = "openstack"
+        elif kind in LIBVIRT_TYPES:
+            provider = "libvirt"
+        else:
+            unmapped.append(f"{where}: cloud not imported: cloud_type {kind or '(none)'!r} is "
+                            "not supported (OpenStack and libvirt clouds are)")
+            continue
+        out: dict[str, object] = {"name": name, "provider": provider, "enabled": True}
+        if provider == "libvirt":
+            out["uri"] = "qemu:///system"
+        else:
+            out["os_cloud"] = name
+        auth: dict[str, object] = {}
+        for key, raw in items.items():
+            here = f"{where} {key}"
+            if key in _CLOUD_KEYS:
+                ours, how = _CLOUD_KEYS[key]
+                out[ours] = _value(raw, how, here)
+            elif provider == "openstack" and key in _OPENSTACK_KEYS:
+                ours, how = _OPENSTACK_KEYS[key]
+                out[ours] = _value(raw, how, here)
+                if key == "networks" and "," in raw:
+                    unmapped.append(f"{here}: only the first network ({out[ours]}) imported")
+            elif provider == "openstack" and key in _CREDENTIAL_KEYS:
+                auth[_CREDENTIAL_KEYS[key]] = _value(raw, "str", here)
+            elif provider == "openstack" and key == "regions":
+                region = _value(raw, "first", here)
+                assert isinstance(region, str)
+                if region:
+                    auth["__region"] = region
+            else:
+                why = _CLOUD_REASONS.get(key, "no equivalent here")
+                unmapped.append(f"{here}: not imported: {why}")
+        if default_boot_timeout and "boot_timeout_s" not in out:
+            out["boot_timeout_s"] = default_boot_timeout
+        if provider == "openstack":
+            region = auth.pop("__region", "")
+            entry: dict[str, object] = {"auth": auth, "identity_api_version": 3}
+            if region:
+                entry["region_name"] = region
+            clouds[name] = entry
+        lines.append("[[cloud]]")
+        lines += [f"{k} = {_toml(v)}" for k, v in out.items()]
+        lines.append("")
+    return Imported(toml="\n".join(lines), clouds_yaml={"clouds": clouds}, unmapped=unmapped)
