@@ -270,6 +270,19 @@ class WorkQueue(Generic[M]):
             await self.close()
 
 
+def redacted(url: str) -> str:
+    """`url` without passwords or tokens (URLs reach logs and error messages)."""
+    out = []
+    for one in url.split(","):
+        parsed = urlparse(one.strip())
+        if parsed.password or parsed.username:
+            host = parsed.hostname or ""
+            port = f":{parsed.port}" if parsed.port else ""
+            one = parsed._replace(netloc=f"{parsed.username or ''}:***@{host}{port}").geturl()
+        out.append(one)
+    return ",".join(out)
+
+
 def _forget(tails: dict[str, asyncio.Task[None]], lane: str, done: asyncio.Task[None]) -> None:
     """Drop a lane's last task once it is done, unless a later one took its place."""
     if tails.get(lane) is done:
@@ -302,6 +315,7 @@ class Bus:
         self.js: JetStreamContext = nc.jetstream()
         self.service = service
         self._closing: list[bool] = []
+        self._denied: list[str] = []
 
     @classmethod
     async def connect(cls, url: str, service: str, wait_s: float = 30.0) -> Bus:
@@ -310,9 +324,21 @@ class Bus:
         closing: list[bool] = []  # set by close(), so a chosen disconnect is not a warning
         outage: list[bool] = []  # set while disconnected, so each outage is reported once
 
+        denied: list[str] = []  # permission violations the server reported, newest last
+        refused: list[str] = []  # the server refused our credentials
+
         async def on_error(exc: Exception) -> None:
             if isinstance(exc, OSError) and outage:
                 return  # nats-py reports every reconnect attempt of an outage
+            if "authorization violation" in str(exc).lower():
+                refused.append(str(exc))  # nats-py keeps retrying; connect() gives up on it
+                return
+            if "permissions violation" in str(exc).lower():
+                # Asynchronous in NATS: the publish "succeeded"; the server said no later.
+                denied.append(str(exc))
+                del denied[:-20]
+                log.error("nats permission denied service=%s error=%s", service, exc)
+                return
             log.warning("nats error service=%s error=%r", service, exc)
 
         async def on_disconnect() -> None:
@@ -344,12 +370,18 @@ class Bus:
                 ) if await _reachable(url) else _refused(url), max(remaining, 0.5))
                 bus = cls(nc, service)
                 bus._closing = closing
+                bus._denied = denied
                 return bus
             except (OSError, nats.errors.Error, TimeoutError) as exc:
+                if refused or "authorization violation" in str(exc).lower():
+                    raise BusUnavailable(
+                        f"NATS at {redacted(url)} refused the credentials (authorization "
+                        "violation): check the user and password in CS_NATS_URL or [nats] url"
+                    ) from None
                 last_error = exc
             if time.monotonic() >= deadline:
                 raise BusUnavailable(
-                    f"cannot reach NATS at {url} after {wait_s:.0f}s ({last_error}); "
+                    f"cannot reach NATS at {redacted(url)} after {wait_s:.0f}s ({last_error}); "
                     "is the server running? `make run` starts one, or set CS_NATS_URL"
                 )
             await asyncio.sleep(0.2)
@@ -398,10 +430,12 @@ class Bus:
         try:
             reply = await self.nc.request(subject, data, timeout=timeout, headers=headers)
         except nats.errors.NoRespondersError:
+            self._raise_if_denied(subject)
             raise AdminError(
                 "no_responders", f"no service answers on {subject}; is it running?"
             ) from None
         except nats.errors.TimeoutError:
+            self._raise_if_denied(subject)
             raise AdminError(
                 "timeout", f"no answer on {subject} within {timeout:.0f}s"
             ) from None
@@ -411,6 +445,14 @@ class Bus:
                 rheaders.get(SERVICE_ERROR_CODE, ""), rheaders.get(SERVICE_ERROR, "")
             )
         return codec.decode(reply.data, rheaders, reply_type, subject)
+
+    def _raise_if_denied(self, subject: str) -> None:
+        """A request that got no answer because the server refused it says so."""
+        for problem in reversed(self._denied):
+            if subject in problem or "_INBOX" in problem:
+                raise AdminError("permission", f"permission denied on {subject}: this NATS user "
+                                 "may not do that (the server said: "
+                                 f"{problem.strip()}); use the admin role's credentials")
 
     async def _work_queue(
         self, subject: str, stream: str, durable: str, schema: type[M]

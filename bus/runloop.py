@@ -11,7 +11,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from bus import logs, siteconfig
-from bus.connection import Bus
+from bus.connection import Bus, redacted
 from bus.errors import BusUnavailable, ConfigError
 
 ServiceBody = Callable[[Bus, asyncio.Event], Awaitable[None]]
@@ -46,7 +46,7 @@ def run_service(service: str, nats_url: str, body: ServiceBody, wait_s: float = 
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         bus = await Bus.connect(nats_url, service, wait_s=wait_s)
-        log.info("connected url=%s", nats_url)
+        log.info("connected url=%s", redacted(nats_url))
         try:
             await bus.ensure_infra()
             await body(bus, stop)

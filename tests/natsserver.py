@@ -12,8 +12,10 @@ from pathlib import Path
 class NatsServer:
     """Start with `start()`; `restart()` keeps the port and the store (as a crash would)."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, config: Path | None = None) -> None:
         self.workdir = workdir
+        self.config = config
+        """A nats-server config file (users, permissions), or None for an open server."""
         self.store = workdir / "jetstream"
         self.ports_dir = workdir / "ports"
         self.port: int | None = None
@@ -35,7 +37,8 @@ class NatsServer:
         log = (self.workdir / "nats.log").open("ab")
         self.proc = subprocess.Popen(
             [str(binary), "-js", "-a", "127.0.0.1", "-p", port, "--ports_file_dir",
-             str(self.ports_dir), "-sd", str(self.store)],
+             str(self.ports_dir), "-sd", str(self.store),
+             *(["-c", str(self.config)] if self.config else [])],
             stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import time
 from collections.abc import Awaitable, Callable
@@ -19,7 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from bus import siteconfig, subjects
 from bus.client import AdminClient, discover
-from bus.connection import Bus
+from bus.connection import Bus, redacted
 from bus.errors import AdminError, BusUnavailable, ConfigError, DecodeError
 from bus.schemas import VmDrainReply, VmDrainRequest, VmKillReply, VmKillRequest
 from services.admin import views
@@ -58,6 +59,12 @@ def _with_bus(nats: str | None, work: Callable[[Bus], Awaitable[T]]) -> T:
     """Connect, run `work`, close; every expected failure becomes one line and exit 1."""
     url = _url(nats)
 
+    root = logging.getLogger()
+    if not root.handlers:
+        # The CLI says what went wrong in its own one line; the bus's log lines (meant for
+        # services) would otherwise reach stderr through logging's last-resort handler.
+        root.addHandler(logging.NullHandler())
+
     async def run() -> T:
         bus = await Bus.connect(url, "cs-cli", wait_s=2.0)
         try:
@@ -67,8 +74,10 @@ def _with_bus(nats: str | None, work: Callable[[Bus], Awaitable[T]]) -> T:
 
     try:
         return asyncio.run(run())
-    except BusUnavailable:
-        raise _fail(f"cannot reach NATS at {url}; start the system with `make run` "
+    except BusUnavailable as exc:
+        if "refused the credentials" in str(exc):
+            raise _fail(str(exc)) from None
+        raise _fail(f"cannot reach NATS at {redacted(url)}; start the system with `make run` "
                     "(or `cs up --config FILE`), or point --nats / CS_NATS_URL at it") from None
     except AdminError as exc:
         if exc.code == "no_responders":
@@ -304,7 +313,7 @@ def config_check(
         check_config(site)
     except ConfigError as exc:
         raise _fail(str(exc)) from None
-    out.print(escape(f"{site.path}: ok: site {site.site}, NATS {site.nats_url}, "
+    out.print(escape(f"{site.path}: ok: site {site.site}, NATS {redacted(site.nats_url)}, "
                      f"{len(site.clouds)} cloud(s): " + ", ".join(
                          f"{c.name} ({c.provider}, {'enabled' if c.enabled else 'disabled'} "
                          "at first start)" for c in site.clouds)), soft_wrap=True)

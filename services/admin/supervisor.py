@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
+from bus.connection import redacted
 from bus.siteconfig import SiteConfig
 
 SERVICES = ("cs-admin", "cs-poller", "cs-planner", "cs-provisioner-libvirt",
@@ -140,7 +141,7 @@ async def _supervise(site: SiteConfig, state: Path) -> int:
         print(f"cs up: nats-server did not start; see {nats.log_path}", file=sys.stderr,
               flush=True)
         return 1
-    print(f"cs up: NATS on {site.nats_url}, data in {state / 'nats'}, logs in {logs}",
+    print(f"cs up: NATS on {redacted(site.nats_url)}, data in {state / 'nats'}, logs in {logs}",
           flush=True)
     for child in services:
         await _start(child, env)
