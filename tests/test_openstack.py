@@ -309,3 +309,33 @@ async def test_provisioner_killed_between_create_and_ack_makes_exactly_one_serve
         await proxy.close()
         for server in servers_named(admin, vm.vm_id):
             admin.compute.delete_server(server)
+
+
+async def test_a_server_stuck_building_is_killed_at_the_boot_timeout_and_counted(
+    bus: Bus, worker: CloudWorker, admin: Any, bed: Testbed,
+) -> None:
+    # Runs last in this module: it stops nova-compute (boots never finish) and restarts it.
+    bed.stop_service("nova-compute", sig=9)
+    try:
+        vm = os_vm(worker.cloud)
+        await _book(worker, vm)
+        await _apply(bus, worker, vm)
+        booting = await _registry(worker, vm)
+        assert booting is not None and booting.state == "booting"
+        await worker.reconcile()
+        [server] = servers_named(admin, vm.vm_id)
+        assert server.status == "BUILD"
+        record_ = cloud_record(worker.cloud).model_copy(update={"boot_timeout_s": 1.0})
+        later = booting.created_at + 5
+        result = plan(SITE, None, [record_], [booting], later)
+        [kill] = result.kills
+        assert kill.failure == "boot" and "stuck booting" in kill.reason
+        entry = await worker.vms.get(subjects.vm_key(worker.cloud, vm.vm_id))
+        assert entry is not None
+        await worker.vms.update(subjects.vm_key(worker.cloud, vm.vm_id), entry.value.model_copy(
+            update={"state": "deleting", "intent_id": kill.intent_id}), entry.revision)
+        await _apply(bus, worker, vm.model_copy(update={"intent_id": kill.intent_id}), "kill")
+        assert servers_named(admin, vm.vm_id) == []
+        assert await _registry(worker, vm) is None
+    finally:
+        bed.start_service("nova-compute")
