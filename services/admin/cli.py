@@ -22,7 +22,7 @@ from bus import siteconfig, subjects
 from bus.client import AdminClient, discover
 from bus.connection import Bus, redacted
 from bus.errors import AdminError, BusUnavailable, ConfigError, DecodeError
-from bus.schemas import VmDrainReply, VmDrainRequest, VmKillReply, VmKillRequest
+from bus.schemas import VmDrainRequest, VmKillRequest
 from services.admin import views
 
 T = TypeVar("T")
@@ -209,26 +209,7 @@ def vm_kill(
     nats: NatsOption = None,
 ) -> None:
     """Kill VMs now (not drained: running jobs on them are lost)."""
-    if all_on_cloud and not cloud:
-        raise _fail("--all needs --cloud NAME")
-    if not all_on_cloud and not vm_ids:
-        raise _fail("name the VMs to kill, or use --cloud NAME --all")
-    request = VmKillRequest(cloud=cloud or "", vm_ids=tuple(vm_ids or ()),
-                            all_on_cloud=all_on_cloud)
-
-    async def work(bus: Bus) -> VmKillReply:
-        client = AdminClient(bus)
-        reply = await client.kill(request)
-        for skip in reply.skipped:
-            err.print(escape(f"skipped {skip.vm_id}: {skip.reason}"), highlight=False)
-        if wait and reply.killed:
-            await _wait_gone(client, dict(reply.killed), timeout)
-        return reply
-
-    reply = _with_bus(nats, work)
-    out.print(f"killed {len(reply.killed)} VM(s), skipped {len(reply.skipped)}")
-    if reply.skipped and not reply.killed:
-        raise typer.Exit(1)
+    _vm_action("kill", vm_ids, cloud, all_on_cloud, wait, timeout, nats)
 
 
 @vm_app.command("drain")
@@ -241,25 +222,38 @@ def vm_drain(
     nats: NatsOption = None,
 ) -> None:
     """Drain VMs: running jobs finish, the startds leave the pool, then the VMs go."""
+    _vm_action("drain", vm_ids, cloud, all_on_cloud, wait, timeout, nats)
+
+
+def _vm_action(verb: str, vm_ids: list[str] | None, cloud: str | None, all_on_cloud: bool,
+               wait: bool, timeout: float, nats: str | None) -> None:
+    """`cs vm kill` and `cs vm drain`: the request, the skipped lines, progress, the tally."""
     if all_on_cloud and not cloud:
         raise _fail("--all needs --cloud NAME")
     if not all_on_cloud and not vm_ids:
-        raise _fail("name the VMs to drain, or use --cloud NAME --all")
-    request = VmDrainRequest(cloud=cloud or "", vm_ids=tuple(vm_ids or ()),
-                             all_on_cloud=all_on_cloud)
+        raise _fail(f"name the VMs to {verb}, or use --cloud NAME --all")
+    request = VmKillRequest(cloud=cloud or "", vm_ids=tuple(vm_ids or ()),
+                            all_on_cloud=all_on_cloud)
 
-    async def work(bus: Bus) -> VmDrainReply:
+    async def work(bus: Bus) -> tuple[dict[str, str], int]:
         client = AdminClient(bus)
-        reply = await client.drain(request)
-        for skip in reply.skipped:
+        if verb == "kill":
+            killed = await client.kill(request)
+            done, skipped = killed.killed, killed.skipped
+        else:
+            drained = await client.drain(VmDrainRequest(**request.model_dump()))
+            done, skipped = drained.drained, drained.skipped
+        for skip in skipped:
             err.print(escape(f"skipped {skip.vm_id}: {skip.reason}"), highlight=False)
-        if wait and reply.drained:
-            await _wait_gone(client, dict(reply.drained), timeout, "draining")
-        return reply
+        if wait and done:
+            await _wait_gone(client, dict(done), timeout,
+                             "deleting" if verb == "kill" else "draining")
+        return dict(done), len(skipped)
 
-    reply = _with_bus(nats, work)
-    out.print(f"drained {len(reply.drained)} VM(s), skipped {len(reply.skipped)}")
-    if reply.skipped and not reply.drained:
+    done, skipped = _with_bus(nats, work)
+    out.print(f"{'killed' if verb == 'kill' else 'drained'} {len(done)} VM(s), "
+              f"skipped {skipped}")
+    if skipped and not done:
         raise typer.Exit(1)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from services.admin.cli import app
 
@@ -19,25 +19,27 @@ def test_the_demo_config_checks_out() -> None:
     assert "container-cloud (libvirt, enabled at first start)" in result.stdout
 
 
-def test_a_bad_service_setting_is_one_line_naming_the_key(tmp_path: Path) -> None:
-    text = (ROOT / "examples" / "demo.toml").read_text().replace(
-        "interval_s = 2 ", 'cloud_order = ["fastest"]\ninterval_s = 2 ')
+def _check_demo_with(tmp_path: Path, old: str, new: str) -> Result:
+    """`cs config check` on a copy of the demo config with one edit."""
+    text = (ROOT / "examples" / "demo.toml").read_text()
+    assert old in text
     bad = tmp_path / "cs.toml"
-    bad.write_text(text.replace('queue_file = "demo-queue.txt"',
-                                f'queue_file = "{ROOT / "examples" / "demo-queue.txt"}"'))
-    result = CliRunner().invoke(app, ["config", "check", "--config", str(bad)])
+    bad.write_text(text.replace(old, new).replace(
+        'queue_file = "demo-queue.txt"', f'queue_file = "{ROOT / "examples" / "demo-queue.txt"}"'))
+    return CliRunner().invoke(app, ["config", "check", "--config", str(bad)])
+
+
+def test_a_bad_service_setting_is_one_line_naming_the_key(tmp_path: Path) -> None:
+    result = _check_demo_with(tmp_path, "interval_s = 2 ",
+                              'cloud_order = ["fastest"]\ninterval_s = 2 ')
     assert result.exit_code == 1
     assert "[planner] cloud_order: unknown policy 'fastest'" in result.output
     assert result.output.count("\n") == 1
 
 
 def test_a_typo_in_the_worker_table_is_caught(tmp_path: Path) -> None:
-    text = (ROOT / "examples" / "demo.toml").read_text().replace(
-        'central_manager = "localhost"', 'central_manger = "cm"')
-    bad = tmp_path / "cs.toml"
-    bad.write_text(text.replace('queue_file = "demo-queue.txt"',
-                                f'queue_file = "{ROOT / "examples" / "demo-queue.txt"}"'))
-    result = CliRunner().invoke(app, ["config", "check", "--config", str(bad)])
+    result = _check_demo_with(tmp_path, 'central_manager = "localhost"',
+                              'central_manger = "cm"')
     assert result.exit_code == 1
     assert "[worker] central_manger: unknown key; did you mean 'central_manager'?" in \
         result.output
