@@ -128,8 +128,7 @@ class CloudWorker:
         settings: ProvisionerSettings, record: CloudRecord | None = None,
     ) -> None:
         self.bus = bus
-        self.record = record or CloudRecord(name=cloud, provider=provider,  # type: ignore[arg-type]
-                                            enabled=True, max_vms=0)
+        self.record = record
         """The cloud's record the driver was built from (to notice a changed config)."""
         self.provider = provider
         self.cloud = cloud
@@ -338,7 +337,7 @@ def _settings_of(record: CloudRecord) -> tuple[object, ...]:
 async def _refresh(worker: CloudWorker, record: CloudRecord, factory: DriverFactory) -> None:
     """A new driver when the cloud's settings changed (a config reload): the old one finishes
     what it is doing and is closed."""
-    if _settings_of(record) == _settings_of(worker.record):
+    if worker.record is not None and _settings_of(record) == _settings_of(worker.record):
         return
     old = worker.use_driver(await factory(record), record)
     await old.close()
