@@ -62,6 +62,11 @@ class CloudDriver(Protocol):
         """The instance named `vm_id`, or None when it does not exist."""
         ...
 
+    async def delete_instance(self, instance_id: str) -> None:
+        """Destroy one instance by the cloud's own id (an extra that shares a name with the
+        VM the registry knows); an absent instance is success."""
+        ...
+
     async def capacity(self) -> CloudCapacity | None:
         """The cloud's limits (instances, cores, memory) and how much of them instances that
         are not ours use; None when the cloud reports no limits."""
@@ -276,10 +281,19 @@ class CloudWorker:
     async def reconcile(self) -> None:
         """Compare the cloud's listing with the registry; fix both sides; report capacity."""
         now = time.time()
-        instances = {i.vm_id: i for i in await self.driver.list()}
+        listed = await self.driver.list()
         prefix = f"{self.cloud}."
         entries = {k: v for k, v in (await self.vms.items()).items() if k.startswith(prefix)}
         known = {v.value.vm_id for v in entries.values()}
+        instances, extras = _one_per_name(listed, {v.value.vm_id: v.value.intent_id
+                                                   for v in entries.values()})
+        for extra in extras:
+            # A second instance under a registered VM's name would hide from everything that
+            # goes by name: it is not the registry's, so it goes, by its own id.
+            await self.driver.delete_instance(extra.instance_id)
+            log.warning("%s", logs.fields(event="duplicate deleted", cloud=self.cloud,
+                                          vm=extra.vm_id, instance=extra.instance_id,
+                                          intent=extra.intent_id))
         gone = orphans = failed = up = 0
         for key, entry in entries.items():
             vm = entry.value
@@ -319,12 +333,33 @@ class CloudWorker:
         log.info("%s", logs.fields(
             loop="reconcile", cloud=self.cloud, instances=len(instances), registry=len(entries),
             marked_gone=gone, marked_error=failed, marked_running=up, orphans_deleted=orphans,
+            duplicates_deleted=len(extras),
             orphans_waiting=len(self._orphans_seen)))
 
     async def listing(self, _: InstancesRequest) -> Message:
         """The live listing, for `cs` and tests (an admin view of what the cloud holds)."""
         return InstanceList(cloud=self.cloud, listed_at=time.time(),
                             instances=tuple(await self.driver.list()))
+
+
+def _one_per_name(listed: list[Instance], intents: dict[str, str]
+                  ) -> tuple[dict[str, Instance], list[Instance]]:
+    """The instances by VM name, one each, and the extras: where a name repeats, the one
+    carrying the registry's intent for that VM stays (else the first listed, and the orphan
+    rules decide about the name)."""
+    by_name: dict[str, Instance] = {}
+    extras: list[Instance] = []
+    for instance in listed:
+        kept = by_name.get(instance.vm_id)
+        if kept is None:
+            by_name[instance.vm_id] = instance
+            continue
+        if instance.vm_id not in intents or not instance.instance_id or not kept.instance_id:
+            continue  # unknown names are orphans (deleted by name), ids are needed to choose
+        if instance.intent_id == intents[instance.vm_id] != kept.intent_id:
+            by_name[instance.vm_id], instance = instance, kept
+        extras.append(instance)
+    return by_name, extras
 
 
 def _settings_of(record: CloudRecord) -> tuple[object, ...]:

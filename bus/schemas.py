@@ -345,6 +345,9 @@ class Instance(Message):
     intent_id: str
     detail: str = ""
     """What the provider says about the state (an error's fault message)."""
+    instance_id: str = ""
+    """The provider's own id (Nova server id, libvirt domain UUID): names can repeat on some
+    clouds, ids cannot."""
 
 
 class InstancesRequest(Message):

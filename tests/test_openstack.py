@@ -311,6 +311,29 @@ async def test_provisioner_killed_between_create_and_ack_makes_exactly_one_serve
             admin.compute.delete_server(server)
 
 
+async def test_a_second_server_under_a_registered_name_is_deleted_by_its_id(
+    bus: Bus, worker: CloudWorker, admin: Any, bed: Testbed,
+) -> None:
+    # Nova allows two servers with one name; reconcile keys instances by name, so an extra
+    # one would hide behind the registered VM and leak.
+    vm = os_vm(worker.cloud)
+    await _book(worker, vm)
+    await _apply(bus, worker, vm)
+    [kept] = servers_named(admin, vm.vm_id)
+    demo: Any = openstack.connect(cloud=APPCRED_CLOUD)
+    image = demo.image.find_image(IMAGE, ignore_missing=False)
+    flavor = demo.compute.find_flavor("m1.tiny", ignore_missing=False)
+    extra = demo.compute.create_server(
+        name=vm.vm_id, image_id=image.id, flavor_id=flavor.id, networks="none",
+        metadata={"cs_site": SITE, "cs_cloud": worker.cloud, "cs_intent": "an-older-boot"})
+    demo.close()
+    assert {s.id for s in servers_named(admin, vm.vm_id)} == {kept.id, extra.id}
+    await worker.reconcile()
+    assert [s.id for s in servers_named(admin, vm.vm_id)] == [kept.id]
+    assert (await _registry(worker, vm)) is not None  # the registered VM is untouched
+    await _apply(bus, worker, vm, "kill")
+
+
 async def test_a_server_stuck_building_is_killed_at_the_boot_timeout_and_counted(
     bus: Bus, worker: CloudWorker, admin: Any, bed: Testbed,
 ) -> None:

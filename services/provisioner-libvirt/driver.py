@@ -245,7 +245,7 @@ class LibvirtDriver:
     def _instance(self, dom: libvirt.virDomain, tag: dict[str, str]) -> Instance:
         state = _STATES.get(dom.state()[0], "unknown")
         return Instance(name=dom.name(), cloud=self.cloud, state=state, vm_id=dom.name(),
-                        intent_id=tag.get("intent", ""))
+                        intent_id=tag.get("intent", ""), instance_id=dom.UUIDString())
 
     def _lookup(self, conn: libvirt.virConnect, name: str) -> libvirt.virDomain | None:
         try:
@@ -414,6 +414,19 @@ class LibvirtDriver:
         """Destroy and undefine the domain, then delete its overlay and seed; what is
         already missing is success."""
         await self._call(f"delete {vm_id}", lambda conn: self._remove(conn, vm_id))
+
+    async def delete_instance(self, instance_id: str) -> None:
+        """Delete the domain with this UUID (libvirt names are unique per host, so this is the
+        domain of that name, disks included); absent is success."""
+        def run(conn: libvirt.virConnect) -> None:
+            try:
+                dom = conn.lookupByUUIDString(instance_id)
+            except libvirt.libvirtError as exc:
+                if _no(libvirt.VIR_ERR_NO_DOMAIN, exc):
+                    return
+                raise
+            self._remove(conn, dom.name())
+        await self._call(f"delete domain {instance_id}", run)
 
     async def state(self, vm_id: str) -> Instance | None:
         """The domain named `vm_id`, or None."""

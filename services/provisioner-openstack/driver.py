@@ -17,7 +17,7 @@ import concurrent.futures
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -179,7 +179,7 @@ class OpenstackDriver:
         detail = fault.get("message", "") if isinstance(fault, dict) else str(fault)
         return Instance(name=server.name, cloud=self.cloud, state=state, vm_id=server.name,
                         intent_id=(server.metadata or {}).get(META_INTENT, ""),
-                        detail=detail or "")
+                        detail=detail or "", instance_id=server.id or "")
 
     def _servers(self, conn: openstack.connection.Connection, name: str | None = None
                  ) -> list[Any]:
@@ -261,21 +261,30 @@ class OpenstackDriver:
             return self._instance(server).model_copy(update={"state": "creating"})
         return await self._call(f"create {vm.vm_id}", run)
 
+    def _delete_and_wait(self, conn: openstack.connection.Connection, servers: Sequence[Any],
+                         what: str) -> None:
+        for server in servers:
+            conn.compute.delete_server(server, ignore_missing=True)
+        for server in servers:
+            try:
+                conn.compute.wait_for_delete(server, interval=0.5, wait=self.timeout_s)
+            except sdk.ResourceTimeout:
+                raise TemporaryError(f"delete {what}: the server is still there after "
+                                     f"{self.timeout_s:.0f}s; retrying", delay=15.0) from None
+
     async def delete(self, vm_id: str) -> None:
         """Delete every server of ours with this name and wait until Nova no longer lists
         them (the registry entry goes only then); none left is success."""
+        await self._call(f"delete {vm_id}", lambda conn: self._delete_and_wait(
+            conn, self._servers(conn, vm_id), vm_id))
+
+    async def delete_instance(self, instance_id: str) -> None:
+        """Delete the server with this id, if it is ours, and wait until it is gone."""
         def run(conn: openstack.connection.Connection) -> None:
-            servers = self._servers(conn, vm_id)
-            for server in servers:
-                conn.compute.delete_server(server, ignore_missing=True)
-            for server in servers:
-                try:
-                    conn.compute.wait_for_delete(server, interval=0.5, wait=self.timeout_s)
-                except sdk.ResourceTimeout:
-                    raise TemporaryError(f"delete {vm_id}: the server is still there after "
-                                         f"{self.timeout_s:.0f}s; retrying", delay=15.0) \
-                        from None
-        await self._call(f"delete {vm_id}", run)
+            server = conn.compute.find_server(instance_id, ignore_missing=True)
+            if server is not None and self._ours(server):
+                self._delete_and_wait(conn, [server], instance_id)
+        await self._call(f"delete server {instance_id}", run)
 
     async def state(self, vm_id: str) -> Instance | None:
         """The server of ours with this name, or None."""
