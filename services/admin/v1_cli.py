@@ -10,7 +10,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
 
 import typer
 
@@ -21,6 +22,7 @@ from services.admin import v1
 from services.admin.cli import _with_bus
 
 VERSION = "cloudscheduler (v1-compatible cloud_status/cloud_admin)"
+T = TypeVar("T")
 
 
 def _nats(server: str | None, port: int | None) -> str | None:
@@ -30,9 +32,10 @@ def _nats(server: str | None, port: int | None) -> str | None:
     return f"nats://{server or '127.0.0.1'}:{port or 4222}"
 
 
-def _run(nats: str | None, work: object) -> object:
+def _run(nats: str | None, work: Callable[[Bus], Awaitable[T]]) -> T:
+    """`cs`'s bus handling (one-line errors), with its exit turned into a plain exit."""
     try:
-        return _with_bus(nats, work)  # type: ignore[arg-type]
+        return _with_bus(nats, work)
     except typer.Exit as exc:
         raise SystemExit(exc.exit_code) from None
 
@@ -77,7 +80,6 @@ def status_main(argv: Sequence[str] | None = None) -> int:
         return await AdminClient(bus).status()
 
     status = _run(_nats(args.server, args.port), work)
-    assert isinstance(status, StatusReply)
     if args.vm:
         match = [vm for vm in status.vms if vm.cloud == args.cloud and vm.vm_id == args.vm]
         clouds = [c for c in status.clouds if c.name == args.cloud]
@@ -135,11 +137,11 @@ def admin_main(argv: Sequence[str] | None = None) -> int:
         name, on = (args.enable, True) if args.enable else (args.disable, False)
         reply = _run(nats, lambda bus: AdminClient(bus).set_enabled(name, on))
         print(f"Cloud {name} {'enabled' if on else 'disabled'}"
-              + ("" if getattr(reply, "changed", True) else " (no change)"))
+              + ("" if reply.changed else " (no change)"))
         return 0
     if args.reconfig:
         reloaded = _run(nats, lambda bus: AdminClient(bus).reload())
-        print(f"Reloaded {getattr(reloaded, 'path', '')}")
+        print(f"Reloaded {reloaded.path}")
         return 0
     if args.kill or args.retire:
         if not args.cloud or not (args.vm or args.all or args.number):
@@ -170,9 +172,7 @@ def _act(nats: str | None, cloud: str, vm: str | None, every: bool, number: int 
         killed = await client.kill(VmKillRequest(cloud=cloud, vm_ids=ids, all_on_cloud=every))
         return len(killed.killed), [f"{s.vm_id}: {s.reason}" for s in killed.skipped]
 
-    result = _run(nats, work)
-    assert isinstance(result, tuple)
-    done, skipped = result
+    done, skipped = _run(nats, work)
     for line in skipped:
         print(f"skipped {line}", file=sys.stderr)
     print(f"{'Retiring' if drain else 'Killing'} {done} VM(s) on {cloud}")
