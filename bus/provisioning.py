@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar, Protocol
 
 from bus import logs, subjects
@@ -34,7 +35,7 @@ from bus.schemas import (
     VmRecord,
     VmState,
 )
-from bus.siteconfig import Section
+from bus.siteconfig import Section, SiteConfig
 
 log = logging.getLogger("provisioner")
 
@@ -123,6 +124,34 @@ class ProvisionerSettings:
             vanished_grace_s=sec.number("vanished_grace_s", 30.0),
             parallel_intents=sec.integer("parallel_intents", 8, minimum=1),
         )
+
+
+@dataclass(frozen=True)
+class ProvisionerServiceSettings:
+    """What a provisioner service (libvirt or OpenStack) reads from the site config."""
+
+    nats_url: str
+    """NATS server URL (CS_NATS_URL overrides the file)."""
+    site: str
+    """Installation id, written into every VM's tag; VMs of other sites are never touched."""
+    call_timeout_s: float
+    """Seconds one cloud API call may take before it counts as a temporary failure."""
+    clouds_yaml: Path | None
+    """OpenStack: clouds.yaml holding each cloud's `os_cloud` entry (credentials stay there);
+    None = openstacksdk's search (OS_CLIENT_CONFIG_FILE, ./, ~/.config/openstack/,
+    /etc/openstack/). Unused by libvirt."""
+    loops: ProvisionerSettings
+    """Reconcile interval, grace periods, intents at once."""
+
+    @classmethod
+    def from_site(cls, site: SiteConfig) -> ProvisionerServiceSettings:
+        """Read and validate the `[provisioner]` table."""
+        sec = site.section("provisioner")
+        sec.check_keys(set(ProvisionerSettings.KEYS) | {"call_timeout_s", "clouds_yaml"})
+        return cls(nats_url=site.nats_url, site=site.site,
+                   call_timeout_s=sec.number("call_timeout_s", 30.0, minimum=1.0),
+                   clouds_yaml=sec.path_value("clouds_yaml", ""),
+                   loops=ProvisionerSettings.from_section(sec))
 
 
 class CloudWorker:

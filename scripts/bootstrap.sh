@@ -17,14 +17,8 @@ command -v gcc >/dev/null || need_apt+=(gcc)
 
 if ((${#need_apt[@]})); then
     echo "bootstrap: installing system packages: ${need_apt[*]}"
-    SUDO=""
-    if [ "$(id -u)" -ne 0 ]; then
-        command -v sudo >/dev/null || {
-            echo "bootstrap: not root and no sudo; run: apt-get install ${need_apt[*]}" >&2
-            exit 1
-        }
-        SUDO=sudo
-    fi
+    . scripts/root.sh
+    as_root bootstrap "apt-get install ${need_apt[*]}"
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
 fi

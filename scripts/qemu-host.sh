@@ -4,14 +4,8 @@
 # be, and start virtlogd and libvirtd if they are not running. Safe to run again.
 # Needs root (or sudo). Prints one line per thing it did.
 set -euo pipefail
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then
-    command -v sudo >/dev/null || {
-        echo "qemu-host: needs root; run: sudo $0" >&2
-        exit 1
-    }
-    SUDO=sudo
-fi
+. "$(dirname "$0")/root.sh"
+as_root qemu-host "sudo $0"
 
 need=()
 for pkg in libvirt-daemon-system qemu-system-x86 qemu-utils; do

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from bus.contextualize import WorkerSettings
+from bus.provisioning import ProvisionerServiceSettings
 from bus.schemas import PoolSnapshot
 from bus.siteconfig import SiteConfig
 from services.planner.core import plan
@@ -21,8 +22,6 @@ from services.poller.demand import PROJECTION, build_demand
 from services.poller.pool import PROJECTION as POOL_PROJECTION
 from services.poller.pool import build_pool
 from services.poller.settings import PollerSettings
-from services.provisioner_libvirt.settings import LibvirtSettings
-from services.provisioner_openstack.settings import OpenstackSettings
 
 
 def plan_offline(site: SiteConfig, queue: Path, pool_file: Path | None,
@@ -60,6 +59,5 @@ def check_config(site: SiteConfig) -> None:
     """Validate every service's table of the site config (ConfigError names the key)."""
     PollerSettings.from_site(site)
     PlannerSettings.from_site(site)
-    LibvirtSettings.from_site(site)
-    OpenstackSettings.from_site(site)
+    ProvisionerServiceSettings.from_site(site)
     WorkerSettings.from_site(site)

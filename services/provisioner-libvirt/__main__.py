@@ -7,19 +7,18 @@ import logging
 
 from bus.connection import Bus
 from bus.contextualize import WorkerSettings
-from bus.provisioning import CloudDriver, run_provisioner
+from bus.provisioning import CloudDriver, ProvisionerServiceSettings, run_provisioner
 from bus.runloop import ServiceBody, service_main
 from bus.schemas import CloudRecord
 from bus.siteconfig import SiteConfig
 from services.provisioner_libvirt.driver import LibvirtDriver
-from services.provisioner_libvirt.settings import LibvirtSettings
 
 SERVICE = "cs-provisioner-libvirt"
 
 
 def build(site: SiteConfig, log: logging.Logger) -> ServiceBody:
     """The libvirt provisioner's body: serve every libvirt cloud of the site."""
-    settings = LibvirtSettings.from_site(site)
+    settings = ProvisionerServiceSettings.from_site(site)
     worker = WorkerSettings.from_site(site)
 
     async def make_driver(cloud: CloudRecord) -> CloudDriver:

@@ -8,18 +8,17 @@ import logging
 from bus import siteconfig
 from bus.connection import Bus
 from bus.contextualize import WorkerSettings
-from bus.provisioning import CloudDriver, run_provisioner
+from bus.provisioning import CloudDriver, ProvisionerServiceSettings, run_provisioner
 from bus.runloop import ServiceBody, service_main
 from bus.schemas import CloudRecord
 from services.provisioner_openstack.driver import OpenstackDriver
-from services.provisioner_openstack.settings import OpenstackSettings
 
 SERVICE = "cs-provisioner-openstack"
 
 
 def build(site: siteconfig.SiteConfig, log: logging.Logger) -> ServiceBody:
     """The OpenStack provisioner's body: serve every OpenStack cloud of the site."""
-    settings = OpenstackSettings.from_site(site)
+    settings = ProvisionerServiceSettings.from_site(site)
     worker = WorkerSettings.from_site(site)
 
     async def make_driver(cloud: CloudRecord) -> CloudDriver:
