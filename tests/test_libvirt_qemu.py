@@ -17,7 +17,7 @@ import pytest
 from bus import subjects
 from bus.connection import Bus
 from bus.contextualize import WorkerSettings
-from bus.schemas import CloudRecord, Intent, VmRecord
+from bus.schemas import CloudRecord, Intent, VmRecord, VmSpec
 from services.admin.supervisor import MODULES
 from services.provisioner_libvirt.driver import OVERLAY_SUFFIX, SEED_SUFFIX, LibvirtDriver
 from tests import guest, qemu_host
@@ -168,3 +168,50 @@ async def test_provisioner_killed_between_create_and_ack_makes_exactly_one_vm(
         leftover_driver = LibvirtDriver(qemu_host.record(cloud, built, USER_DATA), SITE, WORKER)
         await leftover_driver.delete(vm.vm_id)
         await leftover_driver.close()
+
+
+async def test_two_provisioner_replicas_share_a_clouds_intents_and_make_each_vm_once(
+    bus: Bus, nats_server: NatsServer, built: guest.Guest, tmp_path: Path,
+) -> None:
+    cloud = f"pair{uuid.uuid4().hex[:6]}"
+    await bus.kv(subjects.CLOUDS_BUCKET, CloudRecord).put(
+        cloud, qemu_host.record(cloud, built, USER_DATA))
+    vms = [make_vm(cloud, SITE).model_copy(update={
+        "created_at": time.time(), "updated_at": time.time(),
+        "spec": VmSpec(vm_type="worker", cores=1, memory_mb=128)}) for _ in range(6)]
+    kv = bus.kv(subjects.VMS_BUCKET, VmRecord)
+    for vm in vms:
+        assert await kv.create(subjects.vm_key(cloud, vm.vm_id), vm) is not None
+    config = tmp_path / "cs.toml"
+    # One intent at a time per replica, so both take some of the six.
+    config.write_text(PROVISIONER_CONFIG.format(site=SITE, url=nats_server.url)
+                      + "parallel_intents = 1\n")
+    logs = [tmp_path / "a.log", tmp_path / "b.log"]
+    replicas = [_start_provisioner(config, log, nats_server.url) for log in logs]
+    try:
+        await asyncio.sleep(3.0)  # both are pulling before the intents come
+        for vm in vms:
+            await bus.js_publish(subjects.intent(cloud), Intent(
+                intent_id=vm.intent_id, action="boot", cloud=cloud, vm_id=vm.vm_id,
+                spec=vm.spec, created_at=time.time()))
+        for vm in vms:
+            await _registry_state(bus, vm, "running", timeout=120)
+        domains, volumes = qemu_host.ours(f"cs-{SITE}-{cloud}-")
+        assert sorted(domains) == sorted(vm.vm_id for vm in vms)  # each VM once
+        assert len(volumes) == 2 * len(vms)
+        deadline = time.monotonic() + 30
+        while True:  # a VM is running before its intent's outcome is logged
+            applied = [log.read_text().count(f"cloud={cloud} vm=") for log in logs]
+            if sum(applied) >= len(vms) or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.5)
+        assert sum(applied) == len(vms) and all(applied), applied  # shared, none twice
+    finally:
+        for proc in replicas:
+            proc.terminate()
+            proc.wait(15)
+        cleanup = LibvirtDriver(qemu_host.record(cloud, built, USER_DATA), SITE, WORKER)
+        for vm in vms:
+            await cleanup.delete(vm.vm_id)
+        await cleanup.close()
+    assert qemu_host.ours(f"cs-{SITE}-{cloud}-") == ([], [])
