@@ -178,6 +178,16 @@ def _no(code: int, exc: libvirt.libvirtError) -> bool:
     return bool(exc.get_error_code() == code)
 
 
+def _or_none(missing: int, lookup: Callable[[str], T], key: str) -> T | None:
+    """`lookup(key)`, or None when libvirt answers with the `missing` error code."""
+    try:
+        return lookup(key)
+    except libvirt.libvirtError as exc:
+        if _no(missing, exc):
+            return None
+        raise
+
+
 class LibvirtDriver:
     """A CloudDriver over one libvirt connection URI (one host)."""
 
@@ -248,12 +258,7 @@ class LibvirtDriver:
                         intent_id=tag.get("intent", ""), instance_id=dom.UUIDString())
 
     def _lookup(self, conn: libvirt.virConnect, name: str) -> libvirt.virDomain | None:
-        try:
-            return conn.lookupByName(name)
-        except libvirt.libvirtError as exc:
-            if _no(libvirt.VIR_ERR_NO_DOMAIN, exc):
-                return None
-            raise
+        return _or_none(libvirt.VIR_ERR_NO_DOMAIN, conn.lookupByName, name)
 
     def _storage(self, conn: libvirt.virConnect) -> libvirt.virStoragePool:
         try:
@@ -270,12 +275,7 @@ class LibvirtDriver:
         return pool
 
     def _volume(self, pool: libvirt.virStoragePool, name: str) -> libvirt.virStorageVol | None:
-        try:
-            return pool.storageVolLookupByName(name)
-        except libvirt.libvirtError as exc:
-            if _no(libvirt.VIR_ERR_NO_STORAGE_VOL, exc):
-                return None
-            raise
+        return _or_none(libvirt.VIR_ERR_NO_STORAGE_VOL, pool.storageVolLookupByName, name)
 
     def _base(self, conn: libvirt.virConnect, pool: libvirt.virStoragePool, vm: VmRecord
               ) -> tuple[str, int]:
@@ -419,13 +419,9 @@ class LibvirtDriver:
         """Delete the domain with this UUID (libvirt names are unique per host, so this is the
         domain of that name, disks included); absent is success."""
         def run(conn: libvirt.virConnect) -> None:
-            try:
-                dom = conn.lookupByUUIDString(instance_id)
-            except libvirt.libvirtError as exc:
-                if _no(libvirt.VIR_ERR_NO_DOMAIN, exc):
-                    return
-                raise
-            self._remove(conn, dom.name())
+            dom = _or_none(libvirt.VIR_ERR_NO_DOMAIN, conn.lookupByUUIDString, instance_id)
+            if dom is not None:
+                self._remove(conn, dom.name())
         await self._call(f"delete domain {instance_id}", run)
 
     async def state(self, vm_id: str) -> Instance | None:
