@@ -113,16 +113,30 @@ async def _registry_state(bus: Bus, vm: VmRecord, want: str, timeout: float) -> 
     raise AssertionError(f"{vm.vm_id} not {want} in the registry within {timeout:.0f}s")
 
 
+async def _book_cloud(bus: Bus, built: guest.Guest, cloud: str, count: int,
+                      spec: VmSpec | None = None) -> list[VmRecord]:
+    """The cloud's record in KV and `count` VMs booked in the registry (as the admin service
+    and the planner would have done); the booked VMs."""
+    await bus.kv(subjects.CLOUDS_BUCKET, CloudRecord).put(
+        cloud, qemu_host.record(cloud, built, USER_DATA))
+    kv = bus.kv(subjects.VMS_BUCKET, VmRecord)
+    vms = []
+    for _ in range(count):
+        vm = make_vm(cloud, SITE)
+        update: dict[str, object] = {"created_at": time.time(), "updated_at": time.time()}
+        if spec is not None:
+            update["spec"] = spec
+        vm = vm.model_copy(update=update)
+        assert await kv.create(subjects.vm_key(cloud, vm.vm_id), vm) is not None
+        vms.append(vm)
+    return vms
+
+
 async def test_provisioner_killed_between_create_and_ack_makes_exactly_one_vm(
     bus: Bus, nats_server: NatsServer, built: guest.Guest, tmp_path: Path,
 ) -> None:
     cloud = f"crash{uuid.uuid4().hex[:6]}"
-    await bus.kv(subjects.CLOUDS_BUCKET, CloudRecord).put(
-        cloud, qemu_host.record(cloud, built, USER_DATA))
-    vm = make_vm(cloud, SITE).model_copy(update={"created_at": time.time(),
-                                                 "updated_at": time.time()})
-    assert await bus.kv(subjects.VMS_BUCKET, VmRecord).create(
-        subjects.vm_key(cloud, vm.vm_id), vm) is not None
+    [vm] = await _book_cloud(bus, built, cloud, 1)
     config = tmp_path / "cs.toml"
     config.write_text(PROVISIONER_CONFIG.format(site=SITE, url=nats_server.url))
     first_log, second_log = tmp_path / "first.log", tmp_path / "second.log"
@@ -174,14 +188,8 @@ async def test_two_provisioner_replicas_share_a_clouds_intents_and_make_each_vm_
     bus: Bus, nats_server: NatsServer, built: guest.Guest, tmp_path: Path,
 ) -> None:
     cloud = f"pair{uuid.uuid4().hex[:6]}"
-    await bus.kv(subjects.CLOUDS_BUCKET, CloudRecord).put(
-        cloud, qemu_host.record(cloud, built, USER_DATA))
-    vms = [make_vm(cloud, SITE).model_copy(update={
-        "created_at": time.time(), "updated_at": time.time(),
-        "spec": VmSpec(vm_type="worker", cores=1, memory_mb=128)}) for _ in range(6)]
-    kv = bus.kv(subjects.VMS_BUCKET, VmRecord)
-    for vm in vms:
-        assert await kv.create(subjects.vm_key(cloud, vm.vm_id), vm) is not None
+    vms = await _book_cloud(bus, built, cloud, 6,
+                            VmSpec(vm_type="worker", cores=1, memory_mb=128))
     config = tmp_path / "cs.toml"
     # One intent at a time per replica, so both take some of the six.
     config.write_text(PROVISIONER_CONFIG.format(site=SITE, url=nats_server.url)
