@@ -12,6 +12,7 @@ for servers booted with `networks="none"`.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -20,6 +21,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -200,7 +202,7 @@ class Testbed:
                      "nova-conductor", "nova-scheduler", "nova-compute"):
             self.start_service(name)
         for name, port in PORTS.items():
-            self._wait(name, lambda port=port: self._answers(port), 120)
+            self._wait(name, functools.partial(self._answers, port), 120)
         self._write_clouds_yaml(appcred=None)
         self._setup_keystone()
         self._wait("nova-compute", self._computes_up, 180)
@@ -264,8 +266,7 @@ class Testbed:
         return self.clouds_yaml.exists() and all(self._answers(p) for p in PORTS.values())
 
     @staticmethod
-    def _wait(what: str, ready: object, timeout: float) -> None:
-        assert callable(ready)
+    def _wait(what: str, ready: Callable[[], bool], timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while not ready():
             if time.monotonic() > deadline:
