@@ -24,6 +24,8 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/hadolint --config container/hadolint.yaml container/Dockerfile
+	$(VENV)/bin/shellcheck -x scripts/*.sh container/entrypoint.sh
 
 ## unit: the fast tests only
 unit: $(STAMP)

@@ -350,6 +350,8 @@ class Bus:
             outage.clear()
             log.info("nats reconnected service=%s", service)
 
+        # A cluster is several URLs, comma-separated; nats-py wants them as a list.
+        servers = [one.strip() for one in url.split(",") if one.strip()]
         deadline = time.monotonic() + wait_s
         last_error: Exception | None = None
         while True:
@@ -358,7 +360,7 @@ class Bus:
                 # nats-py retries an initial connect forever when reconnects are unlimited,
                 # so the first connection is bounded here; reconnects are then unlimited.
                 nc = await asyncio.wait_for(nats.connect(
-                    url,
+                    servers,
                     name=service,
                     connect_timeout=2,
                     reconnect_time_wait=1,

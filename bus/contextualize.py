@@ -8,12 +8,14 @@ the bus, and rendered user-data is never logged.
 
 from __future__ import annotations
 
+import shlex
 import string
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bus.errors import ConfigError, PermanentError
+from bus.errors import ConfigError, PermanentError, TemporaryError
 from bus.schemas import VmRecord
 
 if TYPE_CHECKING:
@@ -28,7 +30,7 @@ VARIABLES: dict[str, str] = {
     "CS_INTENT_ID": "the boot intent's id",
     "CS_CORES": "cores of the VM",
     "CS_MEMORY_MB": "memory of the VM in MB",
-    "CS_POOL_TOKEN": "the pool credential (IDTOKEN) read from [worker] token_file",
+    "CS_POOL_TOKEN": "the pool credential (IDTOKEN) from [worker] token_file or token_command",
 }
 """Every placeholder a template may use, with what it becomes."""
 
@@ -63,17 +65,34 @@ class WorkerSettings:
     """Host (and optional :port) of the pool's collector; default: this machine's name."""
     token_file: Path | None
     """File holding the pool credential (an IDTOKEN) for the VMs; None = VMs get none."""
+    token_command: tuple[str, ...] = ()
+    """A command (argv, no shell) whose standard output is the credential, run for every boot,
+    e.g. `condor_token_create -identity worker@pool`; () = use token_file."""
+    token_timeout_s: float = 30.0
+    """How long token_command may take before the boot fails as temporary."""
 
     @classmethod
     def from_site(cls, site: SiteConfig) -> WorkerSettings:
         """Read and validate the `[worker]` table."""
         sec = site.section("worker")
-        sec.check_keys({"central_manager", "token_file"})
+        sec.check_keys({"central_manager", "token_file", "token_command"})
+        raw = sec.string("token_command", "")
+        try:
+            command = tuple(shlex.split(raw))
+        except ValueError as exc:
+            raise ConfigError(f"{site.path}: [worker] token_command: {exc}") from None
+        token_file = sec.path_value("token_file", "")
+        if command and token_file is not None:
+            raise ConfigError(f"{site.path}: [worker] has both token_file and token_command; "
+                              "the VMs' token comes from one of them")
         return cls(central_manager=sec.string("central_manager", "localhost"),
-                   token_file=sec.path_value("token_file", ""))
+                   token_file=token_file, token_command=command)
 
     def token(self) -> str:
-        """The pool credential, read fresh on every boot (tokens are rotated on disk)."""
+        """The pool credential, fresh for every boot (tokens are rotated on disk, or minted
+        per VM by the command). Errors never quote the command's output: it may be a token."""
+        if self.token_command:
+            return self._run_token_command()
         if self.token_file is None:
             return ""
         try:
@@ -82,6 +101,25 @@ class WorkerSettings:
             raise PermanentError(
                 f"cannot read the pool token file {self.token_file} ([worker] token_file): "
                 f"{exc.strerror}") from None
+
+    def _run_token_command(self) -> str:
+        name = self.token_command[0]
+        try:
+            done = subprocess.run(self.token_command, capture_output=True, text=True,
+                                  timeout=self.token_timeout_s, check=False)
+        except FileNotFoundError:
+            raise PermanentError(f"[worker] token_command: {name} not found") from None
+        except subprocess.TimeoutExpired:
+            raise TemporaryError(f"[worker] token_command {name} took longer than "
+                                 f"{self.token_timeout_s:.0f}s") from None
+        token = done.stdout.strip()
+        if done.returncode != 0 or not token:
+            # stderr's last line says why (condor_token_create: "Failed to ..."); it never
+            # holds the token, which goes to stdout.
+            why = (done.stderr.strip().splitlines() or ["no output"])[-1][:200]
+            raise TemporaryError(f"[worker] token_command {name} exited with "
+                                 f"{done.returncode}: {why}")
+        return token
 
 
 def check_template(text: str, where: str) -> None:

@@ -33,11 +33,13 @@ def service_main(
     except ConfigError as exc:
         log.error("%s", exc)
         return 2
-    return run_service(service, site.nats_url, body)
+    return run_service(service, site.nats_url, body, replicas=site.nats_replicas)
 
 
-def run_service(service: str, nats_url: str, body: ServiceBody, wait_s: float = 60.0) -> int:
-    """Run `body(bus, stop)` until SIGINT/SIGTERM; the process exit code."""
+def run_service(service: str, nats_url: str, body: ServiceBody, wait_s: float = 60.0,
+                replicas: int = 1) -> int:
+    """Run `body(bus, stop)` until SIGINT/SIGTERM; the process exit code. Streams and
+    buckets that are missing are created with `replicas` copies."""
     log = logging.getLogger(service)
 
     async def main() -> int:
@@ -48,7 +50,7 @@ def run_service(service: str, nats_url: str, body: ServiceBody, wait_s: float = 
         bus = await Bus.connect(nats_url, service, wait_s=wait_s)
         log.info("connected url=%s", redacted(nats_url))
         try:
-            await bus.ensure_infra()
+            await bus.ensure_infra(replicas)
             await body(bus, stop)
         finally:
             await bus.close()

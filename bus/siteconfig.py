@@ -124,6 +124,8 @@ class SiteConfig:
     nats_url: str
     clouds: tuple[CloudRecord, ...]
     tables: dict[str, dict[str, Any]]
+    nats_replicas: int = 1
+    """Copies of every stream and KV bucket ([nats] replicas): 3 on a 3-node NATS cluster."""
 
     def section(self, name: str) -> Section:
         """One service's table (empty when absent)."""
@@ -253,9 +255,16 @@ def load(path: Path, env: dict[str, str] | None = None) -> SiteConfig:
         if not isinstance(value, dict):
             raise ConfigError(f"{path}: [{key}] must be a table")
         tables[key] = value
+    if env.get("CS_CENTRAL_MANAGER"):
+        # The container sets it from `docker run -e CENTRAL_MANAGER=...`: no file edits.
+        tables["worker"] = {**tables["worker"], "central_manager": env["CS_CENTRAL_MANAGER"]}
     nats_sec = Section(path, "nats", tables["nats"])
-    nats_sec.check_keys({"url"})
+    nats_sec.check_keys({"url", "replicas"})
     nats_url = env.get("CS_NATS_URL") or nats_sec.string("url", DEFAULT_NATS_URL)
+    replicas = nats_sec.integer("replicas", 1, minimum=1)
+    if replicas > 5:
+        raise ConfigError(f"{path}: [nats] replicas = {replicas}: JetStream keeps at most 5 "
+                          "copies (use 3 on a 3-node cluster)")
     raw_clouds = raw.get("cloud", [])
     if not isinstance(raw_clouds, list):
         raise ConfigError(f"{path}: 'cloud' must be an array of tables: write [[cloud]]")
@@ -264,7 +273,8 @@ def load(path: Path, env: dict[str, str] | None = None) -> SiteConfig:
     for name in names:
         if names.count(name) > 1:
             raise ConfigError(f"{path}: cloud {name!r} is defined more than once")
-    return SiteConfig(path=path, site=site, nats_url=nats_url, clouds=clouds, tables=tables)
+    return SiteConfig(path=path, site=site, nats_url=nats_url, clouds=clouds, tables=tables,
+                      nats_replicas=replicas)
 
 
 def config_path(explicit: str | None, env: dict[str, str] | None = None) -> Path:

@@ -4,6 +4,7 @@
 # be, and start virtlogd and libvirtd if they are not running. Safe to run again.
 # Needs root (or sudo). Prints one line per thing it did.
 set -euo pipefail
+# shellcheck source=scripts/root.sh
 . "$(dirname "$0")/root.sh"
 as_root qemu-host "sudo $0"
 

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034  # SUDO is read by the scripts that source this
 # Sourced by the set-up scripts: `as_root WHO HINT` sets SUDO to "" when running as root and to
 # "sudo" when sudo exists; otherwise it prints "WHO: not root and no sudo; run: HINT" and exits.
 as_root() {

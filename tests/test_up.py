@@ -3,9 +3,7 @@ stops every child, and a busy port is one clear line."""
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -15,48 +13,9 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.demo import config, cs, free_port, wait_running
 
 pytestmark = pytest.mark.e2e
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def config(tmp_path: Path, port: int) -> Path:
-    text = (ROOT / "examples" / "demo.toml").read_text()
-    text = text.replace("nats://127.0.0.1:4222", f"nats://127.0.0.1:{port}")
-    text = text.replace('queue_file = "demo-queue.txt"',
-                        f'queue_file = "{ROOT / "examples" / "demo-queue.txt"}"')
-    text = text.replace("interval_s = 5", "interval_s = 0.5")
-    path = tmp_path / "demo.toml"
-    path.write_text(text)
-    shutil.copy(ROOT / "examples" / "demo-host.xml", tmp_path)  # the test host, named relatively
-    return path
-
-
-def cs(*args: str, port: int) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, CS_NATS_URL=f"nats://127.0.0.1:{port}")
-    return subprocess.run([sys.executable, "-m", "services.admin.cli", *args],
-                          capture_output=True, text=True, env=env, timeout=60)
-
-
-def wait_running(port: int, want: int, timeout: float = 60) -> dict[str, object]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = cs("status", "--json", port=port)
-        if result.returncode == 0:
-            doc: dict[str, object] = json.loads(result.stdout)
-            vms = doc["vms"]
-            assert isinstance(vms, list)
-            if sum(vm["state"] == "running" for vm in vms) == want:
-                return doc
-        time.sleep(0.5)
-    raise AssertionError(f"not {want} running VMs within {timeout}s")
 
 
 def children_of(pid: int) -> list[int]:

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from bus import siteconfig
-from bus.errors import ConfigError
+from bus.contextualize import WorkerSettings
+from bus.errors import ConfigError, PermanentError, TemporaryError
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -40,6 +41,9 @@ def test_env_overrides_nats_url(tmp_path: Path) -> None:
     assert _load(tmp_path, GOOD).nats_url == siteconfig.DEFAULT_NATS_URL
     site = _load(tmp_path, GOOD, {"CS_NATS_URL": "nats://10.0.0.1:4333"})
     assert site.nats_url == "nats://10.0.0.1:4333"
+    site = _load(tmp_path, GOOD + '[worker]\ncentral_manager = "a"\n',
+                 {"CS_CENTRAL_MANAGER": "cm.example.org:9618"})
+    assert WorkerSettings.from_site(site).central_manager == "cm.example.org:9618"
 
 
 @pytest.mark.parametrize(
@@ -60,6 +64,8 @@ def test_env_overrides_nats_url(tmp_path: Path) -> None:
         (GOOD + 'os_cloud = "x"\n', "[cloud c1] os_cloud: not a setting of a libvirt cloud"),
         (GOOD + 'domain_type = "xen"\n', "domain_type: expected one of kvm, qemu, test"),
         (GOOD + 'user_data = "nope.yaml"\n', "[cloud c1] user_data: cannot read"),
+        (GOOD + "[nats]\nreplicas = 7\n", "JetStream keeps at most 5"),
+        (GOOD + "[nats]\nreplicas = 0\n", "[nats] replicas: must be at least 1"),
     ],
 )
 def test_config_errors_name_file_and_key(tmp_path: Path, text: str, message: str) -> None:
@@ -99,3 +105,29 @@ def test_user_data_templates_are_read_and_checked(tmp_path: Path) -> None:
     (tmp_path / "ud.yaml").write_text("cost: $5")
     with pytest.raises(ConfigError, match=r"malformed placeholder.*\$\$"):
         _load(tmp_path, GOOD + 'user_data = "ud.yaml"\n')
+
+
+def test_nats_replicas(tmp_path: Path) -> None:
+    assert _load(tmp_path, GOOD).nats_replicas == 1
+    assert _load(tmp_path, GOOD + "[nats]\nreplicas = 3\n").nats_replicas == 3
+
+
+def test_worker_token_from_a_command(tmp_path: Path) -> None:
+    worker = WorkerSettings.from_site(_load(
+        tmp_path, GOOD + '[worker]\ntoken_command = "printf \'  eyJ.tok.en \\n\'"\n'))
+    assert worker.token_command[0] == "printf"
+    assert worker.token() == "eyJ.tok.en"
+    # A failing command: its exit code and stderr's last line, never its stdout.
+    failing = WorkerSettings("cm", None, ("sh", "-c", "echo SECRET; echo nope >&2; exit 3"))
+    with pytest.raises(TemporaryError) as info:
+        failing.token()
+    assert "exited with 3: nope" in str(info.value) and "SECRET" not in str(info.value)
+    with pytest.raises(PermanentError, match="no-such-minter not found"):
+        WorkerSettings("cm", None, ("no-such-minter",)).token()
+    with pytest.raises(TemporaryError, match="took longer than 0s"):
+        WorkerSettings("cm", None, ("sleep", "5"), token_timeout_s=0.2).token()
+    with pytest.raises(ConfigError, match="both token_file and token_command"):
+        WorkerSettings.from_site(_load(
+            tmp_path, GOOD + '[worker]\ntoken_file = "t"\ntoken_command = "true"\n'))
+    with pytest.raises(ConfigError, match="token_command: No closing quotation"):
+        WorkerSettings.from_site(_load(tmp_path, GOOD + '[worker]\ntoken_command = "a \'b"\n'))
