@@ -388,9 +388,25 @@ class Bus:
                 )
             await asyncio.sleep(0.2)
 
-    async def ensure_infra(self, replicas: int = 1) -> None:
-        """Create the streams and buckets if they are missing."""
-        await infra.ensure(self.js, replicas)
+    async def ensure_infra(self, replicas: int = 1, wait_s: float = 60.0) -> None:
+        """Create the streams and buckets if they are missing. A JetStream still starting
+        (a cluster electing its leaders, a server replaying its store) is waited for up to
+        `wait_s`: services started together with NATS must not give up on it."""
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                await infra.ensure(self.js, replicas)
+                return
+            except (nats.errors.TimeoutError, nats.errors.NoRespondersError,
+                    nats.js.errors.ServiceUnavailableError, nats.js.errors.ServerError,
+                    infra.NotReady) as exc:
+                if time.monotonic() > deadline:
+                    raise BusUnavailable(
+                        f"JetStream did not become ready within {wait_s:.0f}s ({exc!r}); is "
+                        "nats-server started with -js (and, on a cluster, is a majority of "
+                        "its nodes up)?") from None
+                log.info("waiting for JetStream service=%s (%r)", self.service, exc)
+                await asyncio.sleep(1.0)
 
     def kv(self, bucket: str, schema: type[M]) -> TypedKv[M]:
         """Typed access to one KV bucket."""

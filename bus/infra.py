@@ -68,6 +68,10 @@ def bucket_configs(replicas: int = 1) -> list[KeyValueConfig]:
     ]
 
 
+class NotReady(Exception):
+    """JetStream answered but cannot place a stream yet (a cluster still forming)."""
+
+
 async def ensure(js: JetStreamContext, replicas: int = 1) -> None:
     """Create every stream and bucket that does not exist yet; leave existing ones alone."""
     for config in stream_configs(replicas):
@@ -77,11 +81,22 @@ async def ensure(js: JetStreamContext, replicas: int = 1) -> None:
         except NotFoundError:
             try:
                 await js.add_stream(config)
-            except BadRequestError:
-                # Another service created it between our look-up and our add.
-                await js.stream_info(config.name)
+            except BadRequestError as exc:
+                # Another service created it between our look-up and our add, or the cluster
+                # has not got enough peers for `replicas` yet ("no suitable peers").
+                await _exists_or_not_ready(js, config.name, exc)
     for kv_config in bucket_configs(replicas):
         try:
             await js.key_value(kv_config.bucket)
         except (NotFoundError, BadRequestError):
-            await js.create_key_value(kv_config)
+            try:
+                await js.create_key_value(kv_config)
+            except BadRequestError as exc:
+                await _exists_or_not_ready(js, f"KV_{kv_config.bucket}", exc)
+
+
+async def _exists_or_not_ready(js: JetStreamContext, stream: str, exc: BadRequestError) -> None:
+    try:
+        await js.stream_info(stream)
+    except NotFoundError:
+        raise NotReady(f"cannot create {stream}: {exc.description}") from None

@@ -10,7 +10,6 @@ not import each other, and it is the bus-facing half of every provisioner.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -22,7 +21,7 @@ from bus import logs, subjects
 from bus.connection import Bus, Delivery, TypedKv, Versioned, WorkQueue
 from bus.errors import OutOfResources, PermanentError, ProviderError, TemporaryError
 from bus.micro import Endpoint, serve
-from bus.runloop import keep_running
+from bus.runloop import every, keep_running
 from bus.schemas import (
     CloudCapacity,
     CloudRecord,
@@ -416,29 +415,36 @@ async def run_provisioner(
     clouds_kv = bus.kv(subjects.CLOUDS_BUCKET, CloudRecord)
     workers: dict[str, tuple[CloudWorker, list[asyncio.Task[None]]]] = {}
 
-    try:
-        while not stop.is_set():
-            records = [v.value for v in (await clouds_kv.items()).values()]
-            for record in records:
-                if record.provider != provider:
-                    continue
+    async def serve_new(record: CloudRecord) -> None:
+        driver = await factory(record)
+        worker = CloudWorker(bus, provider, record.name, driver, settings, record)
+        await serve(bus, f"{subjects.PROVIDER_SERVICE_PREFIX}-{provider}", "0.1.0",
+                    subjects.provider_group(record.name),
+                    [Endpoint(subjects.PROVIDER_INSTANCES, InstancesRequest, worker.listing)])
+        tasks = [asyncio.create_task(keep_running(
+                     f"intent consumer of {record.name}", stop, worker.consume, log)),
+                 asyncio.create_task(worker.run_reconcile(stop))]
+        workers[record.name] = (worker, tasks)
+        log.info("%s", logs.fields(event="serving", cloud=record.name, provider=provider))
+
+    async def step() -> None:
+        # A bus outage (a NATS node lost, leaders re-elected) fails this step; `every` logs
+        # it and tries again, so the clouds already served keep their workers meanwhile.
+        records = [v.value for v in (await clouds_kv.items()).values()]
+        for record in records:
+            if record.provider != provider:
+                continue
+            try:
                 if record.name in workers:
                     await _refresh(workers[record.name][0], record, factory)
-                    continue
-                driver = await factory(record)
-                worker = CloudWorker(bus, provider, record.name, driver, settings, record)
-                await serve(bus, f"{subjects.PROVIDER_SERVICE_PREFIX}-{provider}", "0.1.0",
-                            subjects.provider_group(record.name),
-                            [Endpoint(subjects.PROVIDER_INSTANCES, InstancesRequest,
-                                      worker.listing)])
-                tasks = [asyncio.create_task(keep_running(
-                             f"intent consumer of {record.name}", stop, worker.consume, log)),
-                         asyncio.create_task(worker.run_reconcile(stop))]
-                workers[record.name] = (worker, tasks)
-                log.info("%s", logs.fields(event="serving", cloud=record.name,
-                                           provider=provider))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), settings.reconcile_interval_s)
+                else:
+                    await serve_new(record)
+            except Exception:
+                # One cloud whose driver cannot be built must not keep the others unserved.
+                log.exception("%s", logs.fields(event="cannot serve cloud", cloud=record.name))
+
+    try:
+        await every(settings.reconcile_interval_s, stop, step, log)
     finally:
         for worker, tasks in workers.values():
             for task in tasks:
