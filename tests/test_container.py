@@ -25,6 +25,7 @@ BIN = Path(sys.executable).parent
 # HTCondor cannot be installed here; the host's own libvirtd (the QEMU tests use it) owns
 # /run/libvirt, so a second one cannot start either. The demo cloud is libvirt's test driver.
 SYSTEM_DAEMONS = ("condor_master", "virtlogd", "libvirtd")
+TOKEN = "eyJhbGciOiJIUzI1NiJ9.pool-token-never-shown"
 SERVICES = ("cs-admin", "cs-poller", "cs-planner", "cs-provisioner-libvirt",
             "cs-provisioner-openstack")
 
@@ -78,9 +79,13 @@ def test_supervisord_conf_runs_and_restarts_every_service(tmp_path: Path) -> Non
     (state / "logs").mkdir(parents=True)
     conf = tmp_path / "supervisord.conf"
     conf.write_text(without_system_daemons(CONF.read_text()))
+    site = config(tmp_path, port)
+    # The pool token the VMs get comes from a command, and must show up nowhere.
+    site.write_text(site.read_text().replace(
+        '[worker]', f'[worker]\ntoken_command = "echo {TOKEN}"'))
     env = dict(os.environ, CS_BIN=str(BIN), CS_STATE_DIR=str(state), CS_NATS_HOST="127.0.0.1",
                CS_NATS_PORT=str(port), CS_NATS_URL=f"nats://127.0.0.1:{port}",
-               CS_CONFIG=str(config(tmp_path, port)), PYTHONUNBUFFERED="1")
+               CS_CONFIG=str(site), PYTHONUNBUFFERED="1")
     supervisord = subprocess.Popen([str(BIN / "supervisord"), "-c", str(conf)], env=env,
                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
@@ -109,6 +114,8 @@ def test_supervisord_conf_runs_and_restarts_every_service(tmp_path: Path) -> Non
             more.write("\n" + first.replace("ProcId = 0", "ProcId = 77") + "\n")
         wait_running(port, 9)
         pids = [pid for _, pid in statuses(conf, env).values()]
+        status = cs("status", "--json", port=port).stdout + cs("vm", "list", port=port).stdout
+        assert TOKEN not in status
     finally:
         supervisord.send_signal(signal.SIGTERM)
         output, _ = supervisord.communicate(timeout=90)
@@ -119,6 +126,8 @@ def test_supervisord_conf_runs_and_restarts_every_service(tmp_path: Path) -> Non
         assert f"stopped: {program}" in log, log[-3000:]
     for pid in pids:
         assert not Path(f"/proc/{pid}").exists(), f"{pid} outlived supervisord"
+    for path in (state / "logs").iterdir():
+        assert TOKEN not in path.read_text(errors="replace"), path
 
 
 def test_dockerfile_and_scripts_pass_their_linters() -> None:

@@ -359,7 +359,9 @@ class LibvirtDriver:
 
     async def create(self, vm: VmRecord) -> Instance:
         """Define and start the domain with fresh disks, or return the one of that name."""
-        user_data = render(self.record.user_data, vm, self.site, self.worker)
+        # In a thread: a [worker] token_command may take seconds.
+        user_data = await asyncio.to_thread(
+            render, self.record.user_data, vm, self.site, self.worker)
 
         def run(conn: libvirt.virConnect) -> Instance:
             dom = self._lookup(conn, vm.vm_id)

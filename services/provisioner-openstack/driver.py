@@ -235,7 +235,9 @@ class OpenstackDriver:
 
     async def create(self, vm: VmRecord) -> Instance:
         """Boot the server, or return the one of ours that already has this name."""
-        user_data = render(self.record.user_data, vm, self.site, self.worker)
+        # In a thread: a [worker] token_command may take seconds.
+        user_data = await asyncio.to_thread(
+            render, self.record.user_data, vm, self.site, self.worker)
 
         def run(conn: openstack.connection.Connection) -> Instance:
             existing = self._servers(conn, vm.vm_id)

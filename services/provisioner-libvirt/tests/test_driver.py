@@ -165,6 +165,22 @@ async def test_unreadable_pool_token_fails_the_boot_and_leaves_nothing() -> None
         await d.close()
 
 
+async def test_pool_token_from_a_command_reaches_the_seed_and_a_failing_one_boots_nothing(
+) -> None:
+    minted = WorkerSettings("cm", None, ("echo", "tok-for-the-vm"))
+    vm = make_vm("contract", "site-a")
+    files = seed.read(seed.build(vm.vm_id, render("", vm, "site-a", minted)))
+    assert "tok-for-the-vm" in files["user-data"].decode()
+    failing = WorkerSettings("cm", None, ("sh", "-c", "echo no key >&2; exit 1"))
+    d = LibvirtDriver(record("contract"), "site-a", failing)
+    try:
+        with pytest.raises(TemporaryError, match="exited with 1: no key"):
+            await d.create(vm)
+        assert await d.state(vm.vm_id) is None
+    finally:
+        await d.close()
+
+
 async def test_a_foreign_domain_with_our_name_is_not_touched(driver: LibvirtDriver) -> None:
     vm = make_vm("contract", "site-a")
     define_foreign(vm.vm_id)
