@@ -203,10 +203,25 @@ class CloudWorker:
                 outcome = await self._kill(intent, delivery.trace)
         except TemporaryError as exc:
             log.warning("%s outcome=retry delay=%.0f error=%s", fields, exc.delay, exc)
+            await self._note(intent, f"retrying in {exc.delay:.0f}s: {exc}")
             await delivery.nak(exc.delay)
             return
         log.info("%s outcome=%s", fields, outcome)
         await delivery.ack()
+
+    async def _note(self, intent: Intent, reason: str) -> None:
+        """Put why an intent is being retried on its VM's record, for `cs status` (the state
+        stays: a boot that will be retried is still booting). Best effort: a conflicting
+        write or a bus hiccup only loses the note, never the retry."""
+        key = subjects.vm_key(self.cloud, intent.vm_id)
+        try:
+            entry = await self.vms.get(key)
+            if entry is None or entry.value.intent_id != intent.intent_id:
+                return  # the name was booked again since: that VM's record is not ours
+            await self.vms.update(key, entry.value.model_copy(update={"reason": reason}),
+                                  entry.revision)
+        except Exception as exc:  # the retry matters, the note does not
+            log.debug("cannot note the retry of %s: %r", key, exc)
 
     async def _boot(self, intent: Intent, trace: str) -> str:
         key = subjects.vm_key(self.cloud, intent.vm_id)

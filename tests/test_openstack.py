@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ from services.planner.decisions import Policy
 from services.planner.health import blocked, record
 from services.provisioner_openstack.driver import OpenstackDriver
 from tests.driver_contract import DriverContract, make_vm
+from tests.faultproxy import Fault, FaultProxy
 from tests.holdproxy import HoldProxy
 from tests.natsserver import NatsServer
 from tests.openstack_bed import ADMIN_CLOUD, APPCRED_CLOUD, DEMO_CLOUD, IMAGE, Testbed
@@ -244,6 +245,79 @@ vanished_grace_s = 600
 """
 
 
+def proxied_clouds_yaml(bed: Testbed, port: int, tmp_path: Path) -> Path:
+    """The testbed's clouds.yaml with Nova reached through a proxy on `port`."""
+    clouds = json.loads(bed.clouds_yaml.read_text())
+    clouds["clouds"][APPCRED_CLOUD]["compute_endpoint_override"] = \
+        f"http://127.0.0.1:{port}/v2.1"
+    proxied = tmp_path / "clouds.yaml"
+    proxied.write_text(json.dumps(clouds))
+    return proxied
+
+
+async def _reasons_until(worker: CloudWorker, vm: VmRecord, done: Callable[
+        [VmRecord | None], bool], timeout: float = 120) -> list[str]:
+    """Every distinct reason the VM's record showed (as `cs status` would) until `done`."""
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    while True:
+        current = await _registry(worker, vm)
+        if current is not None and current.reason and current.reason not in seen:
+            seen.append(current.reason)
+        if done(current):
+            return seen
+        assert time.monotonic() < deadline, f"{vm.vm_id}: {current}; reasons {seen}"
+        await asyncio.sleep(0.2)
+
+
+async def test_cloud_faults_are_retried_with_the_reason_shown_and_nothing_leaks(
+    bus: Bus, bed: Testbed, admin: Any, tmp_path: Path,
+) -> None:
+    # Nova behind a fault injector: the first create gets a 503, the second is never
+    # answered (nova-api hung), the third goes through; the first delete gets a 500.
+    faults = [Fault("POST", "/servers", times=1, status=503),
+              Fault("POST", "/servers", times=1, hang=True),
+              Fault("DELETE", "/servers/", times=1, status=500)]
+    proxy = FaultProxy(8774, faults)
+    await proxy.start()
+    cloud = f"fault{uuid.uuid4().hex[:6]}"
+    driver = OpenstackDriver(cloud_record(cloud), SITE, WORKER,
+                             proxied_clouds_yaml(bed, proxy.port, tmp_path), timeout_s=3.0)
+    worker = CloudWorker(bus, "openstack", cloud, driver,
+                         ProvisionerSettings(orphan_grace_s=0.0, vanished_grace_s=0.0))
+    vm = os_vm(cloud)
+    await _book(worker, vm)
+    stop = asyncio.Event()
+    consumer = asyncio.create_task(worker.consume(stop))
+    try:
+        for action in ("boot", "kill"):
+            await bus.js_publish(subjects.intent(cloud), Intent(
+                intent_id=vm.intent_id, action=action,
+                cloud=cloud, vm_id=vm.vm_id, spec=vm.spec, created_at=time.time(),
+                reason="test"))
+            if action == "boot":
+                reasons = await _reasons_until(worker, vm, lambda r: r is not None and r.state
+                                               in ("booting", "running") and not r.reason
+                                               and bool(servers_named(admin, vm.vm_id)))
+                assert [f.hits for f in faults] == [1, 1, 0]
+                assert len(reasons) == 2, reasons
+                assert reasons[0].startswith("retrying in 15s: ") and "injected" in reasons[0]
+                assert reasons[1].startswith("retrying in ")
+                assert len(servers_named(admin, vm.vm_id)) == 1
+            else:
+                reasons = await _reasons_until(worker, vm, lambda r: r is None)
+                assert faults[2].hits == 1
+                assert [r for r in reasons if "delete" in r and "injected" in r], reasons
+                assert servers_named(admin, vm.vm_id) == []
+    finally:
+        stop.set()
+        await asyncio.wait_for(consumer, 60)
+        await driver.close()
+        await proxy.close()
+        for server in servers_named(admin, vm.vm_id):
+            admin.compute.delete_server(server)
+
+
 async def test_provisioner_killed_between_create_and_ack_makes_exactly_one_server(
     bus: Bus, nats_server: NatsServer, bed: Testbed, admin: Any, tmp_path: Path,
 ) -> None:
@@ -256,11 +330,7 @@ async def test_provisioner_killed_between_create_and_ack_makes_exactly_one_serve
     # exists, the provisioner never hears of it and is killed right then.
     proxy = HoldProxy(8774, (b"POST ", b"/servers"))
     await proxy.start()
-    clouds = json.loads(bed.clouds_yaml.read_text())
-    clouds["clouds"][APPCRED_CLOUD]["compute_endpoint_override"] = \
-        f"http://127.0.0.1:{proxy.port}/v2.1"
-    proxied = tmp_path / "clouds.yaml"
-    proxied.write_text(json.dumps(clouds))
+    proxied = proxied_clouds_yaml(bed, proxy.port, tmp_path)
     config = tmp_path / "cs.toml"
     config.write_text(PROVISIONER_CONFIG.format(site=SITE, url=nats_server.url,
                                                 clouds_yaml=proxied))
