@@ -17,10 +17,14 @@ from services.admin.supervisor import MODULES
 class System:
     """The five services as separate processes, plus a way to run `cs`."""
 
-    def __init__(self, workdir: Path, config: Path, nats_url: str) -> None:
+    def __init__(self, workdir: Path, config: Path, nats_url: str,
+                 service_urls: dict[str, str] | None = None) -> None:
         self.workdir = workdir
         self.config = config
         self.nats_url = nats_url
+        """What `cs` connects with."""
+        self.service_urls = service_urls or {}
+        """A service's own NATS URL (its own user on a locked-down bus), else nats_url."""
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.env = dict(os.environ, CS_CONFIG=str(config), CS_NATS_URL=nats_url,
                         PYTHONUNBUFFERED="1")
@@ -29,9 +33,9 @@ class System:
         """Start every service."""
         for name, module in MODULES.items():
             log = (self.workdir / f"{name}.log").open("ab")
+            env = dict(self.env, CS_NATS_URL=self.service_urls.get(name, self.nats_url))
             self.procs[name] = subprocess.Popen(
-                [sys.executable, "-m", module], stdout=log, stderr=subprocess.STDOUT,
-                env=self.env)
+                [sys.executable, "-m", module], stdout=log, stderr=subprocess.STDOUT, env=env)
 
     def stop(self) -> None:
         """SIGTERM every service and wait; every one must exit cleanly."""

@@ -353,6 +353,36 @@ def config_import_v1(
                      f"[provisioner] clouds_yaml at {clouds_yaml}"), soft_wrap=True)
 
 
+@config_app.command("nats-users")
+def config_nats_users(
+    out_dir: Annotated[Path, typer.Argument(help="Directory for the files (created, mode 700).")],
+    url: Annotated[str, typer.Option(
+        help="The NATS URL(s) the services and the CLI connect to.")] = "nats://127.0.0.1:4222",
+    force: Annotated[bool, typer.Option(help="Overwrite existing files.")] = False,
+) -> None:
+    """Lock the bus down: a nats-server `authorization` block with one user per service (each
+    allowed only its own subjects) plus `operator` and `viewer` for the CLI, and one
+    `<user>.env` file each with its CS_NATS_URL. Passwords are random; files are mode 600."""
+    from bus.permissions import generate
+
+    auth_path = out_dir / "auth.conf"
+    if auth_path.exists() and not force:
+        raise _fail(f"{auth_path} exists; pass --force to make new passwords for everyone")
+    block, urls = generate(url)
+    out_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for path, text in [(auth_path, block), *(
+            (out_dir / f"{user}.env", f"CS_NATS_URL={user_url}\n")
+            for user, user_url in urls.items())]:
+        path.touch(mode=0o600)
+        path.chmod(0o600)
+        path.write_text(text)
+    out.print(escape(
+        f"wrote {auth_path} (include it in nats-server's config: include \"auth.conf\") and "
+        f"{len(urls)} credential files: {', '.join(f'{u}.env' for u in urls)}; give each "
+        "service its own (supervisord: environment=, systemd: EnvironmentFile=)"),
+        soft_wrap=True)
+
+
 @config_app.command("reload")
 def config_reload(nats: NatsOption = None, as_json: JsonOption = False) -> None:
     """Have the admin service re-read its config file: clouds added or changed take effect

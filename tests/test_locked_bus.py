@@ -1,0 +1,161 @@
+"""A locked-down bus: `cs config nats-users` makes one NATS user per service with allow lists
+(bus/permissions.py); every service runs under its own user and the demo still boots its VMs
+with no permission error anywhere, while a provisioner's credentials can neither enable a cloud
+nor kill a VM (through the admin API, the cloud bucket or the intent stream), the viewer can
+only look, and no password shows up in any log or output."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from bus import subjects
+from bus.connection import Bus
+from bus.errors import AdminError
+from bus.schemas import CloudRecord, Intent, VmKillReply, VmKillRequest, VmSpec
+from tests.demo import ROOT, free_port
+from tests.natsserver import NatsServer
+from tests.system import System
+
+pytestmark = pytest.mark.e2e
+
+CLOUD = "container-cloud"
+CONFIG = """
+site = "locked"
+[poller]
+source = "replay"
+queue_file = "queue.txt"
+interval_s = 0.5
+[planner]
+interval_s = 0.5
+[provisioner]
+reconcile_interval_s = 1
+[[cloud]]
+name = "container-cloud"
+provider = "libvirt"
+uri = "test://{host}"
+base_image = "worker.qcow2"
+enabled = true
+max_vms = 20
+"""
+
+
+def env_url(creds: Path, user: str) -> str:
+    return (creds / f"{user}.env").read_text().strip().removeprefix("CS_NATS_URL=")
+
+
+def cs_as(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "services.admin.cli", *args],
+                          capture_output=True, text=True, timeout=60,
+                          env=dict(os.environ, CS_NATS_URL=url))
+
+
+async def _provisioner_tries_the_back_doors(url: str, victim: str) -> tuple[str, str]:
+    """With a provisioner's credentials: enable-by-KV-write of the cloud bucket and a kill
+    intent published straight onto the intent stream. Both must fail; their errors."""
+    bus = await Bus.connect(url, "intruder", wait_s=10)
+    errors = []
+    try:
+        disabled = CloudRecord(name=CLOUD, provider="libvirt", enabled=False, max_vms=0)
+        try:
+            await asyncio.wait_for(bus.kv(subjects.CLOUDS_BUCKET, CloudRecord).put(
+                CLOUD, disabled), 10)
+            errors.append("")
+        except Exception as exc:
+            errors.append(repr(exc))
+        try:
+            await asyncio.wait_for(bus.js_publish(subjects.intent(CLOUD), Intent(
+                intent_id="intruder", action="kill", cloud=CLOUD, vm_id=victim,
+                spec=VmSpec(vm_type="x"), created_at=time.time(), reason="intruder")), 10)
+            errors.append("")
+        except Exception as exc:
+            errors.append(repr(exc))
+        with pytest.raises(AdminError, match="permission denied on cs.admin.vm-kill"):
+            await bus.request(subjects.admin_endpoint(subjects.ADMIN_VM_KILL),
+                              VmKillRequest(vm_ids=(victim,)), VmKillReply, timeout=3)
+    finally:
+        await bus.close()
+    return errors[0], errors[1]
+
+
+def test_each_service_only_what_it_needs(tmp_path: Path) -> None:
+    port = free_port()
+    creds = tmp_path / "creds"
+    made = cs_as("nats://127.0.0.1:1", "config", "nats-users", str(creds), "--url",
+                 f"nats://127.0.0.1:{port}")
+    assert made.returncode == 0, made.stderr
+    assert {p.name for p in creds.iterdir()} == {
+        "auth.conf", "cs-admin.env", "cs-planner.env", "cs-poller.env",
+        "cs-provisioner-libvirt.env", "cs-provisioner-openstack.env", "operator.env",
+        "viewer.env"}
+    assert all(p.stat().st_mode & 0o077 == 0 for p in creds.iterdir())
+    again = cs_as("nats://127.0.0.1:1", "config", "nats-users", str(creds))
+    assert again.returncode == 1 and "pass --force" in again.stderr
+
+    server_conf = tmp_path / "nats.conf"
+    server_conf.write_text('include "creds/auth.conf"\n')
+    nats = NatsServer(tmp_path / "nats", config=server_conf)
+    nats.port = port
+    nats.start()
+    (tmp_path / "queue.txt").write_text((ROOT / "examples" / "demo-queue.txt").read_text())
+    config = tmp_path / "cs.toml"
+    config.write_text(CONFIG.format(host=ROOT / "examples" / "demo-host.xml"))
+    services = {name: env_url(creds, name) for name in (
+        "cs-admin", "cs-planner", "cs-poller", "cs-provisioner-libvirt",
+        "cs-provisioner-openstack")}
+    operator = env_url(creds, "operator")
+    system = System(tmp_path, config, operator, service_urls=services)
+    system.start()
+    try:
+        doc = system.wait_for("8 running VMs", lambda d: sum(
+            vm["state"] == "running" for vm in d["vms"]) == 8)
+        victim = doc["vms"][0]["name"]
+        provisioner = services["cs-provisioner-libvirt"]
+
+        # Through the admin API: refused by the server, said in one line.
+        for args in (("cloud", "disable", CLOUD), ("vm", "kill", victim)):
+            refused = cs_as(provisioner, *args)
+            assert refused.returncode == 1, refused.stdout
+            assert "permission denied on cs.admin." in refused.stderr
+        # Around it: the cloud bucket and the intent stream are not the provisioner's either.
+        kv_error, intent_error = asyncio.run(_provisioner_tries_the_back_doors(
+            provisioner, victim))
+        assert kv_error and intent_error, (kv_error, intent_error)
+
+        # The viewer sees, and cannot change.
+        viewer = env_url(creds, "viewer")
+        seen = json.loads(cs_as(viewer, "status", "--json").stdout)
+        assert sorted(v["name"] for v in seen["vms"]) == sorted(v["name"] for v in doc["vms"])
+        assert "permission denied" in cs_as(viewer, "cloud", "disable", CLOUD).stderr
+
+        time.sleep(3)  # an intent that slipped through would have been applied by now
+        after = system.status()
+        assert {c["name"]: c["enabled"] for c in after["clouds"]} == {CLOUD: True}
+        assert victim in {v["name"] for v in after["vms"] if v["state"] == "running"}
+        # The operator may: the same kill goes through, and every other command works.
+        assert "killed 1 VM(s)" in system.cs("vm", "kill", victim).stdout
+        other = next(v["name"] for v in after["vms"] if v["name"] != victim)
+        assert system.cs("vm", "drain", other).returncode == 0
+        assert system.cs("config", "reload").returncode == 0
+        assert system.cs("trace", "--count", "1").stdout.strip()
+        assert {s["name"] for s in json.loads(system.cs("services", "--json").stdout)} == {
+            "cs-admin", "cs-provisioner-libvirt"}  # no OpenStack cloud here
+        assert json.loads(system.cs("cloud", "show", CLOUD, "--json").stdout)["instances"]
+        outputs = json.dumps(system.status()) + system.cs("vm", "list").stdout
+    finally:
+        system.stop()
+        nats.stop()
+    logs = {p.name: p.read_text(errors="replace") for p in tmp_path.glob("*.log")}
+    # Every service did its work within its allow list: no violation anywhere.
+    for name, text in logs.items():
+        assert "permission denied" not in text, f"{name}: {text[-2000:]}"
+    passwords = [url.split(":")[2].split("@")[0] for url in (*services.values(), operator)]
+    for text in [*logs.values(), outputs, made.stdout]:
+        assert not [p for p in passwords if p in text]
