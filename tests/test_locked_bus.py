@@ -77,7 +77,7 @@ async def _provisioner_tries_the_back_doors(url: str, victim: str) -> tuple[str,
             errors.append("")
         except Exception as exc:
             errors.append(repr(exc))
-        with pytest.raises(AdminError, match="permission denied on cs.admin.vm-kill"):
+        with pytest.raises(AdminError, match=r"permission denied on cs\.admin\.vm-kill"):
             await bus.request(subjects.admin_endpoint(subjects.ADMIN_VM_KILL),
                               VmKillRequest(vm_ids=(victim,)), VmKillReply, timeout=3)
     finally:
