@@ -316,6 +316,18 @@ class Bus:
         self.service = service
         self._closing: list[bool] = []
         self._denied: list[str] = []
+        self._reconnects: list[float] = []
+
+    @property
+    def problems(self) -> tuple[str, ...]:
+        """The latest permission violations the server reported (newest last): asynchronous
+        in NATS, so kept here for the service's heartbeat and `cs status`."""
+        return tuple(self._denied[-5:])
+
+    @property
+    def reconnects(self) -> int:
+        """How often this connection came back after an outage."""
+        return len(self._reconnects)
 
     @classmethod
     async def connect(cls, url: str, service: str, wait_s: float = 30.0) -> Bus:
@@ -346,8 +358,11 @@ class Bus:
                 log.warning("nats disconnected service=%s; reconnecting", service)
             outage.append(True)
 
+        reconnects: list[float] = []
+
         async def on_reconnect() -> None:
             outage.clear()
+            reconnects.append(time.time())
             log.info("nats reconnected service=%s", service)
 
         # A cluster is several URLs, comma-separated; nats-py wants them as a list.
@@ -373,6 +388,7 @@ class Bus:
                 bus = cls(nc, service)
                 bus._closing = closing
                 bus._denied = denied
+                bus._reconnects = reconnects
                 return bus
             except (OSError, nats.errors.Error, TimeoutError) as exc:
                 if refused or "authorization violation" in str(exc).lower():

@@ -60,6 +60,13 @@ def bucket_configs(replicas: int = 1) -> list[KeyValueConfig]:
             replicas=replicas,
         ),
         KeyValueConfig(
+            bucket=subjects.SERVICES_BUCKET,
+            history=1,
+            ttl=subjects.SERVICE_TTL_S,
+            storage=StorageType.FILE,
+            replicas=replicas,
+        ),
+        KeyValueConfig(
             bucket=subjects.VMS_BUCKET,
             history=1,
             storage=StorageType.FILE,

@@ -42,7 +42,7 @@ SERVICE_ROLES = {
 _JS = "$JS.API"
 _ALL_STREAMS = (subjects.INTENT_STREAM, subjects.CONDOR_STREAM, subjects.SNAPSHOT_STREAM)
 _ALL_BUCKETS = (subjects.CLOUDS_BUCKET, subjects.VMS_BUCKET, subjects.HEALTH_BUCKET,
-                subjects.CAPACITY_BUCKET)
+                subjects.CAPACITY_BUCKET, subjects.SERVICES_BUCKET)
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,9 @@ def _work_queue(stream: str, durable: str) -> list[str]:
 
 def roles() -> dict[str, Role]:
     """Every role's allow lists."""
-    common_pub = [*_setup(), subjects.deadletter(), "$JS.FC.>"]
+    # Every service reports itself (heartbeat with its bus problems) in the services bucket.
+    common_pub = [*_setup(), subjects.deadletter(), "$JS.FC.>",
+                  *_write_kv(subjects.SERVICES_BUCKET)]
     # Replies to requests (KV reads, JetStream API answers, $SRV pings) come to inboxes.
     common_sub = ["_INBOX.>"]
     micro = ["$SRV.>"]  # a service on the NATS services API answers PING/INFO/STATS here

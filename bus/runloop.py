@@ -6,13 +6,17 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
+import re
 import signal
+import socket
 import time
 from collections.abc import Awaitable, Callable
 
-from bus import logs, siteconfig
+from bus import logs, siteconfig, subjects
 from bus.connection import Bus, redacted
 from bus.errors import BusUnavailable, ConfigError
+from bus.schemas import ServiceHealth
 
 ServiceBody = Callable[[Bus, asyncio.Event], Awaitable[None]]
 ServiceFactory = Callable[[siteconfig.SiteConfig, logging.Logger], ServiceBody]
@@ -51,7 +55,13 @@ def run_service(service: str, nats_url: str, body: ServiceBody, wait_s: float = 
         log.info("connected url=%s", redacted(nats_url))
         try:
             await bus.ensure_infra(replicas)
-            await body(bus, stop)
+            beat = asyncio.create_task(heartbeat(bus, stop))
+            try:
+                await body(bus, stop)
+            finally:
+                beat.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await beat
         finally:
             await bus.close()
         log.info("stopped")
@@ -62,6 +72,31 @@ def run_service(service: str, nats_url: str, body: ServiceBody, wait_s: float = 
     except (BusUnavailable, ConfigError) as exc:
         log.error("%s", exc)
         return 2
+
+
+async def heartbeat(bus: Bus, stop: asyncio.Event, interval_s: float = 10.0) -> None:
+    """Report this instance in the services bucket every `interval_s` until `stop`, with the
+    bus problems only it knows of (permission violations arrive asynchronously); the entry
+    is removed on a clean stop and expires after a crash."""
+    host = socket.gethostname()
+    instance = re.sub(r"[^A-Za-z0-9_-]", "-", f"{host}-{os.getpid()}")[:128]
+    key = subjects.service_key(bus.service, instance)
+    services = bus.kv(subjects.SERVICES_BUCKET, ServiceHealth)
+    started = time.time()
+    try:
+        while not stop.is_set():
+            try:
+                await services.put(key, ServiceHealth(
+                    service=bus.service, instance=instance, host=host, pid=os.getpid(),
+                    started_at=started, seen_at=time.time(), reconnects=bus.reconnects,
+                    problems=bus.problems))
+            except Exception as exc:  # a missed beat is no reason to stop the service
+                logging.getLogger(bus.service).debug("heartbeat failed: %r", exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval_s)
+    finally:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(services.delete(key), 2.0)
 
 
 async def every(

@@ -402,10 +402,27 @@ class CloudStatus(Message):
     priority: int = 0
 
 
+class ServiceHealth(Message):
+    """One running service instance, as it reports itself every few seconds (KV
+    `cs-services`; an instance that stops reporting expires)."""
+
+    service: str
+    instance: str
+    host: str
+    pid: int
+    started_at: float
+    seen_at: float
+    reconnects: int = 0
+    """Times its NATS connection came back after an outage."""
+    problems: tuple[str, ...] = ()
+    """Recent bus problems it cannot report otherwise: permission violations (newest last)."""
+
+
 class StatusReply(Message):
     """Everything an operator sees in `cs status`."""
 
     clouds: tuple[CloudStatus, ...] = ()
+    services: tuple[ServiceHealth, ...] = ()
     vms: tuple[VmRecord, ...] = ()
     demand: DemandSnapshot | None = None
     pool: PoolSnapshot | None = None

@@ -22,6 +22,9 @@ CLOUDS_BUCKET = "cs-clouds"
 VMS_BUCKET = "cs-vms"
 HEALTH_BUCKET = "cs-health"
 CAPACITY_BUCKET = "cs-capacity"
+SERVICES_BUCKET = "cs-services"
+SERVICE_TTL_S = 60.0
+"""A service instance's heartbeat expires after this long without a refresh."""
 
 # The admin service, on the NATS services API.
 ADMIN_SERVICE = "cs-admin"
@@ -125,6 +128,11 @@ def provider_instances(cloud: str) -> str:
 def intent_durable(provider: str, cloud: str) -> str:
     """Durable consumer name shared by all replicas of one provider for one cloud."""
     return f"prov-{provider}-{check_token(cloud, 'cloud')}"
+
+
+def service_key(service: str, instance: str) -> str:
+    """Key of a service instance in the services bucket."""
+    return f"{check_token(service, 'service')}.{check_token(instance, 'instance')}"
 
 
 def vm_key(cloud: str, vm: str) -> str:

@@ -135,6 +135,29 @@ def test_each_service_only_what_it_needs(tmp_path: Path) -> None:
         assert sorted(v["name"] for v in seen["vms"]) == sorted(v["name"] for v in doc["vms"])
         assert "permission denied" in cs_as(viewer, "cloud", "disable", CLOUD).stderr
 
+        # A service given the wrong credentials (a poller with the provisioner's): the
+        # server's refusals arrive asynchronously; the service reports them and `cs status`
+        # shows them against it.
+        (tmp_path / "misconfigured").mkdir()
+        wrong = subprocess.Popen(
+            [sys.executable, "-m", "services.poller"], env=dict(
+                system.env, CS_NATS_URL=provisioner, CS_CONFIG=str(config)),
+            stdout=(tmp_path / "misconfigured" / "poller.log").open("ab"),
+            stderr=subprocess.STDOUT)
+        try:
+            doc = system.wait_for("the misconfigured poller's problems in status", lambda d: any(
+                s["service"] == "cs-poller" and s["pid"] == wrong.pid and any(
+                    'permissions violation for publish to "cs.demand"' in p
+                    for p in s["problems"]) for s in d["services"]))
+            shown = system.cs("status").stdout
+            assert "Services" in shown and "permissions" in shown  # (the cell wraps)
+            healthy = [s for s in doc["services"] if s["pid"] != wrong.pid]
+            assert sorted(s["service"] for s in healthy) == sorted(services)
+            assert not [s for s in healthy if s["problems"]]
+        finally:
+            wrong.terminate()
+            wrong.wait(15)
+
         time.sleep(3)  # an intent that slipped through would have been applied by now
         after = system.status()
         assert {c["name"]: c["enabled"] for c in after["clouds"]} == {CLOUD: True}

@@ -32,6 +32,7 @@ from bus.schemas import (
     Message,
     PlanReport,
     PoolSnapshot,
+    ServiceHealth,
     Skipped,
     StatusReply,
     StatusRequest,
@@ -55,6 +56,7 @@ class AdminService:
         self.clouds: TypedKv[CloudRecord] = bus.kv(subjects.CLOUDS_BUCKET, CloudRecord)
         self.vms: TypedKv[VmRecord] = bus.kv(subjects.VMS_BUCKET, VmRecord)
         self.health: TypedKv[CloudHealth] = bus.kv(subjects.HEALTH_BUCKET, CloudHealth)
+        self.services: TypedKv[ServiceHealth] = bus.kv(subjects.SERVICES_BUCKET, ServiceHealth)
         self.capacity: TypedKv[CloudCapacity] = bus.kv(subjects.CAPACITY_BUCKET,
                                                        CloudCapacity)
 
@@ -200,7 +202,10 @@ class AdminService:
         demand = await self.bus.last(subjects.demand(), DemandSnapshot)
         pool = await self.bus.last(subjects.pool(), PoolSnapshot)
         plan = await self.bus.last(subjects.plan_report(), PlanReport)
+        services = sorted((v.value for v in (await self.services.items()).values()),
+                          key=lambda s: (s.service, s.host, s.pid))
         return StatusReply(
+            services=tuple(services),
             clouds=tuple(
                 CloudStatus(name=c.name, provider=c.provider, enabled=c.enabled,
                             max_vms=c.max_vms, vms_by_state=dict(by_cloud.get(c.name, {})),

@@ -38,13 +38,14 @@ def startd_states(status: StatusReply) -> dict[str, str]:
 
 
 def status_json(status: StatusReply) -> dict[str, Any]:
-    """`cs status --json`: clouds, vms (each with name, cloud, state, startd), demand, pool,
-    plan."""
+    """`cs status --json`: clouds, vms (each with name, cloud, state, startd), services (each
+    instance with its bus problems), demand, pool, plan."""
     startds = startd_states(status)
     return {
         "clouds": [c.model_dump(mode="json") for c in status.clouds],
         "vms": [{"name": vm.vm_id, "startd": startds.get(vm.vm_id, ""),
                  **vm.model_dump(mode="json")} for vm in status.vms],
+        "services": [s.model_dump(mode="json") for s in status.services],
         "demand": status.demand.model_dump(mode="json") if status.demand else None,
         "pool": status.pool.model_dump(mode="json") if status.pool else None,
         "plan": status.plan.model_dump(mode="json") if status.plan else None,
@@ -120,10 +121,24 @@ def vms_table(status: StatusReply, now: float) -> Table:
     return vms
 
 
+def services_health_table(status: StatusReply, now: float) -> Table:
+    """The running service instances as they report themselves, with their bus problems."""
+    table = Table(title="Services", title_justify="left")
+    for col in ("service", "host", "pid", "up", "seen", "reconnects", "problems"):
+        table.add_column(col)
+    for svc in status.services:
+        table.add_row(svc.service, svc.host, str(svc.pid), _age(svc.started_at, now),
+                      f"{_age(svc.seen_at, now)} ago", str(svc.reconnects),
+                      "; ".join(svc.problems) or "-")
+    return table
+
+
 def status_tables(status: StatusReply, now: float | None = None) -> Group:
     """`cs status`: one table each for clouds, VMs, demand, rejected jobs, planner reasons."""
     now = time.time() if now is None else now
     parts: list[Table | Text] = [clouds_table(status, now), vms_table(status, now)]
+    if status.services:
+        parts.append(services_health_table(status, now))
     demand = status.demand
     if demand is None:
         parts.append(Text("Demand: no snapshot yet (is cs-poller running?)"))
