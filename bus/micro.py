@@ -34,13 +34,15 @@ class Endpoint(Generic[Q]):
     handler: Callable[[Q], Awaitable[Message]]
 
 
-def _wrap(endpoint: Endpoint[Any]) -> Callable[[Request], Awaitable[None]]:
+def _wrap(bus: Bus, endpoint: Endpoint[Any]) -> Callable[[Request], Awaitable[None]]:
     async def handle(req: Request) -> None:
         headers = {str(k): str(v) for k, v in (req.headers or {}).items()}
         try:
             query = codec.decode(req.data, headers, endpoint.request, endpoint.name)
         except DecodeError as exc:
             await req.respond_error("400", f"bad request: {exc}")
+            # Kept for the operator too: a client sending junk is worth knowing about.
+            await bus.dead_letter(req.subject, req.data, headers, f"bad request: {exc}")
             return
         try:
             reply = await endpoint.handler(query)
@@ -73,5 +75,5 @@ async def serve(
     )
     grp = service.add_group(name=group)
     for endpoint in endpoints:
-        await grp.add_endpoint(name=endpoint.name, handler=_wrap(endpoint))
+        await grp.add_endpoint(name=endpoint.name, handler=_wrap(bus, endpoint))
     return service

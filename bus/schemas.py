@@ -515,6 +515,7 @@ ALL_SCHEMAS: tuple[type[Message], ...] = (
     DeadLetter,
     StatusRequest,
     CloudStatus,
+    ServiceHealth,
     StatusReply,
     CloudToggleRequest,
     CloudToggleReply,

@@ -173,8 +173,10 @@ def test_each_service_only_what_it_needs(tmp_path: Path) -> None:
         assert json.loads(system.cs("cloud", "show", CLOUD, "--json").stdout)["instances"]
         outputs = json.dumps(system.status()) + system.cs("vm", "list").stdout
     finally:
-        system.stop()
-        nats.stop()
+        try:
+            system.stop()
+        finally:
+            nats.stop()
     logs = {p.name: p.read_text(errors="replace") for p in tmp_path.glob("*.log")}
     # Every service did its work within its allow list: no violation anywhere.
     for name, text in logs.items():

@@ -114,6 +114,8 @@ def test_services_survive_losing_a_nats_node(tmp_path: Path) -> None:
         assert streams[vms_stream][0] not in ("", victim)
         assert "disabled" in system.cs("cloud", "disable", CLOUD).stdout
     finally:
-        if system.procs:
-            system.stop()
-        cluster.stop()
+        try:
+            if system.procs:
+                system.stop()
+        finally:
+            cluster.stop()

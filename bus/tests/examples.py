@@ -27,6 +27,7 @@ from bus.schemas import (
     PlanReport,
     PoolSnapshot,
     RejectedJob,
+    ServiceHealth,
     Skipped,
     Startd,
     StatusReply,
@@ -71,7 +72,11 @@ HEALTH = CloudHealth(cloud="c1", failures=2, last_failure_at=9.0, backoff_until=
                      type_last_failure_at={"w": 8.0}, type_backoff_until={"w": 68.0})
 CLOUD_STATUS = CloudStatus(name="c1", provider="libvirt", enabled=True, max_vms=10,
                            vms_by_state={"running": 1}, health=HEALTH)
-STATUS = StatusReply(clouds=(CLOUD_STATUS,), vms=(VM,), demand=DEMAND, pool=POOL, plan=REPORT)
+SERVICE = ServiceHealth(service="cs-planner", instance="host1-42", host="host1", pid=42,
+                        started_at=1.0, seen_at=9.0, reconnects=1,
+                        problems=('nats: permissions violation for publish to "cs.intent.c1"',))
+STATUS = StatusReply(clouds=(CLOUD_STATUS,), vms=(VM,), demand=DEMAND, pool=POOL, plan=REPORT,
+                     services=(SERVICE,))
 
 ACTION = CondorAction(action_id="retire-x", vm_id=VM.vm_id, action="retire", requested_at=7.0,
                       reason="idle past keep-alive")
@@ -81,7 +86,7 @@ ACTION_DONE = CondorActionDone(action_id="retire-x", vm_id=VM.vm_id, action="ret
 EXAMPLES: tuple[Message, ...] = (
     ACTION, ACTION_DONE, HEALTH,
     CLASS, REJECTED, DEMAND, STARTD, POOL, CLOUD, SPEC, VM, INTENT, EVENT, DECISION, REPORT,
-    INSTANCE, InstancesRequest(), LISTING, LETTER, StatusRequest(), CLOUD_STATUS, STATUS,
+    INSTANCE, InstancesRequest(), LISTING, LETTER, StatusRequest(), CLOUD_STATUS, SERVICE, STATUS,
     CloudToggleRequest(name="c1"), CloudToggleReply(name="c1", enabled=False, changed=True),
     VmKillRequest(cloud="c1", vm_ids=(VM.vm_id,)), Skipped(vm_id="x", reason="unknown VM"),
     VmKillReply(killed={VM.vm_id: "kill-1"}, skipped=(Skipped(vm_id="x", reason="unknown VM"),)),

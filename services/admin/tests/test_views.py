@@ -16,7 +16,8 @@ from services.admin import views
 
 def test_status_json_has_the_documented_shape() -> None:
     doc = views.status_json(STATUS)
-    assert set(doc) == {"clouds", "vms", "demand", "pool", "plan"}
+    assert set(doc) == {"clouds", "vms", "services", "demand", "pool", "plan"}
+    assert doc["services"][0]["problems"][0].startswith("nats: permissions violation")
     [vm] = doc["vms"]
     assert (vm["name"], vm["cloud"], vm["state"]) == (VM.vm_id, VM.cloud, VM.state)
     assert vm["startd"] == "Unclaimed/Idle"
@@ -29,7 +30,8 @@ def test_status_tables_render_every_section() -> None:
     console.print(views.status_tables(STATUS, now=10.0))
     text = console.export_text()
     for part in ("Clouds", "VMs (1)", VM.vm_id, "Unclaimed/Idle", "Demand from replay:q",
-                 "Rejected jobs (1)", "VMMem: expected an integer", "Planner (p1"):
+                 "Rejected jobs (1)", "VMMem: expected an integer", "Planner (p1",
+                 "Services", "cs-planner", "host1", "permissions violation"):
         assert part in text
 
 
