@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import string
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +60,7 @@ def test_a_field_of_the_wrong_type_is_a_decode_error_naming_it(
     schema: type[Message], field: st.DataObject, value: Any,
 ) -> None:
     body = EXAMPLE_OF[schema].model_dump(mode="python")
-    name = field.draw(st.sampled_from(sorted(body) + ["unknown_field"]))
+    name = field.draw(st.sampled_from([*sorted(body), "unknown_field"]))
     body[name] = value
     try:
         data = msgpack.packb(body)
@@ -84,7 +85,7 @@ def test_oversize_and_bombs_are_refused_by_size() -> None:
     headers = {codec.HEADER_TYPE: schema.__name__, codec.HEADER_SCHEMA: str(schema.SCHEMA)}
     with pytest.raises(DecodeError, match="exceeds the"):
         codec.decode(b"\x00" * (codec.MAX_MESSAGE_BYTES + 1), headers, schema)
-    import zlib
+
     bomb = zlib.compress(b"\x00" * (codec.MAX_DECODED_BYTES + 1024), 9)
     with pytest.raises(DecodeError):
         codec.decode(bomb, {**headers, codec.HEADER_ENCODING: "zlib"}, schema)
