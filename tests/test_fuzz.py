@@ -5,7 +5,7 @@ the one clear error kind of that boundary (DecodeError, ConfigError, a rejected 
 
 from __future__ import annotations
 
-import os
+import contextlib
 import string
 import zlib
 from pathlib import Path
@@ -217,13 +217,9 @@ def test_any_arguments_give_a_clear_answer(
 ) -> None:
     if "nats-users" in argv or "import-v1" in argv:
         argv = [a for a in argv if a not in ("--force",)]
-    cwd = os.getcwd()
-    os.chdir(tmp_path)  # commands that write files write them here
-    try:
+    with contextlib.chdir(tmp_path):  # commands that write files write them here
         result = runner.invoke(app, argv, env={"CS_NATS_URL": nats_server.url,
                                                "CS_CONFIG": str(tmp_path / "none.toml")})
-    finally:
-        os.chdir(cwd)
     assert result.exit_code in (0, 1, 2), (argv, result.output)
     if result.exception is not None:
         assert isinstance(result.exception, SystemExit), (argv, repr(result.exception))

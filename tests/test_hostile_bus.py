@@ -96,8 +96,9 @@ async def _attack(url: str) -> tuple[dict[str, str], list[DeadLetter]]:
         deadline = time.monotonic() + 30
         want = {"cs-admin": len(_junk()) * len(ENDPOINTS), "cs-provisioner-libvirt":
                 len(_junk()) + 1, "cs-poller": len(_junk())}
-        while time.monotonic() < deadline and any(
-                sum(x.service == who for x in letters) < n for who, n in want.items()):
+        while time.monotonic() < deadline:
+            if all(sum(x.service == who for x in letters) >= n for who, n in want.items()):
+                break
             await asyncio.sleep(0.2)
     finally:
         await sub.unsubscribe()
