@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from bus.connection import Bus
 from tests.natsserver import NatsServer
+from tests.openstack_bed import ADMIN_CLOUD, Testbed
 
 
 @pytest.fixture(scope="session")
@@ -36,3 +39,27 @@ def fresh_nats(tmp_path: Path) -> Iterator[NatsServer]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def bed() -> Iterator[Testbed]:
+    """The OpenStack test cloud (tests/openstack_bed.py), up once for every test that needs
+    it, torn down at the end of the session."""
+    testbed = Testbed()
+    if os.environ.get("CS_TESTBED_REUSE") == "1" and testbed.running():
+        yield testbed  # a developer's running testbed (python -m tests.openstack_bed up)
+        return
+    testbed.up()
+    yield testbed
+    testbed.down()
+
+
+@pytest.fixture(scope="session")
+def admin(bed: Testbed) -> Iterator[Any]:
+    """An openstacksdk connection as the cloud's admin (sees every project's servers)."""
+    import openstack
+
+    os.environ["OS_CLIENT_CONFIG_FILE"] = str(bed.clouds_yaml)
+    conn = openstack.connect(cloud=ADMIN_CLOUD)
+    yield conn
+    conn.close()

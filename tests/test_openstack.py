@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,32 +34,13 @@ from tests.driver_contract import DriverContract, make_vm
 from tests.faultproxy import Fault, FaultProxy
 from tests.holdproxy import HoldProxy
 from tests.natsserver import NatsServer
-from tests.openstack_bed import ADMIN_CLOUD, APPCRED_CLOUD, DEMO_CLOUD, IMAGE, Testbed
+from tests.openstack_bed import APPCRED_CLOUD, DEMO_CLOUD, IMAGE, Testbed
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 SITE = "os-test"
 WORKER = WorkerSettings(central_manager="cm.os.test", token_file=None)
 USER_DATA = "#cloud-config\n# CS_VM_ID = ${CS_VM_ID}\n"
-
-
-@pytest.fixture(scope="module")
-def bed() -> Iterator[Testbed]:
-    testbed = Testbed()
-    if os.environ.get("CS_TESTBED_REUSE") == "1" and testbed.running():
-        yield testbed  # a developer's running testbed (python -m tests.openstack_bed up)
-        return
-    testbed.up()
-    yield testbed
-    testbed.down()
-
-
-@pytest.fixture(scope="module")
-def admin(bed: Testbed) -> Iterator[Any]:
-    os.environ["OS_CLIENT_CONFIG_FILE"] = str(bed.clouds_yaml)
-    conn = openstack.connect(cloud=ADMIN_CLOUD)
-    yield conn
-    conn.close()
 
 
 def cloud_record(name: str, os_cloud: str = APPCRED_CLOUD) -> CloudRecord:
