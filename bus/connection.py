@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -330,8 +331,11 @@ class Bus:
         return len(self._reconnects)
 
     @classmethod
-    async def connect(cls, url: str, service: str, wait_s: float = 30.0) -> Bus:
-        """Connect to `url`, retrying for up to `wait_s` seconds, then reconnect forever."""
+    async def connect(cls, url: str, service: str, wait_s: float = 30.0,
+                      ca_file: str = "") -> Bus:
+        """Connect to `url`, retrying for up to `wait_s` seconds, then reconnect forever.
+        `tls://` URLs (or a `ca_file`) use TLS, verified against `ca_file` or else the
+        system's certificate authorities."""
 
         closing: list[bool] = []  # set by close(), so a chosen disconnect is not a warning
         outage: list[bool] = []  # set while disconnected, so each outage is reported once
@@ -339,7 +343,12 @@ class Bus:
         denied: list[str] = []  # permission violations the server reported, newest last
         refused: list[str] = []  # the server refused our credentials
 
+        tls_failed: list[ssl.SSLError] = []  # a server we cannot verify: retrying won't help
+
         async def on_error(exc: Exception) -> None:
+            if isinstance(exc, ssl.SSLError):
+                tls_failed.append(exc)
+                del tls_failed[:-1]
             if isinstance(exc, OSError) and outage:
                 return  # nats-py reports every reconnect attempt of an outage
             if "authorization violation" in str(exc).lower():
@@ -367,6 +376,12 @@ class Bus:
 
         # A cluster is several URLs, comma-separated; nats-py wants them as a list.
         servers = [one.strip() for one in url.split(",") if one.strip()]
+        tls: dict[str, ssl.SSLContext] = {}
+        if ca_file or any(one.startswith("tls://") for one in servers):
+            try:
+                tls["tls"] = ssl.create_default_context(cafile=ca_file or None)
+            except (OSError, ssl.SSLError) as exc:
+                raise BusUnavailable(f"cannot use the NATS CA file {ca_file}: {exc}") from None
         deadline = time.monotonic() + wait_s
         last_error: Exception | None = None
         while True:
@@ -384,6 +399,7 @@ class Bus:
                     error_cb=on_error,
                     disconnected_cb=on_disconnect,
                     reconnected_cb=on_reconnect,
+                    **tls,
                 ) if await _reachable(url) else _refused(url), max(remaining, 0.5))
                 bus = cls(nc, service)
                 bus._closing = closing
@@ -391,6 +407,14 @@ class Bus:
                 bus._reconnects = reconnects
                 return bus
             except (OSError, nats.errors.Error, TimeoutError) as exc:
+                if isinstance(exc, ssl.SSLError):
+                    tls_failed.append(exc)
+                if tls_failed:
+                    problem = tls_failed[-1]
+                    raise BusUnavailable(
+                        f"TLS with NATS at {redacted(url)} failed ({problem.reason or problem})"
+                        "; give the server's CA in [nats] ca_file or CS_NATS_CA_FILE"
+                    ) from None
                 if refused or "authorization violation" in str(exc).lower():
                     raise BusUnavailable(
                         f"NATS at {redacted(url)} refused the credentials (authorization "

@@ -37,11 +37,12 @@ def service_main(
     except ConfigError as exc:
         log.error("%s", exc)
         return 2
-    return run_service(service, site.nats_url, body, replicas=site.nats_replicas)
+    return run_service(service, site.nats_url, body, replicas=site.nats_replicas,
+                       ca_file=site.nats_ca_file)
 
 
 def run_service(service: str, nats_url: str, body: ServiceBody, wait_s: float = 60.0,
-                replicas: int = 1) -> int:
+                replicas: int = 1, ca_file: str = "") -> int:
     """Run `body(bus, stop)` until SIGINT/SIGTERM; the process exit code. Streams and
     buckets that are missing are created with `replicas` copies."""
     log = logging.getLogger(service)
@@ -51,7 +52,7 @@ def run_service(service: str, nats_url: str, body: ServiceBody, wait_s: float = 
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        bus = await Bus.connect(nats_url, service, wait_s=wait_s)
+        bus = await Bus.connect(nats_url, service, wait_s=wait_s, ca_file=ca_file)
         log.info("connected url=%s", redacted(nats_url))
         try:
             await bus.ensure_infra(replicas)

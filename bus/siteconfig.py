@@ -126,6 +126,9 @@ class SiteConfig:
     tables: dict[str, dict[str, Any]]
     nats_replicas: int = 1
     """Copies of every stream and KV bucket ([nats] replicas): 3 on a 3-node NATS cluster."""
+    nats_ca_file: str = ""
+    """CA certificate(s) to verify a TLS NATS server with ([nats] ca_file, CS_NATS_CA_FILE);
+    "" = the system's authorities (for tls:// URLs)."""
 
     def section(self, name: str) -> Section:
         """One service's table (empty when absent)."""
@@ -259,9 +262,11 @@ def load(path: Path, env: dict[str, str] | None = None) -> SiteConfig:
         # The container sets it from `docker run -e CENTRAL_MANAGER=...`: no file edits.
         tables["worker"] = {**tables["worker"], "central_manager": env["CS_CENTRAL_MANAGER"]}
     nats_sec = Section(path, "nats", tables["nats"])
-    nats_sec.check_keys({"url", "replicas"})
+    nats_sec.check_keys({"url", "replicas", "ca_file"})
     nats_url = env.get("CS_NATS_URL") or nats_sec.string("url", DEFAULT_NATS_URL)
     replicas = nats_sec.integer("replicas", 1, minimum=1)
+    ca_path = nats_sec.path_value("ca_file", "")
+    ca_file = env.get("CS_NATS_CA_FILE") or (str(ca_path) if ca_path else "")
     if replicas > 5:
         raise ConfigError(f"{path}: [nats] replicas = {replicas}: JetStream keeps at most 5 "
                           "copies (use 3 on a 3-node cluster)")
@@ -274,7 +279,7 @@ def load(path: Path, env: dict[str, str] | None = None) -> SiteConfig:
         if names.count(name) > 1:
             raise ConfigError(f"{path}: cloud {name!r} is defined more than once")
     return SiteConfig(path=path, site=site, nats_url=nats_url, clouds=clouds, tables=tables,
-                      nats_replicas=replicas)
+                      nats_replicas=replicas, nats_ca_file=ca_file)
 
 
 def config_path(explicit: str | None, env: dict[str, str] | None = None) -> Path:

@@ -66,7 +66,8 @@ def _with_bus(nats: str | None, work: Callable[[Bus], Awaitable[T]]) -> T:
         root.addHandler(logging.NullHandler())
 
     async def run() -> T:
-        bus = await Bus.connect(url, "cs-cli", wait_s=2.0)
+        bus = await Bus.connect(url, "cs-cli", wait_s=2.0,
+                                ca_file=os.environ.get("CS_NATS_CA_FILE", ""))
         try:
             return await work(bus)
         finally:
@@ -75,8 +76,8 @@ def _with_bus(nats: str | None, work: Callable[[Bus], Awaitable[T]]) -> T:
     try:
         return asyncio.run(run())
     except BusUnavailable as exc:
-        if "refused the credentials" in str(exc):
-            raise _fail(str(exc)) from None
+        if not str(exc).startswith("cannot reach NATS"):
+            raise _fail(str(exc)) from None  # credentials, CA file, TLS: it says what
         raise _fail(f"cannot reach NATS at {redacted(url)}; start the system with `make run` "
                     "(or `cs up --config FILE`), or point --nats / CS_NATS_URL at it") from None
     except AdminError as exc:
