@@ -26,6 +26,7 @@ from nats.js.api import AckPolicy, ConsumerConfig
 
 from bus import codec, infra, subjects
 from bus.errors import AdminError, BusUnavailable, DecodeError
+from bus.metrics import Metrics
 from bus.schemas import CondorAction, DeadLetter, Intent, Message
 
 M = TypeVar("M", bound=Message)
@@ -311,10 +312,12 @@ async def _refused(url: str) -> Client:
 class Bus:
     """A connected service: NATS, JetStream, typed KV and publish helpers."""
 
-    def __init__(self, nc: Client, service: str) -> None:
+    def __init__(self, nc: Client, service: str, metrics: Metrics | None = None) -> None:
         self.nc = nc
         self.js: JetStreamContext = nc.jetstream()
         self.service = service
+        self.metrics = metrics or Metrics(service)
+        """This process's metrics (served on /metrics by the run-loop)."""
         self._closing: list[bool] = []
         self._denied: list[str] = []
         self._reconnects: list[float] = []
@@ -344,6 +347,7 @@ class Bus:
         refused: list[str] = []  # the server refused our credentials
 
         tls_failed: list[ssl.SSLError] = []  # a server we cannot verify: retrying won't help
+        metrics = Metrics(service)
 
         async def on_error(exc: Exception) -> None:
             if isinstance(exc, ssl.SSLError):
@@ -358,6 +362,7 @@ class Bus:
                 # Asynchronous in NATS: the publish "succeeded"; the server said no later.
                 denied.append(str(exc))
                 del denied[:-20]
+                metrics.bus_permission_errors.inc()
                 log.error("nats permission denied service=%s error=%s", service, exc)
                 return
             log.warning("nats error service=%s error=%r", service, exc)
@@ -372,6 +377,7 @@ class Bus:
         async def on_reconnect() -> None:
             outage.clear()
             reconnects.append(time.time())
+            metrics.bus_reconnects.inc()
             log.info("nats reconnected service=%s", service)
 
         # A cluster is several URLs, comma-separated; nats-py wants them as a list.
@@ -401,7 +407,7 @@ class Bus:
                     reconnected_cb=on_reconnect,
                     **tls,
                 ) if await _reachable(url) else _refused(url), max(remaining, 0.5))
-                bus = cls(nc, service)
+                bus = cls(nc, service, metrics)
                 bus._closing = closing
                 bus._denied = denied
                 bus._reconnects = reconnects
@@ -538,6 +544,8 @@ class Bus:
     ) -> None:
         """Log a rejected message and republish it with the error on the dead-letter subject."""
         log.error("dead-letter subject=%s error=%s", subject, error)
+        # Labelled by the subject's first two tokens: one series per kind, not per VM.
+        self.metrics.dead_letters.labels(".".join(subject.split(".")[:2])).inc()
         letter = DeadLetter(
             subject=subject,
             error=error,

@@ -41,6 +41,7 @@ def _wrap(bus: Bus, endpoint: Endpoint[Any]) -> Callable[[Request], Awaitable[No
             query = codec.decode(req.data, headers, endpoint.request, endpoint.name)
         except DecodeError as exc:
             await req.respond_error("400", f"bad request: {exc}")
+            bus.metrics.admin_requests.labels(endpoint.name, "400").inc()
             # Kept for the operator too: a client sending junk is worth knowing about.
             await bus.dead_letter(req.subject, req.data, headers, f"bad request: {exc}")
             return
@@ -48,15 +49,18 @@ def _wrap(bus: Bus, endpoint: Endpoint[Any]) -> Callable[[Request], Awaitable[No
             reply = await endpoint.handler(query)
         except AdminError as exc:
             await req.respond_error(exc.code, exc.message)
+            bus.metrics.admin_requests.labels(endpoint.name, exc.code).inc()
             return
         except Exception as exc:
             log.exception("endpoint %s failed", endpoint.name)
             await req.respond_error(
                 "500", f"{endpoint.name} failed: {type(exc).__name__}; see the service log"
             )
+            bus.metrics.admin_requests.labels(endpoint.name, "500").inc()
             return
         data, reply_headers = codec.encode(reply)
         await req.respond(data, headers=reply_headers)
+        bus.metrics.admin_requests.labels(endpoint.name, "200").inc()
 
     return handle
 

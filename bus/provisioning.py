@@ -203,10 +203,16 @@ class CloudWorker:
                 outcome = await self._kill(intent, delivery.trace)
         except TemporaryError as exc:
             log.warning("%s outcome=retry delay=%.0f error=%s", fields, exc.delay, exc)
+            self.bus.metrics.retries.labels(self.cloud, intent.action).inc()
             await self._note(intent, f"retrying in {exc.delay:.0f}s: {exc}")
             await delivery.nak(exc.delay)
             return
         log.info("%s outcome=%s", fields, outcome)
+        if intent.action == "boot":
+            # "running", "booting", "error (kind): ...", "stale intent: ...": the first word.
+            self.bus.metrics.boots.labels(self.cloud, outcome.split()[0].rstrip(":")).inc()
+        else:
+            self.bus.metrics.deletes.labels(self.cloud).inc()
         await delivery.ack()
 
     async def _note(self, intent: Intent, reason: str) -> None:
@@ -238,6 +244,7 @@ class CloudWorker:
             instance = await self.driver.create(entry.value)
         except (OutOfResources, PermanentError) as exc:
             await self._set_state(entry, key, "error", f"{exc.kind}: {exc}", trace)
+            self.bus.metrics.boot_failures.labels(self.cloud, exc.kind).inc()
             return f"error ({exc.kind}): {exc}"
         state = _BOOTED_STATES[instance.state]
         await self._set_state(entry, key, state, "", trace)
@@ -373,6 +380,10 @@ class CloudWorker:
         capacity = await self.driver.capacity()
         if capacity is not None:
             await self.capacities.put(self.cloud, capacity)
+        metrics = self.bus.metrics
+        metrics.reconcile_seconds.labels(self.cloud).observe(time.time() - now)
+        if orphans:
+            metrics.orphans_deleted.labels(self.cloud).inc(orphans)
         log.info("%s", logs.fields(
             loop="reconcile", cloud=self.cloud, instances=len(instances), registry=len(entries),
             marked_gone=gone, marked_error=failed, marked_running=up, orphans_deleted=orphans,

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from bus import logs, siteconfig, subjects
 from bus.connection import Bus, redacted
 from bus.errors import BusUnavailable, ConfigError
+from bus.observe import ObserveSettings
 from bus.schemas import ServiceHealth
 
 ServiceBody = Callable[[Bus, asyncio.Event], Awaitable[None]]
@@ -30,19 +31,22 @@ def service_main(
     parser = argparse.ArgumentParser(prog=service, description=description)
     parser.add_argument("--config", help="site config file (default: $CS_CONFIG)")
     args = parser.parse_args(argv)
-    log = logs.setup(service)
+    log = logs.setup(service, fmt=os.environ.get("CS_LOG_FORMAT", "text"))
     try:
         site = siteconfig.load(siteconfig.config_path(args.config))
+        observe = ObserveSettings.from_site(site, service, os.environ)
+        log = logs.setup(service, observe.log_level, observe.log_format)
         body = factory(site, log)
     except ConfigError as exc:
         log.error("%s", exc)
         return 2
     return run_service(service, site.nats_url, body, replicas=site.nats_replicas,
-                       ca_file=site.nats_ca_file)
+                       ca_file=site.nats_ca_file, observe=observe)
 
 
 def run_service(service: str, nats_url: str, body: ServiceBody, wait_s: float = 60.0,
-                replicas: int = 1, ca_file: str = "") -> int:
+                replicas: int = 1, ca_file: str = "",
+                observe: ObserveSettings | None = None) -> int:
     """Run `body(bus, stop)` until SIGINT/SIGTERM; the process exit code. Streams and
     buckets that are missing are created with `replicas` copies."""
     log = logging.getLogger(service)
@@ -54,6 +58,17 @@ def run_service(service: str, nats_url: str, body: ServiceBody, wait_s: float = 
             loop.add_signal_handler(sig, stop.set)
         bus = await Bus.connect(nats_url, service, wait_s=wait_s, ca_file=ca_file)
         log.info("connected url=%s", redacted(nats_url))
+        if observe is not None and observe.metrics_port:
+            try:
+                bus.metrics.serve(observe.metrics_host, observe.metrics_port)
+            except OSError as exc:
+                await bus.close()
+                raise ConfigError(
+                    f"cannot serve /metrics on {observe.metrics_host}:{observe.metrics_port} "
+                    f"({exc.strerror}): set [metrics] base_port, or CS_METRICS_PORT for this "
+                    "process") from None
+            log.info("metrics url=http://%s:%d/metrics", observe.metrics_host,
+                     observe.metrics_port)
         try:
             await bus.ensure_infra(replicas)
             beat = asyncio.create_task(heartbeat(bus, stop))

@@ -112,6 +112,7 @@ _CLOUD_KEYS = {
 } | _LIBVIRT_KEYS | _OPENSTACK_KEYS
 _TOP_KEYS = {
     "site", "nats", "poller", "planner", "provisioner", "admin", "worker", "cloud", "run",
+    "metrics", "logging",
 }
 
 

@@ -11,6 +11,8 @@ import logging
 import os
 import socket
 import time
+from collections import Counter
+from typing import get_args
 
 from bus import logs, registry, subjects
 from bus.connection import Bus, Versioned
@@ -79,6 +81,9 @@ class PlannerShell:
             await self._send(Intent(
                 intent_id=boot.intent_id, action="boot", cloud=boot.cloud, vm_id=boot.vm_id,
                 spec=boot.spec, created_at=now), trace)
+            if demand is not None:
+                self.bus.metrics.intent_lag.observe(max(0.0, time.time() -
+                                                        demand.value.taken_at))
         for retire in result.retires:
             marked = await self._mark(vm_entries, retire.cloud, retire.vm_id, "retiring",
                                       retire.reason, retire.action_id, now)
@@ -114,6 +119,7 @@ class PlannerShell:
             entry_h = health.get(reset.cloud)
             if entry_h is not None:
                 await self.health.update(reset.cloud, reset, entry_h.revision)
+        self._measure(clouds, vm_entries, health, decisions, time.time() - now)
         report = PlanReport(planner=self.name, at=now, decisions=tuple(decisions))
         await self.bus.js_publish(subjects.plan_report(), report, trace=trace)
         log.info("%s", logs.fields(
@@ -153,3 +159,25 @@ class PlannerShell:
     async def _send(self, intent: Intent, trace: str) -> None:
         await self.bus.js_publish(
             subjects.intent(intent.cloud), intent, trace=trace, msg_id=intent.intent_id)
+        self.bus.metrics.intents.labels(intent.cloud, intent.action).inc()
+
+    def _measure(self, clouds: list[CloudRecord], vms: dict[str, Versioned[VmRecord]],
+                 health: dict[str, Versioned[CloudHealth]], decisions: list[PlanDecision],
+                 took_s: float) -> None:
+        metrics = self.bus.metrics
+        metrics.plan_seconds.observe(took_s)
+        counts = Counter((v.value.cloud, v.value.state) for v in vms.values())
+        metrics.vms.clear()
+        metrics.cloud_backoff.clear()
+        metrics.holds.clear()
+        for cloud in clouds:
+            for state in get_args(VmState):
+                metrics.vms.labels(cloud.name, state).set(counts.get((cloud.name, state), 0))
+            entry = health.get(cloud.name)
+            backed_off = entry is not None and entry.value.backoff_until > time.time()
+            metrics.cloud_backoff.labels(cloud.name).set(1 if backed_off else 0)
+        for decision in decisions:
+            if decision.kind == "hold":
+                # The reason's first words (its kind), not the whole text: bounded series.
+                kind = " ".join(decision.reason.split()[:2]) or "-"
+                metrics.holds.labels(decision.cloud or "-", kind).inc(decision.count)

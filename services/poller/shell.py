@@ -66,6 +66,7 @@ class Poller:
         """One poll: read queue and pool, publish both, log one line."""
         now = time.time()
         demand, pool = await asyncio.gather(self._read_demand(now), self._read_pool(now))
+        self._measure(demand, time.time() - now)
         last = self._demand
         if last is None or (last.classes, last.rejected) != (demand.classes, demand.rejected):
             self._trace = new_trace()
@@ -90,6 +91,16 @@ class Poller:
             rejected=demand.rejected_total, startds=len(pool.startds),
             stale="; ".join(filter(None, (demand.stale_reason, pool.stale_reason))) or "no",
             trace=self._trace))
+
+    def _measure(self, demand: DemandSnapshot, took_s: float) -> None:
+        metrics = self.bus.metrics
+        metrics.poll_seconds.observe(took_s)
+        metrics.demand_stale.set(1 if demand.stale else 0)
+        metrics.demand_rejected.set(demand.rejected_total)
+        metrics.demand_jobs.clear()  # classes that left the queue leave the metrics too
+        for cls in demand.classes:
+            metrics.demand_jobs.labels(cls.vm_type, cls.key, "idle").set(cls.idle)
+            metrics.demand_jobs.labels(cls.vm_type, cls.key, "running").set(cls.running)
 
     async def act(self, delivery: Delivery[CondorAction]) -> None:
         """Carry out one condor action; a failure is retried, never dropped."""
