@@ -15,9 +15,11 @@ run: $(STAMP)
 	$(VENV)/bin/cs up --config $(CONFIG) --state-dir $(STATE)
 
 ## test: lint, types, import contracts, then the whole suite (unit, integration, end-to-end,
-## real VMs under QEMU: scripts/qemu-host.sh installs and starts libvirt + QEMU, needs root)
+## real VMs under QEMU: scripts/qemu-host.sh installs and starts libvirt + QEMU, needs root;
+## scripts/browser.sh installs Chromium for the status page test)
 test: $(STAMP) lint
 	./scripts/qemu-host.sh
+	./scripts/browser.sh
 	$(VENV)/bin/pytest
 
 lint: $(STAMP)

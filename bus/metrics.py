@@ -74,7 +74,10 @@ class Metrics:
         self.reconcile_seconds = Histogram(
             "cs_reconcile_seconds", "Time of one reconcile of a cloud", ["cloud"],
             buckets=_LOOP_BUCKETS, registry=r)
-        # Admin: requests.
+        # Admin: requests, and loads of its status page.
+        self.status_page_requests = Counter(
+            "cs_status_page_requests", "Pages and JSON served by the status page", ["path"],
+            registry=r)
         self.admin_requests = Counter(
             "cs_admin_requests", "Admin requests answered, by endpoint and code",
             ["endpoint", "code"], registry=r)

@@ -7,16 +7,20 @@ import logging
 
 from bus import logs, subjects
 from bus.connection import Bus
+from bus.errors import ConfigError
 from bus.micro import serve
 from bus.runloop import ServiceBody, service_main
 from bus.siteconfig import SiteConfig
 from services.admin.service import AdminService
+from services.admin.statuspage import StatusPage, listen_address
 
 SERVICE = "cs-admin"
 
 
 def build(site: SiteConfig, log: logging.Logger) -> ServiceBody:
     """The admin service's body: seed cloud records, then answer until stopped."""
+
+    page_at = listen_address(site)
 
     async def body(bus: Bus, stop: asyncio.Event) -> None:
         admin = AdminService(bus, site.path)
@@ -25,7 +29,17 @@ def build(site: SiteConfig, log: logging.Logger) -> ServiceBody:
                               admin.endpoints(), "cloudscheduler admin")
         log.info("%s", logs.fields(event="serving", group=subjects.ADMIN_GROUP,
                                    clouds=len(site.clouds)))
+        page = StatusPage(admin.status_reply, site.site, bus.metrics)
+        if page_at is not None:
+            try:
+                port = await page.start(*page_at)
+            except OSError as exc:
+                raise ConfigError(f"cannot serve the status page on {page_at[0]}:"
+                                  f"{page_at[1]} ({exc.strerror}); change [admin] "
+                                  "status_page") from None
+            log.info("%s", logs.fields(event="status page", url=f"http://{page_at[0]}:{port}/"))
         await stop.wait()
+        await page.close()
         await service.stop()
 
     return body

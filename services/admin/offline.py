@@ -12,9 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from bus.contextualize import WorkerSettings
+from bus.observe import PORT_OFFSETS, ObserveSettings
 from bus.provisioning import ProvisionerServiceSettings
 from bus.schemas import PoolSnapshot
 from bus.siteconfig import SiteConfig
+from services.admin.statuspage import listen_address
 from services.planner.core import plan
 from services.planner.settings import PlannerSettings
 from services.poller.condor import read_dump
@@ -61,3 +63,6 @@ def check_config(site: SiteConfig) -> None:
     PlannerSettings.from_site(site)
     ProvisionerServiceSettings.from_site(site)
     WorkerSettings.from_site(site)
+    listen_address(site)
+    for service in PORT_OFFSETS:
+        ObserveSettings.from_site(site, service, {})

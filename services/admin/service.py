@@ -187,6 +187,10 @@ class AdminService:
 
     async def status(self, _: StatusRequest) -> Message:
         """Clouds, VMs, demand and the planner's latest reasons."""
+        return await self.status_reply()
+
+    async def status_reply(self) -> StatusReply:
+        """What `status` answers, typed (the status page reads it too)."""
         clouds = [v.value for v in (await self.clouds.items()).values()]
         health = {k: v.value for k, v in (await self.health.items()).items()}
         vms = sorted((v.value for v in (await self.vms.items()).values()),

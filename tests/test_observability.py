@@ -1,0 +1,243 @@
+"""Observability of the running system: every service's /metrics (demand by class, VMs by
+cloud and state, boots, plan time, intent lag, bus counters), the Grafana dashboard's queries
+against what the services export, JSON logs with one canonical line per loop, and the admin
+service's status page in headless Chromium (rendered DOM and a screenshot)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from bus.observe import PORT_OFFSETS
+from tests.demo import ROOT, free_port
+from tests.natsserver import NatsServer
+from tests.system import System
+
+pytestmark = pytest.mark.e2e
+
+CLOUD = "container-cloud"
+DASHBOARD = ROOT / "container" / "grafana-dashboard.json"
+RUNNING_GREEN = (0xDA, 0xFB, 0xE1)  # the status page's background of a running VM's row
+CONFIG = """
+site = "observed"
+[poller]
+source = "replay"
+queue_file = "queue.txt"
+interval_s = 0.5
+[planner]
+interval_s = 0.5
+[provisioner]
+reconcile_interval_s = 1
+[metrics]
+base_port = {base}
+[logging]
+format = "json"
+[admin]
+status_page = "127.0.0.1:{page}"
+[[cloud]]
+name = "container-cloud"
+provider = "libvirt"
+uri = "test://{host}"
+base_image = "worker.qcow2"
+enabled = true
+max_vms = 20
+"""
+
+
+def free_block(size: int) -> int:
+    """The first of `size` consecutive ports nothing listens on."""
+    for _ in range(50):
+        base = free_port()
+        if base + size > 65535:
+            continue
+        sockets = []
+        try:
+            for port in range(base, base + size):
+                s = socket.socket()
+                sockets.append(s)
+                s.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in sockets:
+                s.close()
+    raise AssertionError("no block of free ports")
+
+
+def get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as answer:
+            return answer.status, answer.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def samples(text: str) -> dict[str, float]:
+    """`name{labels}` -> value of every sample in a /metrics page."""
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.rpartition(" ")
+            out[key] = float(value)
+    return out
+
+
+def families(text: str) -> set[str]:
+    """Every metric name a /metrics page declares (counters with and without _total)."""
+    names = set(re.findall(r"^# HELP (\S+)", text, re.M))
+    return names | {n + "_total" for n in names} | {
+        n + suffix for n in names for suffix in ("_bucket", "_sum", "_count")}
+
+
+CHROMIUM = ["chromium", "--headless", "--no-sandbox", "--disable-gpu",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            "--no-first-run"]
+
+
+def chromium(*args: str, profile: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CHROMIUM, f"--user-data-dir={profile}", *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def system(tmp_path_factory: pytest.TempPathFactory) -> object:
+    tmp = tmp_path_factory.mktemp("observed")
+    nats = NatsServer(tmp / "nats")
+    nats.start()
+    shutil.copy(ROOT / "examples" / "demo-queue.txt", tmp / "queue.txt")
+    base, page = free_block(len(PORT_OFFSETS)), free_port()
+    config = tmp / "cs.toml"
+    config.write_text(CONFIG.format(base=base, page=page,
+                                    host=ROOT / "examples" / "demo-host.xml"))
+    running = System(tmp, config, nats.url)
+    running.start()
+    try:
+        running.wait_for("8 running VMs", lambda d: sum(
+            v["state"] == "running" for v in d["vms"]) == 8)
+        yield running, base, page
+    finally:
+        try:
+            running.stop()
+        finally:
+            nats.stop()
+
+
+def test_every_service_exports_its_metrics(system: tuple[System, int, int]) -> None:
+    _, base, _ = system
+    # Gauges follow the loops (a cycle of 0.5 s): read until the planner's has seen all 8.
+    deadline = time.monotonic() + 20
+    while True:
+        pages = {name: get(f"http://127.0.0.1:{base + offset}/metrics")[1]
+                 for name, offset in PORT_OFFSETS.items()}
+        planner, poller = samples(pages["cs-planner"]), samples(pages["cs-poller"])
+        if planner.get(f'cs_vms{{cloud="{CLOUD}",state="running"}}') == 8 or \
+                time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    libvirt, admin = samples(pages["cs-provisioner-libvirt"]), samples(pages["cs-admin"])
+    assert planner[f'cs_vms{{cloud="{CLOUD}",state="running"}}'] == 8
+    assert planner[f'cs_vms{{cloud="{CLOUD}",state="error"}}'] == 0
+    assert planner["cs_plan_seconds_count"] > 0
+    assert planner[f'cs_intents_total{{action="boot",cloud="{CLOUD}"}}'] >= 8
+    assert planner["cs_intent_lag_seconds_count"] >= 8
+    assert planner[f'cs_cloud_backoff{{cloud="{CLOUD}"}}'] == 0
+    idle = {k: v for k, v in poller.items() if k.startswith("cs_demand_jobs") and
+            'state="idle"' in k}
+    assert sorted(idle.values()) == [2, 6]  # the demo's two classes
+    assert poller["cs_demand_rejected_jobs"] == 1 and poller["cs_demand_stale"] == 0
+    assert libvirt[f'cs_boots_total{{cloud="{CLOUD}",outcome="running"}}'] >= 8
+    assert libvirt[f'cs_reconcile_seconds_count{{cloud="{CLOUD}"}}'] > 0
+    assert admin['cs_admin_requests_total{code="200",endpoint="status"}'] >= 1
+    for name, text in pages.items():
+        assert "cs_bus_reconnects_total 0.0" in text, name
+        assert "cs_bus_permission_errors_total 0.0" in text, name
+
+
+def test_the_dashboard_asks_only_for_what_the_services_export(
+    system: tuple[System, int, int],
+) -> None:
+    _, base, _ = system
+    exported: set[str] = set()
+    for offset in PORT_OFFSETS.values():
+        exported |= families(get(f"http://127.0.0.1:{base + offset}/metrics")[1])
+    dashboard = json.loads(DASHBOARD.read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    assert len(exprs) >= 15
+    wanted = {m for e in exprs for m in re.findall(r"\b(cs_[a-z_]+)", e)}
+    assert wanted - exported == set(), "the dashboard queries metrics nobody exports"
+    for topic in ("cs_demand_jobs", "cs_vms", "cs_boots_total", "cs_boot_failures_total",
+                  "cs_intent_retries_total", "cs_plan_seconds_bucket",
+                  "cs_intent_lag_seconds_bucket", "cs_bus_reconnects_total"):
+        assert topic in wanted, f"the dashboard has no panel on {topic}"
+    ids = [p["id"] for p in dashboard["panels"]]
+    assert len(ids) == len(set(ids))
+
+
+def test_logs_are_json_with_one_canonical_line_per_loop(system: tuple[System, int, int]) -> None:
+    running, _, _ = system
+    lines = {name: (running.workdir / f"{name}.log").read_text().splitlines()
+             for name in PORT_OFFSETS}
+    for name, text in lines.items():
+        docs = [json.loads(line) for line in text if line.startswith("{")]
+        assert docs and len(docs) >= len([t for t in text if t.strip()]) - 5, name
+        assert all(d["service"] == name and d["level"] and d["ts"] for d in docs)
+    plans = [json.loads(x) for x in lines["cs-planner"] if '"loop": "plan"' in x]
+    assert plans and {"booked", "vms", "holds", "trace"} <= set(plans[-1])
+    polls = [json.loads(x) for x in lines["cs-poller"] if '"loop": "poll"' in x]
+    assert polls and polls[-1]["classes"] == "2" and polls[-1]["rejected"] == "1"
+    assert [x for x in lines["cs-provisioner-libvirt"] if '"loop": "reconcile"' in x]
+
+
+def test_the_status_page_in_a_browser(system: tuple[System, int, int], tmp_path: Path) -> None:
+    running, base, page = system
+    url = f"http://127.0.0.1:{page}/"
+    code, _ = get(url + "status.json")
+    assert code == 200
+    request = urllib.request.Request(url, method="POST", data=b"x")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10)
+    assert refused.value.code == 405  # read-only
+
+    names = sorted(v["name"] for v in running.status()["vms"])
+    dom = chromium("--dump-dom", url, profile=tmp_path / "profile").stdout
+    for name in names:
+        assert name in dom
+    assert '<meta http-equiv="refresh" content="5">' in dom
+    assert "VMMem: expected an integer" in dom  # the rejected job and why
+    shot = tmp_path / "status.png"
+    chromium(f"--screenshot={shot}", "--window-size=1280,1600", url,
+             profile=tmp_path / "profile")
+    image = Image.open(shot).convert("RGB")
+    assert image.size == (1280, 1600)
+    colors = image.getcolors(maxcolors=1 << 20) or []
+    assert len(colors) > 50  # text and tables, not a blank or error page
+    green = sum(n for n, c in colors if c == RUNNING_GREEN)
+    assert green > 8 * 1000  # 8 running VMs' rows drawn in the running colour
+
+    # It refreshes itself: a browser left on it for 12 s loads it three times (at 0, 5, 10 s).
+    metrics_url = f"http://127.0.0.1:{base}/metrics"  # the admin service's
+
+    def loads() -> float:
+        return samples(get(metrics_url)[1]).get('cs_status_page_requests_total{path="/"}', 0)
+
+    before = loads()
+    left_open = subprocess.Popen(
+        [*CHROMIUM, f"--user-data-dir={tmp_path / 'open'}", "--remote-debugging-port=0", url],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(12)
+    finally:
+        left_open.kill()
+        left_open.wait()
+    assert loads() - before >= 3
