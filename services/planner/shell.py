@@ -7,6 +7,7 @@ intent for a VM nobody recorded.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
@@ -51,12 +52,13 @@ class PlannerShell:
     async def step(self) -> None:
         """One level-triggered cycle over the whole desired and actual state."""
         now = time.time()
-        demand = await self.bus.last(subjects.demand(), DemandSnapshot)
-        pool = await self.bus.last(subjects.pool(), PoolSnapshot)
-        clouds = [v.value for v in (await self.clouds.items()).values()]
-        vm_entries = await self.vms.items()
-        health = await self.health.items()
-        capacity = await self.capacity.items()
+        # Six independent reads, each a few round trips: at once, not one after the other
+        # (a demand change reaches the bus as an intent sooner).
+        demand, pool, cloud_entries, vm_entries, health, capacity = await asyncio.gather(
+            self.bus.last(subjects.demand(), DemandSnapshot),
+            self.bus.last(subjects.pool(), PoolSnapshot),
+            self.clouds.items(), self.vms.items(), self.health.items(), self.capacity.items())
+        clouds = [v.value for v in cloud_entries.values()]
         result = plan(
             self.settings.site, demand.value if demand else None, clouds,
             [v.value for v in vm_entries.values()], now, self.settings.policy,

@@ -1,0 +1,157 @@
+"""Boot throughput on libvirt's test driver: N boots through our provisioner (intents on NATS,
+CloudWorker, LibvirtDriver) next to a bare loop making the same libvirt calls (look the name
+up, find pool and base image, create overlay and seed volumes, upload the seed, define and
+start the domain), in one run.
+
+    PYTHONPATH=. python bench/libvirt_bench.py [--boots 200] [--rounds 3]
+
+The host is examples/demo-host.xml with a 16 MiB base image (the test driver takes each
+overlay's full size from its 100 GiB pool), kept by the test driver in this process. Both sides make
+their libvirt calls from one thread, as the driver does per cloud. Prints a table, then every
+figure as `name=value`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import libvirt
+
+from bus import subjects
+from bus.connection import Bus
+from bus.contextualize import WorkerSettings, render
+from bus.provisioning import CloudWorker, ProvisionerSettings
+from bus.schemas import CloudRecord, Intent, LibvirtCloud, VmRecord, VmSpec
+from services.provisioner_libvirt import seed
+from services.provisioner_libvirt.driver import (
+    OVERLAY_SUFFIX,
+    SEED_SUFFIX,
+    LibvirtDriver,
+    domain_xml,
+    volume_xml,
+)
+from tests.natsserver import NatsServer
+
+ROOT = Path(__file__).resolve().parents[1]
+SITE = "bench"
+OPTS = LibvirtCloud(storage_pool="default", base_image="worker.qcow2", domain_type="test")
+WORKER = WorkerSettings("cm", None)
+
+
+def vms_of(cloud: str, boots: int) -> list[VmRecord]:
+    now = time.time()
+    return [VmRecord(vm_id=f"cs-{SITE}-{cloud}-w-{n}", cloud=cloud, intent_id=f"boot-{n}",
+                     class_key="k", spec=VmSpec(vm_type="w", cores=1, memory_mb=64),
+                     state="requested", created_at=now, updated_at=now) for n in range(boots)]
+
+
+def host(folder: Path) -> str:
+    """A test-driver URI for the demo host with a small base image."""
+    text = (ROOT / "examples" / "demo-host.xml").read_text()
+    text = text.replace("<capacity unit='GiB'>4</capacity>", "<capacity unit='MiB'>16</capacity>")
+    path = folder / "bench-host.xml"
+    path.write_text(text)
+    return f"test://{path}"
+
+
+def bare(uri: str, boots: int) -> float:
+    """Seconds for `boots` boots by a plain loop of the driver's libvirt calls."""
+    conn = libvirt.open(uri)
+    vms = vms_of("bare", boots)
+    start = time.perf_counter()
+    for vm in vms:
+        try:
+            conn.lookupByName(vm.vm_id)
+        except libvirt.libvirtError:
+            pass  # not there yet: the usual case
+        pool = conn.storagePoolLookupByName(OPTS.storage_pool)
+        base = pool.storageVolLookupByName(OPTS.base_image)
+        path, size = base.path(), base.info()[1]
+        user_data = render("", vm, SITE, WORKER)
+        image = seed.build(vm.vm_id, user_data)
+        overlay, seed_name = vm.vm_id + OVERLAY_SUFFIX, vm.vm_id + SEED_SUFFIX
+        pool.createXML(volume_xml(overlay, size, "qcow2", (path, "qcow2")), 0)
+        pool.createXML(volume_xml(seed_name, len(image), "raw"), 0)
+        # (no upload: the test driver has no storage I/O; the driver skips it there too)
+        dom = conn.defineXML(domain_xml(vm, SITE, OPTS, overlay, seed_name))
+        dom.create()
+    elapsed = time.perf_counter() - start
+    conn.close()
+    return elapsed
+
+
+async def ours(url: str, uri: str, boots: int) -> float:
+    """Seconds from publishing `boots` intents until every VM has left `requested`."""
+    bus = await Bus.connect(url, "bench")
+    await bus.ensure_infra()
+    cloud = f"bench{uuid.uuid4().hex[:6]}"
+    record = CloudRecord(name=cloud, provider="libvirt", enabled=True, max_vms=boots, uri=uri,
+                         libvirt=OPTS)
+    driver = LibvirtDriver(record, SITE, WORKER)
+    await driver.list()  # connected, as a running provisioner is
+    worker = CloudWorker(bus, "libvirt", cloud, driver, ProvisionerSettings())
+    vms = vms_of(cloud, boots)
+    for vm in vms:
+        await worker.vms.create(subjects.vm_key(cloud, vm.vm_id), vm)
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.consume(stop))
+    await asyncio.sleep(1.0)  # the consumer is pulling
+    start = time.perf_counter()
+    for vm in vms:
+        await bus.js_publish(subjects.intent(cloud), Intent(
+            intent_id=vm.intent_id, action="boot", cloud=cloud, vm_id=vm.vm_id, spec=vm.spec,
+            created_at=time.time()))
+    pending = {subjects.vm_key(cloud, vm.vm_id) for vm in vms}
+    while pending:
+        for key in list(pending):
+            entry = await worker.vms.get(key)
+            if entry is not None and entry.value.state != "requested":
+                pending.discard(key)
+        await asyncio.sleep(0.05)
+    elapsed = time.perf_counter() - start
+    stop.set()
+    await task
+    await driver.close()
+    await bus.close()
+    return elapsed
+
+
+def main() -> None:
+    """Run both, print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--boots", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        nats = NatsServer(Path(tmp))
+        nats.start()
+        try:
+            bare_runs, ours_runs = [], []
+            for _ in range(args.rounds):
+                uri = host(Path(tmp))
+                bare_runs.append(bare(uri, args.boots))
+                ours_runs.append(asyncio.run(ours(nats.url, uri, args.boots)))
+        finally:
+            nats.stop()
+    bare_s, ours_s = min(bare_runs), min(ours_runs)
+    bare_rate, ours_rate = args.boots / bare_s, args.boots / ours_s
+    print(f"libvirt test-driver boots ({platform.machine()}, {os.cpu_count()} cores): "
+          f"{args.boots} boots, best of {args.rounds} rounds")
+    print(f"  {'bare libvirt loop':28} {bare_s:7.2f} s  {bare_rate:7.1f} boots/s")
+    print(f"  {'cloudscheduler provisioner':28} {ours_s:7.2f} s  {ours_rate:7.1f} boots/s")
+    print(f"  ratio {ours_rate / bare_rate:.2f} (goal: at least 0.9)")
+    print(f"libvirt_boots={args.boots}")
+    print(f"libvirt_bare_boots_per_s={bare_rate:.1f}")
+    print(f"libvirt_provisioner_boots_per_s={ours_rate:.1f}")
+    print(f"libvirt_provisioner_ratio={ours_rate / bare_rate:.2f}")
+
+
+if __name__ == "__main__":
+    main()
