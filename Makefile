@@ -40,4 +40,7 @@ clean:
 bench: $(STAMP)
 	$(VENV)/bin/python bench/plan_bench.py
 	$(VENV)/bin/python bench/poller_bench.py
+	PYTHONPATH=. $(VENV)/bin/python bench/latency_bench.py
+	PYTHONPATH=. $(VENV)/bin/python bench/libvirt_bench.py
+	PYTHONPATH=. $(VENV)/bin/python bench/rss_bench.py
 	PYTHONPATH=. $(VENV)/bin/python -W ignore bench/openstack_bench.py

@@ -91,25 +91,18 @@ async def lags(bus: Bus, changes: int) -> list[float]:
     return out
 
 
-async def run(args: argparse.Namespace, nats: NatsServer, work: Path) -> dict[str, float]:
-    bus = await Bus.connect(nats.url, "bench")
+async def run(args: argparse.Namespace, url: str) -> dict[str, float]:
+    bus = await Bus.connect(url, "bench")
     await bus.ensure_infra()
     await bus.kv(subjects.CLOUDS_BUCKET, CloudRecord).put(CLOUD, CloudRecord(
         name=CLOUD, provider="libvirt", enabled=True, max_vms=100_000,
         boots_per_cycle=1000, uri="test:///default",
         libvirt=LibvirtCloud(base_image="worker.qcow2")))
-    config = work / "cs.toml"
-    config.write_text(CONFIG.format(url=nats.url))
-    planner = subprocess.Popen([sys.executable, "-m", "services.planner"],
-                               env=dict(os.environ, CS_CONFIG=str(config)),
-                               stdout=Path(os.environ.get("BENCH_PLANNER_LOG", work / "planner.log")).open("wb"), stderr=subprocess.STDOUT)
     try:
-        await asyncio.sleep(3.0)  # connected, first (empty) cycle done
+        await asyncio.sleep(3.0)  # the planner: connected, first (empty) cycle done
         rtt = await rtts(bus, args.rtts)
         lag = await lags(bus, args.changes)
     finally:
-        planner.terminate()
-        planner.wait(15)
         await bus.close()
     p50_rtt, p99_rtt = statistics.median(rtt), quantile(rtt, 0.99)
     return {"nats_rtt_p50_ms": p50_rtt, "nats_rtt_p99_ms": p99_rtt,
@@ -124,12 +117,21 @@ def main() -> None:
     parser.add_argument("--rtts", type=int, default=2000)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        nats = NatsServer(Path(tmp) / "nats")
+        work = Path(tmp)
+        nats = NatsServer(work / "nats")
         nats.start()
-        try:
-            figures = asyncio.run(run(args, nats, Path(tmp)))
-        finally:
-            nats.stop()
+        config = work / "cs.toml"
+        config.write_text(CONFIG.format(url=nats.url))
+        with (work / "planner.log").open("wb") as log:
+            planner = subprocess.Popen([sys.executable, "-m", "services.planner"],
+                                       env=dict(os.environ, CS_CONFIG=str(config)),
+                                       stdout=log, stderr=subprocess.STDOUT)
+            try:
+                figures = asyncio.run(run(args, nats.url))
+            finally:
+                planner.terminate()
+                planner.wait(15)
+                nats.stop()
     print(f"demand change -> intent on the bus ({platform.machine()}, {os.cpu_count()} cores, "
           f"{args.changes} changes; NATS round trips: {args.rtts}):")
     print(f"  {'':24} {'p50 ms':>8} {'p99 ms':>8}")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import platform
 import tempfile
@@ -67,10 +68,8 @@ def bare(uri: str, boots: int) -> float:
     vms = vms_of("bare", boots)
     start = time.perf_counter()
     for vm in vms:
-        try:
+        with contextlib.suppress(libvirt.libvirtError):  # not there yet: the usual case
             conn.lookupByName(vm.vm_id)
-        except libvirt.libvirtError:
-            pass  # not there yet: the usual case
         pool = conn.storagePoolLookupByName(OPTS.storage_pool)
         base = pool.storageVolLookupByName(OPTS.base_image)
         path, size = base.path(), base.info()[1]
