@@ -25,11 +25,11 @@ from pathlib import Path
 
 import libvirt
 
-from bus import subjects
+from bench.boots import time_boots
 from bus.connection import Bus
 from bus.contextualize import WorkerSettings, render
 from bus.provisioning import CloudWorker, ProvisionerSettings
-from bus.schemas import CloudRecord, Intent, LibvirtCloud, VmRecord, VmSpec
+from bus.schemas import CloudRecord, LibvirtCloud, VmRecord, VmSpec
 from services.provisioner_libvirt import seed
 from services.provisioner_libvirt.driver import (
     OVERLAY_SUFFIX,
@@ -97,26 +97,7 @@ async def ours(url: str, uri: str, boots: int) -> float:
     await driver.list()  # connected, as a running provisioner is
     worker = CloudWorker(bus, "libvirt", cloud, driver, ProvisionerSettings())
     vms = vms_of(cloud, boots)
-    for vm in vms:
-        await worker.vms.create(subjects.vm_key(cloud, vm.vm_id), vm)
-    stop = asyncio.Event()
-    task = asyncio.create_task(worker.consume(stop))
-    await asyncio.sleep(1.0)  # the consumer is pulling
-    start = time.perf_counter()
-    for vm in vms:
-        await bus.js_publish(subjects.intent(cloud), Intent(
-            intent_id=vm.intent_id, action="boot", cloud=cloud, vm_id=vm.vm_id, spec=vm.spec,
-            created_at=time.time()))
-    pending = {subjects.vm_key(cloud, vm.vm_id) for vm in vms}
-    while pending:
-        for key in list(pending):
-            entry = await worker.vms.get(key)
-            if entry is not None and entry.value.state != "requested":
-                pending.discard(key)
-        await asyncio.sleep(0.05)
-    elapsed = time.perf_counter() - start
-    stop.set()
-    await task
+    elapsed = await time_boots(bus, worker, vms)
     await driver.close()
     await bus.close()
     return elapsed

@@ -24,11 +24,11 @@ from typing import Any
 
 import openstack
 
-from bus import subjects
+from bench.boots import time_boots
 from bus.connection import Bus
 from bus.contextualize import WorkerSettings
 from bus.provisioning import CloudWorker, ProvisionerSettings
-from bus.schemas import CloudRecord, Intent, OpenstackCloud, VmRecord, VmSpec
+from bus.schemas import CloudRecord, OpenstackCloud, VmRecord, VmSpec
 from services.provisioner_openstack.driver import OpenstackDriver
 from tests.natsserver import NatsServer
 from tests.openstack_bed import ADMIN_CLOUD, APPCRED_CLOUD, IMAGE, Testbed
@@ -69,27 +69,7 @@ async def ours(bed: Testbed, url: str, boots: int, threads: int) -> float:
     vms = [VmRecord(vm_id=f"cs-{SITE}-{cloud}-w-{n}", cloud=cloud, intent_id=f"boot-{n}",
                     class_key="k", spec=VmSpec(vm_type="w", image=IMAGE, flavor="m1.tiny"),
                     state="requested", created_at=now, updated_at=now) for n in range(boots)]
-    for vm in vms:
-        await worker.vms.create(subjects.vm_key(cloud, vm.vm_id), vm)
-    stop = asyncio.Event()
-    task = asyncio.create_task(worker.consume(stop))
-    await asyncio.sleep(1.0)  # the consumer is pulling
-    start = time.perf_counter()
-    for vm in vms:
-        await bus.js_publish(subjects.intent(cloud), Intent(
-            intent_id=vm.intent_id, action="boot", cloud=cloud, vm_id=vm.vm_id, spec=vm.spec,
-            created_at=time.time()))
-    pending = {subjects.vm_key(cloud, vm.vm_id) for vm in vms}
-    while pending:
-        # One cheap read per VM still waiting: the poll must not compete with the boots.
-        for key in list(pending):
-            entry = await worker.vms.get(key)
-            if entry is not None and entry.value.state != "requested":
-                pending.discard(key)
-        await asyncio.sleep(0.1)
-    elapsed = time.perf_counter() - start
-    stop.set()
-    await task
+    elapsed = await time_boots(bus, worker, vms)
     await driver.close()
     await bus.close()
     return elapsed

@@ -55,3 +55,26 @@ def wait_running(port: int, want: int, timeout: float = 60) -> dict[str, object]
                 return doc
         time.sleep(0.5)
     raise AssertionError(f"not {want} running VMs within {timeout}s")
+
+
+def site_toml(site: str, *tables: str) -> str:
+    """A site config replaying `queue.txt` (beside it) onto one libvirt test cloud,
+    `container-cloud` on the demo host, with fast loops; `tables` are appended as they are
+    (more tables or [[cloud]]s)."""
+    return "\n".join([f"""site = "{site}"
+[poller]
+source = "replay"
+queue_file = "queue.txt"
+interval_s = 0.5
+[planner]
+interval_s = 0.5
+[provisioner]
+reconcile_interval_s = 1
+[[cloud]]
+name = "container-cloud"
+provider = "libvirt"
+uri = "test://{ROOT / 'examples' / 'demo-host.xml'}"
+base_image = "worker.qcow2"
+enabled = true
+max_vms = 20
+""", *tables])

@@ -9,6 +9,8 @@ import contextlib
 import json
 from dataclasses import dataclass
 
+from tests.holdproxy import TcpProxy
+
 
 @dataclass
 class Fault:
@@ -27,20 +29,12 @@ class Fault:
         return line.startswith(f"{self.method} ") and self.path in line
 
 
-class FaultProxy:
+class FaultProxy(TcpProxy):
     """Forward 127.0.0.1:<port> to 127.0.0.1:`target_port`, applying `faults` in order."""
 
     def __init__(self, target_port: int, faults: list[Fault]) -> None:
-        self.target_port = target_port
+        super().__init__(target_port)
         self.faults = faults
-        self.port = 0
-        self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    async def start(self) -> None:
-        """Listen on a free port (`port`)."""
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
 
     def _fault_for(self, head: bytes) -> Fault | None:
         for fault in self.faults:
@@ -83,11 +77,3 @@ class FaultProxy:
             task.cancel()
         for w in (writer, up_writer):
             w.close()
-
-    async def close(self) -> None:
-        """Stop listening and drop every connection."""
-        if self._server is not None:
-            self._server.close()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -8,14 +8,12 @@ import asyncio
 import contextlib
 
 
-class HoldProxy:
-    """Forward 127.0.0.1:<port> to `target`; after a request containing every byte string of
-    `trigger` has been forwarded, answers on that connection are held back (`held` is set)."""
+class TcpProxy:
+    """A proxy on 127.0.0.1:<port> (a free one) to 127.0.0.1:`target_port`; subclasses say
+    how each connection is served (`_serve`) and add their tasks to `_tasks`."""
 
-    def __init__(self, target_port: int, trigger: tuple[bytes, ...]) -> None:
+    def __init__(self, target_port: int) -> None:
         self.target_port = target_port
-        self.trigger = trigger
-        self.held = asyncio.Event()
         self.port = 0
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -24,6 +22,27 @@ class HoldProxy:
         """Listen on a free port (`port`)."""
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
         self.port = self._server.sockets[0].getsockname()[1]
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        """Stop listening and drop every connection."""
+        if self._server is not None:
+            self._server.close()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+class HoldProxy(TcpProxy):
+    """Forward 127.0.0.1:<port> to `target`; after a request containing every byte string of
+    `trigger` has been forwarded, answers on that connection are held back (`held` is set)."""
+
+    def __init__(self, target_port: int, trigger: tuple[bytes, ...]) -> None:
+        super().__init__(target_port)
+        self.trigger = trigger
+        self.held = asyncio.Event()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
@@ -50,11 +69,3 @@ class HoldProxy:
             await asyncio.gather(*tasks)
         for w in (writer, up_writer):
             w.close()
-
-    async def close(self) -> None:
-        """Stop listening and drop every connection."""
-        if self._server is not None:
-            self._server.close()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)

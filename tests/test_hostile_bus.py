@@ -17,31 +17,13 @@ from nats.aio.msg import Msg
 from bus import codec, subjects
 from bus.connection import Bus
 from bus.schemas import DeadLetter, VmEvent
-from tests.demo import ROOT
+from tests.demo import ROOT, site_toml
 from tests.natsserver import NatsServer
 from tests.system import System
 
 pytestmark = pytest.mark.e2e
 
 CLOUD = "container-cloud"
-CONFIG = """
-site = "hostile"
-[poller]
-source = "replay"
-queue_file = "queue.txt"
-interval_s = 0.5
-[planner]
-interval_s = 0.5
-[provisioner]
-reconcile_interval_s = 1
-[[cloud]]
-name = "container-cloud"
-provider = "libvirt"
-uri = "test://{host}"
-base_image = "worker.qcow2"
-enabled = true
-max_vms = 20
-"""
 ENDPOINTS = (subjects.ADMIN_STATUS, subjects.ADMIN_CLOUD_ENABLE, subjects.ADMIN_CLOUD_DISABLE,
              subjects.ADMIN_VM_KILL, subjects.ADMIN_VM_DRAIN, subjects.ADMIN_CONFIG_RELOAD)
 
@@ -111,7 +93,7 @@ def test_services_refuse_junk_clearly_and_keep_working(
 ) -> None:
     shutil.copy(ROOT / "examples" / "demo-queue.txt", tmp_path / "queue.txt")
     config = tmp_path / "cs.toml"
-    config.write_text(CONFIG.format(host=ROOT / "examples" / "demo-host.xml"))
+    config.write_text(site_toml("hostile"))
     system = System(tmp_path, config, fresh_nats.url)
     system.start()
     try:

@@ -20,31 +20,13 @@ from bus import subjects
 from bus.connection import Bus
 from bus.errors import AdminError
 from bus.schemas import CloudRecord, Intent, VmKillReply, VmKillRequest, VmSpec
-from tests.demo import ROOT, free_port
+from tests.demo import ROOT, free_port, site_toml
 from tests.natsserver import NatsServer
 from tests.system import System
 
 pytestmark = pytest.mark.e2e
 
 CLOUD = "container-cloud"
-CONFIG = """
-site = "locked"
-[poller]
-source = "replay"
-queue_file = "queue.txt"
-interval_s = 0.5
-[planner]
-interval_s = 0.5
-[provisioner]
-reconcile_interval_s = 1
-[[cloud]]
-name = "container-cloud"
-provider = "libvirt"
-uri = "test://{host}"
-base_image = "worker.qcow2"
-enabled = true
-max_vms = 20
-"""
 
 
 def env_url(creds: Path, user: str) -> str:
@@ -106,7 +88,7 @@ def test_each_service_only_what_it_needs(tmp_path: Path) -> None:
     nats.start()
     (tmp_path / "queue.txt").write_text((ROOT / "examples" / "demo-queue.txt").read_text())
     config = tmp_path / "cs.toml"
-    config.write_text(CONFIG.format(host=ROOT / "examples" / "demo-host.xml"))
+    config.write_text(site_toml("locked"))
     services = {name: env_url(creds, name) for name in (
         "cs-admin", "cs-planner", "cs-poller", "cs-provisioner-libvirt",
         "cs-provisioner-openstack")}

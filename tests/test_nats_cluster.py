@@ -13,34 +13,16 @@ import nats
 import pytest
 
 from bus import subjects
-from tests.demo import ROOT
+from tests.demo import ROOT, site_toml
 from tests.natscluster import NatsCluster
 from tests.system import System
 
 pytestmark = pytest.mark.e2e
 
 CLOUD = "container-cloud"
-CONFIG = """
-site = "cluster"
-[nats]
+TABLES = """[nats]
 url = "{url}"
 replicas = 3
-[poller]
-source = "replay"
-queue_file = "queue.txt"
-interval_s = 0.5
-[planner]
-interval_s = 0.5
-[provisioner]
-reconcile_interval_s = 1
-orphan_grace_s = 5
-[[cloud]]
-name = "container-cloud"
-provider = "libvirt"
-uri = "test://{host}"
-base_image = "worker.qcow2"
-enabled = true
-max_vms = 20
 [[cloud]]
 name = "spare"
 provider = "libvirt"
@@ -78,7 +60,7 @@ def test_services_survive_losing_a_nats_node(tmp_path: Path) -> None:
     demo = (ROOT / "examples" / "demo-queue.txt").read_text()
     queue.write_text(demo)
     config = tmp_path / "cs.toml"
-    config.write_text(CONFIG.format(url=cluster.url, host=ROOT / "examples" / "demo-host.xml"))
+    config.write_text(site_toml("cluster", TABLES.format(url=cluster.url)))
     system = System(tmp_path, config, cluster.url)
     system.start()
     try:

@@ -19,7 +19,7 @@ import pytest
 from PIL import Image
 
 from bus.observe import PORT_OFFSETS
-from tests.demo import ROOT, free_port
+from tests.demo import ROOT, free_port, site_toml
 from tests.natsserver import NatsServer
 from tests.system import System
 
@@ -28,29 +28,12 @@ pytestmark = pytest.mark.e2e
 CLOUD = "container-cloud"
 DASHBOARD = ROOT / "container" / "grafana-dashboard.json"
 RUNNING_GREEN = (0xDA, 0xFB, 0xE1)  # the status page's background of a running VM's row
-CONFIG = """
-site = "observed"
-[poller]
-source = "replay"
-queue_file = "queue.txt"
-interval_s = 0.5
-[planner]
-interval_s = 0.5
-[provisioner]
-reconcile_interval_s = 1
-[metrics]
+TABLES = """[metrics]
 base_port = {base}
 [logging]
 format = "json"
 [admin]
 status_page = "127.0.0.1:{page}"
-[[cloud]]
-name = "container-cloud"
-provider = "libvirt"
-uri = "test://{host}"
-base_image = "worker.qcow2"
-enabled = true
-max_vms = 20
 """
 
 
@@ -118,8 +101,7 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> object:
     shutil.copy(ROOT / "examples" / "demo-queue.txt", tmp / "queue.txt")
     base, page = free_block(len(PORT_OFFSETS)), free_port()
     config = tmp / "cs.toml"
-    config.write_text(CONFIG.format(base=base, page=page,
-                                    host=ROOT / "examples" / "demo-host.xml"))
+    config.write_text(site_toml("observed", TABLES.format(base=base, page=page)))
     running = System(tmp, config, nats.url)
     running.start()
     try:
