@@ -40,38 +40,17 @@ def stream_configs(replicas: int = 1) -> list[StreamConfig]:
 
 def bucket_configs(replicas: int = 1) -> list[KeyValueConfig]:
     """The KV buckets cloudscheduler needs."""
+    def bucket(name: str, history: int = 1, ttl: float | None = None) -> KeyValueConfig:
+        return KeyValueConfig(bucket=name, history=history, ttl=ttl,
+                              storage=StorageType.FILE, replicas=replicas)
+
     return [
-        KeyValueConfig(
-            bucket=subjects.CLOUDS_BUCKET,
-            history=5,
-            storage=StorageType.FILE,
-            replicas=replicas,
-        ),
-        KeyValueConfig(
-            bucket=subjects.HEALTH_BUCKET,
-            history=1,
-            storage=StorageType.FILE,
-            replicas=replicas,
-        ),
-        KeyValueConfig(
-            bucket=subjects.CAPACITY_BUCKET,
-            history=1,
-            storage=StorageType.FILE,
-            replicas=replicas,
-        ),
-        KeyValueConfig(
-            bucket=subjects.SERVICES_BUCKET,
-            history=1,
-            ttl=subjects.SERVICE_TTL_S,
-            storage=StorageType.FILE,
-            replicas=replicas,
-        ),
-        KeyValueConfig(
-            bucket=subjects.VMS_BUCKET,
-            history=1,
-            storage=StorageType.FILE,
-            replicas=replicas,
-        ),
+        bucket(subjects.CLOUDS_BUCKET, history=5),
+        bucket(subjects.HEALTH_BUCKET),
+        bucket(subjects.CAPACITY_BUCKET),
+        # A service instance that stops reporting (crashed) expires from the bucket.
+        bucket(subjects.SERVICES_BUCKET, ttl=subjects.SERVICE_TTL_S),
+        bucket(subjects.VMS_BUCKET),
     ]
 
 
