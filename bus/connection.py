@@ -320,13 +320,20 @@ class Bus:
         """This process's metrics (served on /metrics by the run-loop)."""
         self._closing: list[bool] = []
         self._denied: list[str] = []
+        self._noted: list[str] = []
         self._reconnects: list[float] = []
 
     @property
     def problems(self) -> tuple[str, ...]:
-        """The latest permission violations the server reported (newest last): asynchronous
-        in NATS, so kept here for the service's heartbeat and `cs status`."""
-        return tuple(self._denied[-5:])
+        """What the service's heartbeat reports for `cs status`: problems noted by the
+        service, then the latest permission violations the server reported (asynchronous in
+        NATS, so kept here), newest last."""
+        return tuple(self._noted) + tuple(self._denied[-5:])
+
+    def note_problem(self, problem: str) -> None:
+        """Report a lasting problem of this process (a port it could not serve) in its
+        heartbeat, so `cs status` shows it next to the service."""
+        self._noted.append(problem)
 
     @property
     def reconnects(self) -> int:

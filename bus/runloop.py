@@ -61,14 +61,16 @@ def run_service(service: str, nats_url: str, body: ServiceBody, wait_s: float = 
         if observe is not None and observe.metrics_port:
             try:
                 bus.metrics.serve(observe.metrics_host, observe.metrics_port)
+                log.info("metrics url=http://%s:%d/metrics", observe.metrics_host,
+                         observe.metrics_port)
             except OSError as exc:
-                await bus.close()
-                raise ConfigError(
-                    f"cannot serve /metrics on {observe.metrics_host}:{observe.metrics_port} "
-                    f"({exc.strerror}): set [metrics] base_port, or CS_METRICS_PORT for this "
-                    "process") from None
-            log.info("metrics url=http://%s:%d/metrics", observe.metrics_host,
-                     observe.metrics_port)
+                # No metrics is no reason to stop provisioning: said in the log and in
+                # `cs status` (the heartbeat), and the service goes on.
+                problem = (f"cannot serve /metrics on {observe.metrics_host}:"
+                           f"{observe.metrics_port} ({exc.strerror}): set [metrics] "
+                           "base_port, or CS_METRICS_PORT for this process")
+                log.error("%s", problem)
+                bus.note_problem(problem)
         try:
             await bus.ensure_infra(replicas)
             beat = asyncio.create_task(heartbeat(bus, stop))

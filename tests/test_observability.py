@@ -6,10 +6,12 @@ service's status page in headless Chromium (rendered DOM and a screenshot)."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -223,3 +225,31 @@ def test_the_status_page_in_a_browser(system: tuple[System, int, int], tmp_path:
         left_open.kill()
         left_open.wait()
     assert loads() - before >= 3
+
+
+def test_a_busy_port_is_a_problem_in_status_not_a_dead_service(
+    tmp_path: Path, fresh_nats: NatsServer,
+) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        config = tmp_path / "cs.toml"
+        config.write_text(site_toml("busy", f'[admin]\nstatus_page = "127.0.0.1:{port}"\n'))
+        env = dict(os.environ, CS_CONFIG=str(config), CS_NATS_URL=fresh_nats.url,
+                   CS_METRICS_PORT=str(port))
+        with (tmp_path / "admin.log").open("wb") as log:
+            admin = subprocess.Popen([sys.executable, "-m", "services.admin"], env=env,
+                                     stdout=log, stderr=subprocess.STDOUT)
+        try:
+            system = System(tmp_path, config, fresh_nats.url)
+            doc = system.wait_for("the admin's problems", lambda d: any(
+                len(s["problems"]) == 2 for s in d["services"]))
+            [service] = doc["services"]
+            assert service["service"] == "cs-admin" and admin.poll() is None
+            assert service["problems"][0].startswith(f"cannot serve /metrics on 127.0.0.1:{port}")
+            assert "cannot serve the status page" in service["problems"][1]
+            assert "change [admin] status_page" in service["problems"][1]
+        finally:
+            admin.terminate()
+            admin.wait(15)

@@ -7,7 +7,6 @@ import logging
 
 from bus import logs, subjects
 from bus.connection import Bus
-from bus.errors import ConfigError
 from bus.micro import serve
 from bus.runloop import ServiceBody, service_main
 from bus.siteconfig import SiteConfig
@@ -33,11 +32,14 @@ def build(site: SiteConfig, log: logging.Logger) -> ServiceBody:
         if page_at is not None:
             try:
                 port = await page.start(*page_at)
+                log.info("%s", logs.fields(event="status page",
+                                           url=f"http://{page_at[0]}:{port}/"))
             except OSError as exc:
-                raise ConfigError(f"cannot serve the status page on {page_at[0]}:"
-                                  f"{page_at[1]} ({exc.strerror}); change [admin] "
-                                  "status_page") from None
-            log.info("%s", logs.fields(event="status page", url=f"http://{page_at[0]}:{port}/"))
+                # The admin API matters more than the page: said, and the service goes on.
+                problem = (f"cannot serve the status page on {page_at[0]}:{page_at[1]} "
+                           f"({exc.strerror}); change [admin] status_page")
+                log.error("%s", problem)
+                bus.note_problem(problem)
         await stop.wait()
         await page.close()
         await service.stop()
