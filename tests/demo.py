@@ -57,10 +57,11 @@ def wait_running(port: int, want: int, timeout: float = 60) -> dict[str, object]
     raise AssertionError(f"not {want} running VMs within {timeout}s")
 
 
-def site_toml(site: str, *tables: str) -> str:
+def site_toml(site: str, *tables: str, provisioner: str = "") -> str:
     """A site config replaying `queue.txt` (beside it) onto one libvirt test cloud,
     `container-cloud` on the demo host, with fast loops; `tables` are appended as they are
-    (more tables or [[cloud]]s)."""
+    (more tables or [[cloud]]s), `provisioner` lines go into [provisioner] (a TOML table
+    cannot be continued further down)."""
     return "\n".join([f"""site = "{site}"
 [poller]
 source = "replay"
@@ -70,6 +71,7 @@ interval_s = 0.5
 interval_s = 0.5
 [provisioner]
 reconcile_interval_s = 1
+{provisioner}
 [[cloud]]
 name = "container-cloud"
 provider = "libvirt"

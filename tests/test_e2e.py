@@ -18,40 +18,27 @@ from typing import Any
 
 import pytest
 
+from tests.demo import site_toml
 from tests.natsserver import NatsServer
 from tests.system import System
 
 ROOT = Path(__file__).resolve().parents[1]
 CLOUD = "container-cloud"
-DEMO_HOST = ROOT / "examples" / "demo-host.xml"
 
-CONFIG = """
-site = "e2e"
-[nats]
+TABLES = """[nats]
 url = "{url}"
-[poller]
-source = "replay"
-queue_file = "queue.txt"
-interval_s = 0.5
-[planner]
-interval_s = 0.5
-[provisioner]
-reconcile_interval_s = 1
-orphan_grace_s = 5
-vanished_grace_s = 2
-[[cloud]]
-name = "container-cloud"
-provider = "libvirt"
-uri = "test://{host}"
-base_image = "worker.qcow2"
-enabled = true
-max_vms = 20
-boots_per_cycle = 5
 [[cloud]]
 name = "cc-west"
 provider = "openstack"
 enabled = false
 """
+
+
+def config_text(url: str) -> str:
+    """The e2e site: the demo cloud with short orphan and vanish graces, and a disabled
+    OpenStack cloud."""
+    return site_toml("e2e", TABLES.format(url=url),
+                     provisioner="orphan_grace_s = 5\nvanished_grace_s = 2")
 
 pytestmark = pytest.mark.e2e
 
@@ -80,7 +67,7 @@ def start_demo(tmp_path: Path, nats: NatsServer) -> tuple[System, Path]:
     queue = tmp_path / "queue.txt"
     shutil.copy(ROOT / "examples" / "demo-queue.txt", queue)
     config = tmp_path / "cs.toml"
-    config.write_text(CONFIG.format(url=nats.url, host=DEMO_HOST))
+    config.write_text(config_text(nats.url))
     system = System(tmp_path, config, nats.url)
     system.start()
     return system, queue
@@ -153,7 +140,7 @@ def test_whole_loop(tmp_path: Path, fresh_nats: NatsServer) -> None:
 
 def test_cli_errors_are_one_line_and_nonzero(tmp_path: Path, fresh_nats: NatsServer) -> None:
     config = tmp_path / "cs.toml"
-    config.write_text(CONFIG.format(url=fresh_nats.url, host=DEMO_HOST))
+    config.write_text(config_text(fresh_nats.url))
     system = System(tmp_path, config, fresh_nats.url)
     # Nothing answers yet: NATS is up, cs-admin is not.
     result = system.cs("status", check=False)

@@ -14,7 +14,7 @@ import pytest
 
 from tests.natsserver import NatsServer
 from tests.system import System
-from tests.test_e2e import CONFIG, DEMO_HOST, ROOT, more_jobs, running
+from tests.test_e2e import ROOT, config_text, more_jobs, running
 
 pytestmark = pytest.mark.e2e
 
@@ -29,8 +29,9 @@ def test_two_planners_never_double_book(tmp_path: Path, fresh_nats: NatsServer) 
     shutil.copy(ROOT / "examples" / "demo-queue.txt", queue)
     config = tmp_path / "cs.toml"
     # A fast planner cycle makes the two replicas race on nearly every cycle.
-    config.write_text(CONFIG.format(url=fresh_nats.url, host=DEMO_HOST).replace(
-        "[planner]\ninterval_s = 0.5", "[planner]\ninterval_s = 0.1"))
+    text = config_text(fresh_nats.url)
+    assert "[planner]\ninterval_s = 0.5" in text
+    config.write_text(text.replace("[planner]\ninterval_s = 0.5", "[planner]\ninterval_s = 0.1"))
     system = System(tmp_path, config, fresh_nats.url)
     system.start()
     second_log = tmp_path / "cs-planner-2.log"
