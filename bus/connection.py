@@ -407,6 +407,9 @@ class Bus:
                     name=service,
                     connect_timeout=2,
                     reconnect_time_wait=1,
+                    # A handler stuck in a hung cloud call must not hold a stop for
+                    # nats-py's default 30 s.
+                    drain_timeout=5,
                     max_reconnect_attempts=-1,
                     allow_reconnect=True,
                     error_cb=on_error,

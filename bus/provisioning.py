@@ -86,6 +86,9 @@ DriverFactory = Callable[[CloudRecord], Awaitable[CloudDriver]]
 """Builds the driver of one cloud from its record."""
 
 
+DRIVER_CLOSE_S = 5.0
+"""How long a stopping provisioner waits for a driver to close its connections."""
+
 _DEAD_REASONS: dict[str, str] = {
     "stopped": "stopped on the cloud (the guest shut down or was stopped)",
     "error": "the cloud reports the instance in error (crashed)",
@@ -476,4 +479,10 @@ async def run_provisioner(
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            await worker.driver.close()
+            try:
+                # Bounded: a driver whose threads are all stuck in a hung cloud API cannot
+                # even run its close; the process exits anyway (see bus.runloop).
+                await asyncio.wait_for(worker.driver.close(), DRIVER_CLOSE_S)
+            except Exception as exc:
+                log.warning("%s", logs.fields(event="driver did not close", cloud=worker.cloud,
+                                              error=repr(exc)))

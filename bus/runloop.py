@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import os
 import re
 import signal
 import socket
+import threading
 import time
 from collections.abc import Awaitable, Callable
 
@@ -40,8 +42,35 @@ def service_main(
     except ConfigError as exc:
         log.error("%s", exc)
         return 2
-    return run_service(service, site.nats_url, body, replicas=site.nats_replicas,
+    code = run_service(service, site.nats_url, body, replicas=site.nats_replicas,
                        ca_file=site.nats_ca_file, observe=observe)
+    stuck = unfinished_threads(STOP_GRACE_S)
+    if stuck:
+        # A cloud call that never answers (a hung API, a black-holed network) must not keep
+        # a stopping service alive until its HTTP timeout, or forever: the supervisor waits
+        # for the exit. Nothing is lost: a call whose outcome was not recorded has an
+        # unacked intent, which comes back to the next provisioner.
+        log.warning("%s", logs.fields(
+            event="leaving calls that did not finish", count=len(stuck),
+            threads=",".join(sorted(t.name for t in stuck)), grace_s=STOP_GRACE_S))
+        logging.shutdown()
+        os._exit(code)
+    return code
+
+
+STOP_GRACE_S = 5.0
+"""How long a stopped service waits for calls still running in threads before it exits."""
+
+
+def unfinished_threads(grace_s: float) -> list[threading.Thread]:
+    """The threads (other than this one and daemons) still running after waiting up to
+    `grace_s` seconds in all for them to finish."""
+    deadline = time.monotonic() + grace_s
+    others = [t for t in threading.enumerate()
+              if t is not threading.current_thread() and not t.daemon]
+    for thread in others:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    return [t for t in others if t.is_alive()]
 
 
 def run_service(service: str, nats_url: str, body: ServiceBody, wait_s: float = 60.0,
@@ -85,11 +114,35 @@ def run_service(service: str, nats_url: str, body: ServiceBody, wait_s: float = 
         log.info("stopped")
         return 0
 
+    # Not asyncio.run: it waits, without limit, for every thread of the default executor
+    # (a `to_thread` call into a hung cloud API). Threads still running when the loop is
+    # closed are left to `unfinished_threads`.
+    loop = asyncio.new_event_loop()
+    pool = concurrent.futures.ThreadPoolExecutor(thread_name_prefix=f"{service}-call")
+    loop.set_default_executor(pool)
+    asyncio.set_event_loop(loop)
     try:
-        return asyncio.run(main())
+        return loop.run_until_complete(main())
     except (BusUnavailable, ConfigError) as exc:
         log.error("%s", exc)
         return 2
+    finally:
+        _close(loop)
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _close(loop: asyncio.AbstractEventLoop) -> None:
+    """Cancel what is left on `loop` and close it, as asyncio.run does, except that the
+    default executor's threads are not waited for."""
+    try:
+        left = asyncio.all_tasks(loop)
+        for task in left:
+            task.cancel()
+        loop.run_until_complete(asyncio.gather(*left, return_exceptions=True))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
 
 
 async def heartbeat(bus: Bus, stop: asyncio.Event, interval_s: float = 10.0) -> None:

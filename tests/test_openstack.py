@@ -362,6 +362,50 @@ async def test_provisioner_killed_between_create_and_ack_makes_exactly_one_serve
             admin.compute.delete_server(server)
 
 
+async def test_a_provisioner_stuck_in_a_call_nova_never_answers_still_stops_promptly(
+    bus: Bus, nats_server: NatsServer, bed: Testbed, tmp_path: Path,
+) -> None:
+    # Nova accepts every server listing and never answers it: the provisioner's calls hang
+    # in its worker threads until the 30 s HTTP timeout, and again. A SIGTERM (supervisord
+    # stopping it, `cs up` on Ctrl-C) must still end it within seconds.
+    hang = Fault("GET", "/servers", times=1_000_000, hang=True)
+    proxy = FaultProxy(8774, [hang])
+    await proxy.start()
+    cloud = f"hung{uuid.uuid4().hex[:6]}"
+    clouds = bus.kv(subjects.CLOUDS_BUCKET, CloudRecord)
+    await clouds.put(cloud, cloud_record(cloud))
+    config = tmp_path / "cs.toml"
+    config.write_text(PROVISIONER_CONFIG.format(
+        site=SITE, url=nats_server.url,
+        clouds_yaml=proxied_clouds_yaml(bed, proxy.port, tmp_path)))
+    log = tmp_path / "provisioner.log"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", MODULES["cs-provisioner-openstack"]], stdout=log.open("ab"),
+        stderr=subprocess.STDOUT, env=dict(os.environ, CS_CONFIG=str(config),
+                                           PYTHONUNBUFFERED="1"))
+    try:
+        deadline = time.monotonic() + 120
+        while hang.hits < 1:  # a reconcile's listing is hanging
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            await asyncio.sleep(0.2)
+        await asyncio.sleep(1.0)
+        asked = time.monotonic()
+        proc.terminate()
+        code = await asyncio.to_thread(proc.wait, 90)
+        took = time.monotonic() - asked
+        text = log.read_text()
+        assert code == 0, text
+        assert took < 15, f"stopped {took:.1f}s after SIGTERM\n{text}"
+        assert "leaving calls that did not finish" in text, text
+        assert "stopped" in text, text
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        await clouds.delete(cloud)
+        await proxy.close()
+
+
 async def test_a_second_server_under_a_registered_name_is_deleted_by_its_id(
     bus: Bus, worker: CloudWorker, admin: Any, bed: Testbed,
 ) -> None:
