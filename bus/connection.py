@@ -7,6 +7,7 @@ never see raw bytes, subject strings of their own, or nats-py exceptions.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import ssl
@@ -33,6 +34,9 @@ M = TypeVar("M", bound=Message)
 R = TypeVar("R", bound=Message)
 
 log = logging.getLogger("bus")
+
+HANDLER_GRACE_S = 5.0
+"""How long a stopping consumer lets the messages in hand be handled before cancelling."""
 
 SERVICE_ERROR = "Nats-Service-Error"
 SERVICE_ERROR_CODE = "Nats-Service-Error-Code"
@@ -245,6 +249,12 @@ class WorkQueue(Generic[M]):
                 await asyncio.wait([before])
             try:
                 await handle(delivery)
+            except asyncio.CancelledError:
+                # Stopping with it in hand: back to the queue at once for another replica,
+                # not after the ack wait.
+                with contextlib.suppress(Exception):
+                    await delivery.nak(0)
+                raise
             except Exception:
                 # Not acked: it comes back after the ack wait.
                 log.exception("handling %s failed", delivery.value.__class__.__name__)
@@ -268,7 +278,12 @@ class WorkQueue(Generic[M]):
                     task.add_done_callback(functools.partial(_forget, tails, lane))
         finally:
             if inflight:
-                await asyncio.wait(inflight)
+                # Handlers finish what they are doing, for a while: one stuck in a cloud
+                # call that never returns is cancelled; its message, unacked, comes back.
+                await asyncio.wait(inflight, timeout=HANDLER_GRACE_S)
+                for task in inflight:
+                    task.cancel()
+                await asyncio.gather(*inflight, return_exceptions=True)
             await self.close()
 
 

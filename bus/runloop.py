@@ -44,7 +44,7 @@ def service_main(
         return 2
     code = run_service(service, site.nats_url, body, replicas=site.nats_replicas,
                        ca_file=site.nats_ca_file, observe=observe)
-    stuck = unfinished_threads(STOP_GRACE_S)
+    stuck = unfinished_threads(THREAD_GRACE_S)
     if stuck:
         # A cloud call that never answers (a hung API, a black-holed network) must not keep
         # a stopping service alive until its HTTP timeout, or forever: the supervisor waits
@@ -52,13 +52,13 @@ def service_main(
         # unacked intent, which comes back to the next provisioner.
         log.warning("%s", logs.fields(
             event="leaving calls that did not finish", count=len(stuck),
-            threads=",".join(sorted(t.name for t in stuck)), grace_s=STOP_GRACE_S))
+            threads=",".join(sorted(t.name for t in stuck)), grace_s=THREAD_GRACE_S))
         logging.shutdown()
         os._exit(code)
     return code
 
 
-STOP_GRACE_S = 5.0
+THREAD_GRACE_S = 3.0
 """How long a stopped service waits for calls still running in threads before it exits."""
 
 

@@ -45,6 +45,7 @@ class FaultProxy(TcpProxy):
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        hanging = asyncio.Event()
 
         async def upstream() -> None:
             while data := await reader.read(65536):
@@ -54,6 +55,7 @@ class FaultProxy(TcpProxy):
                     await up_writer.drain()
                     continue
                 if fault.hang:
+                    hanging.set()
                     await asyncio.Event().wait()  # the client times out; we say nothing
                 body = json.dumps({"computeFault": {
                     "code": fault.status,
@@ -73,6 +75,9 @@ class FaultProxy(TcpProxy):
         self._tasks.update(tasks)
         with contextlib.suppress(ConnectionError, asyncio.CancelledError):
             await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            if hanging.is_set():
+                # Nova may close its side meanwhile (idle): the client's stays open, unanswered.
+                await asyncio.Event().wait()
         for task in tasks:
             task.cancel()
         for w in (writer, up_writer):

@@ -236,6 +236,14 @@ def proxied_clouds_yaml(bed: Testbed, port: int, tmp_path: Path) -> Path:
     return proxied
 
 
+def start_provisioner(config: Path, log: Path) -> subprocess.Popen[bytes]:
+    """cs-provisioner-openstack on `config`, its output appended to `log`."""
+    return subprocess.Popen(
+        [sys.executable, "-m", MODULES["cs-provisioner-openstack"]], stdout=log.open("ab"),
+        stderr=subprocess.STDOUT, env=dict(os.environ, CS_CONFIG=str(config),
+                                           PYTHONUNBUFFERED="1"))
+
+
 async def _reasons_until(worker: CloudWorker, vm: VmRecord, done: Callable[
         [VmRecord | None], bool], timeout: float = 120) -> list[str]:
     """Every distinct reason the VM's record showed (as `cs status` would) until `done`."""
@@ -315,14 +323,8 @@ async def test_provisioner_killed_between_create_and_ack_makes_exactly_one_serve
     config = tmp_path / "cs.toml"
     config.write_text(PROVISIONER_CONFIG.format(site=SITE, url=nats_server.url,
                                                 clouds_yaml=proxied))
-    env = dict(os.environ, CS_CONFIG=str(config), PYTHONUNBUFFERED="1")
     logs = [tmp_path / "first.log", tmp_path / "second.log"]
-
-    def start(log: Path) -> subprocess.Popen[bytes]:
-        return subprocess.Popen([sys.executable, "-m", MODULES["cs-provisioner-openstack"]],
-                                stdout=log.open("ab"), stderr=subprocess.STDOUT, env=env)
-
-    first = start(logs[0])
+    first = start_provisioner(config, logs[0])
     second = None
     try:
         await bus.js_publish(subjects.intent(cloud), Intent(
@@ -333,7 +335,7 @@ async def test_provisioner_killed_between_create_and_ack_makes_exactly_one_serve
         first.wait()
         assert len(servers_named(admin, vm.vm_id)) == 1  # Nova made it
         assert "outcome=" not in logs[0].read_text(), "killed too late: the intent was acked"
-        second = start(logs[1])
+        second = start_provisioner(config, logs[1])
         kv = bus.kv(subjects.VMS_BUCKET, VmRecord)
         deadline = time.monotonic() + 150  # the unacked intent returns after the ack wait
         while f"intent={vm.intent_id}" not in logs[1].read_text():
@@ -363,29 +365,34 @@ async def test_provisioner_killed_between_create_and_ack_makes_exactly_one_serve
 
 
 async def test_a_provisioner_stuck_in_a_call_nova_never_answers_still_stops_promptly(
-    bus: Bus, nats_server: NatsServer, bed: Testbed, tmp_path: Path,
+    bus: Bus, nats_server: NatsServer, bed: Testbed, admin: Any, tmp_path: Path,
 ) -> None:
-    # Nova accepts every server listing and never answers it: the provisioner's calls hang
-    # in its worker threads until the 30 s HTTP timeout, and again. A SIGTERM (supervisord
-    # stopping it, `cs up` on Ctrl-C) must still end it within seconds.
-    hang = Fault("GET", "/servers", times=1_000_000, hang=True)
+    # Nova takes the create and never answers: the boot hangs in a worker thread (for the
+    # 30 s HTTP timeout, then the intent is retried). A SIGTERM (supervisord stopping it,
+    # `cs up` on Ctrl-C) must still end the provisioner within seconds, and the boot must
+    # not be lost: its intent, unacked, waits for the next provisioner.
+    hang = Fault("POST", "/servers", times=1_000_000, hang=True)
     proxy = FaultProxy(8774, [hang])
     await proxy.start()
     cloud = f"hung{uuid.uuid4().hex[:6]}"
     clouds = bus.kv(subjects.CLOUDS_BUCKET, CloudRecord)
     await clouds.put(cloud, cloud_record(cloud))
+    vm = os_vm(cloud)
+    assert await bus.kv(subjects.VMS_BUCKET, VmRecord).create(
+        subjects.vm_key(cloud, vm.vm_id), vm) is not None
     config = tmp_path / "cs.toml"
     config.write_text(PROVISIONER_CONFIG.format(
         site=SITE, url=nats_server.url,
         clouds_yaml=proxied_clouds_yaml(bed, proxy.port, tmp_path)))
     log = tmp_path / "provisioner.log"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", MODULES["cs-provisioner-openstack"]], stdout=log.open("ab"),
-        stderr=subprocess.STDOUT, env=dict(os.environ, CS_CONFIG=str(config),
-                                           PYTHONUNBUFFERED="1"))
+    proc = start_provisioner(config, log)
+    queue = await bus.intent_queue("openstack", cloud)
     try:
+        await bus.js_publish(subjects.intent(cloud), Intent(
+            intent_id=vm.intent_id, action="boot", cloud=cloud, vm_id=vm.vm_id, spec=vm.spec,
+            created_at=time.time()))
         deadline = time.monotonic() + 120
-        while hang.hits < 1:  # a reconcile's listing is hanging
+        while hang.hits < 1:  # the create is on its way to Nova, and stays there
             assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
             await asyncio.sleep(0.2)
         await asyncio.sleep(1.0)
@@ -396,12 +403,18 @@ async def test_a_provisioner_stuck_in_a_call_nova_never_answers_still_stops_prom
         text = log.read_text()
         assert code == 0, text
         assert took < 15, f"stopped {took:.1f}s after SIGTERM\n{text}"
-        assert "leaving calls that did not finish" in text, text
-        assert "stopped" in text, text
+        assert "stopped" in text and "outcome=" not in text, text
+        assert servers_named(admin, vm.vm_id) == []
+        # The boot is handed back at once (not after the 60 s ack wait) for whoever serves
+        # the cloud next.
+        [again] = await queue.fetch(batch=1, timeout=20)
+        assert again.value.intent_id == vm.intent_id
+        await again.ack()
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        await queue.close()
         await clouds.delete(cloud)
         await proxy.close()
 
