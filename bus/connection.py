@@ -12,7 +12,7 @@ import functools
 import logging
 import ssl
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Generic, NamedTuple, TypeVar
 from urllib.parse import urlparse
@@ -74,25 +74,32 @@ class TypedKv(Generic[M]):
         self._schema = schema
         self._handle: nats.js.kv.KeyValue | None = None
 
-    async def _kv(self) -> nats.js.kv.KeyValue:
+    @property
+    def bucket(self) -> str:
+        """The bucket's name."""
+        return self._bucket
+
+    async def handle(self) -> nats.js.kv.KeyValue:
+        """nats-py's handle on the bucket (for `bus.mirror`)."""
         # Binding asks the server for the bucket's stream info: once per TypedKv, not per call.
         if self._handle is None:
             self._handle = await self._bus.js.key_value(self._bucket)
         return self._handle
 
-    def _decode(self, key: str, data: bytes | None) -> M:
+    def decode(self, key: str, data: bytes | None) -> M:
+        """A value of `key` as stored; DecodeError when it is not one of the schema."""
         return codec.decode_body(data or b"", self._schema, f"$KV.{self._bucket}.{key}")
 
     async def get(self, key: str) -> Versioned[M] | None:
         """The current value and revision of `key`; None when absent, deleted, or
         undecodable (then dead-lettered, like `items`)."""
-        kv = await self._kv()
+        kv = await self.handle()
         try:
             entry = await kv.get(key)
         except nats.js.errors.KeyNotFoundError:
             return None
         try:
-            return Versioned(self._decode(key, entry.value), entry.revision or 0)
+            return Versioned(self.decode(key, entry.value), entry.revision or 0)
         except DecodeError as exc:
             await self._bus.dead_letter(exc.subject, entry.value or b"", {}, str(exc))
             return None
@@ -102,8 +109,10 @@ class TypedKv(Generic[M]):
         info = await self._bus.js.stream_info(f"KV_{self._bucket}")
         return int(info.state.last_seq) if info.state.messages else 0
 
-    async def items(self, timeout: float = 10.0) -> dict[str, Versioned[M]]:
+    async def items(self, timeout: float = 10.0,
+                    known: Mapping[str, Versioned[M]] | None = None) -> dict[str, Versioned[M]]:
         """Every live key with its value; undecodable values are dead-lettered and skipped.
+        Values in `known` at the revision read are reused, not decoded again.
 
         A snapshot at least as new as the call: the watch is read up to the bucket's last
         sequence, asked again once reached, until no newer write arrived meanwhile. The
@@ -111,7 +120,7 @@ class TypedKv(Generic[M]):
         are being written: a key whose old value is replaced before it is delivered would go
         missing (seen in a stress test: 1 in 9 snapshots short of a key).
         """
-        kv = await self._kv()
+        kv = await self.handle()
         target = await self._last_seq()
         out: dict[str, Versioned[M]] = {}
         if not target:
@@ -124,10 +133,13 @@ class TypedKv(Generic[M]):
                     continue  # the watcher's premature "initial values done" marker
                 if entry.operation in ("DEL", "PURGE"):
                     out.pop(entry.key, None)
+                elif known is not None and (same := known.get(entry.key)) is not None \
+                        and same.revision == entry.revision:
+                    out[entry.key] = same
                 else:
                     try:
                         out[entry.key] = Versioned(
-                            self._decode(entry.key, entry.value), entry.revision or 0
+                            self.decode(entry.key, entry.value), entry.revision or 0
                         )
                     except DecodeError as exc:
                         await self._bus.dead_letter(exc.subject, entry.value or b"", {},
@@ -143,7 +155,7 @@ class TypedKv(Generic[M]):
 
     async def create(self, key: str, value: M) -> int | None:
         """Create `key` only if absent; the new revision, or None when it already exists."""
-        kv = await self._kv()
+        kv = await self.handle()
         try:
             return await kv.create(key, codec.encode_body(value))
         except nats.js.errors.KeyWrongLastSequenceError:
@@ -151,12 +163,12 @@ class TypedKv(Generic[M]):
 
     async def put(self, key: str, value: M) -> int:
         """Write `key` unconditionally (for values with a single writer); the new revision."""
-        kv = await self._kv()
+        kv = await self.handle()
         return await kv.put(key, codec.encode_body(value))
 
     async def update(self, key: str, value: M, revision: int) -> int | None:
         """Compare-and-set: write only if `key` is still at `revision`; None on conflict."""
-        kv = await self._kv()
+        kv = await self.handle()
         try:
             return await kv.update(key, codec.encode_body(value), last=revision)
         except nats.js.errors.KeyWrongLastSequenceError:
@@ -164,7 +176,7 @@ class TypedKv(Generic[M]):
 
     async def delete(self, key: str, revision: int | None = None) -> bool:
         """Delete `key` (only if at `revision` when given); False on CAS conflict."""
-        kv = await self._kv()
+        kv = await self.handle()
         try:
             await kv.delete(key, last=revision)
         except nats.js.errors.KeyWrongLastSequenceError:
@@ -594,18 +606,6 @@ class Bus:
                 yield await queue.get()
         finally:
             await sub.unsubscribe()
-
-    async def wake_on(self, watched: list[str]) -> asyncio.Event:
-        """An event set whenever a message arrives on any of `watched` (level-triggered
-        loops use it to run early; they never rely on it for correctness)."""
-        event = asyncio.Event()
-
-        async def on_msg(_: Msg) -> None:
-            event.set()
-
-        for subject in watched:
-            await self.nc.subscribe(subject, cb=on_msg)
-        return event
 
     async def close(self) -> None:
         """Drain pending messages and close the connection."""

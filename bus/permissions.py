@@ -117,8 +117,9 @@ def roles() -> dict[str, Role]:
             publish=(*common_pub, *_read_kv(*_ALL_BUCKETS), *_read_snapshots(),
                      *_write_kv(subjects.VMS_BUCKET, subjects.HEALTH_BUCKET),
                      subjects.intents_all(), subjects.condor_action(), subjects.plan_report()),
-            # Woken early by new demand and changed cloud records.
-            subscribe=(*common_sub, subjects.demand(),
+            # Follows the demand and pool snapshots as published (and the buckets, by
+            # watches delivered to its inbox).
+            subscribe=(*common_sub, subjects.demand(), subjects.pool(),
                        *(subjects.kv_changes(b) for b in _ALL_BUCKETS))),
         "poller": Role(
             publish=(*common_pub, *_read_kv(*_ALL_BUCKETS), subjects.demand(),

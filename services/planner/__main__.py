@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from bus import subjects
 from bus.connection import Bus
 from bus.runloop import ServiceBody, every, service_main
 from bus.siteconfig import SiteConfig
@@ -20,9 +19,12 @@ def build(site: SiteConfig, log: logging.Logger) -> ServiceBody:
     settings = PlannerSettings.from_site(site)
 
     async def body(bus: Bus, stop: asyncio.Event) -> None:
-        # A new demand snapshot or an enable/disable runs the next cycle at once.
-        wake = await bus.wake_on([subjects.demand(), subjects.kv_changes(subjects.CLOUDS_BUCKET)])
-        await every(settings.interval_s, stop, PlannerShell(bus, settings).step, log, wake)
+        shell = PlannerShell(bus, settings)
+        await shell.start()
+        try:
+            await every(settings.interval_s, stop, shell.step, log, shell.wake)
+        finally:
+            await shell.close()
 
     return body
 

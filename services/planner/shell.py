@@ -3,6 +3,10 @@
 Order matters for crash safety: a VM is recorded (create-if-absent) before its intent leaves,
 so a crash in between leaves a `requested` record that the next cycle resends; never an
 intent for a VM nobody recorded.
+
+The state is held in memory (`bus.mirror`), read afresh at most once an interval: a demand
+change is planned from memory, and its intents leave after one round trip (the booking), not
+after a whole read of the registry.
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ from collections import Counter
 from typing import get_args
 
 from bus import logs, registry, subjects
-from bus.connection import Bus, Versioned
+from bus.connection import Bus, Traced, Versioned
+from bus.mirror import KvMirror, LastMessage
 from bus.schemas import (
     CloudCapacity,
     CloudHealth,
@@ -48,16 +53,50 @@ class PlannerShell:
         self.vms = bus.kv(subjects.VMS_BUCKET, VmRecord)
         self.health = bus.kv(subjects.HEALTH_BUCKET, CloudHealth)
         self.capacity = bus.kv(subjects.CAPACITY_BUCKET, CloudCapacity)
+        self.wake = asyncio.Event()
+        """Set by a new demand snapshot or a cloud's change (enable, disable, reload): the
+        next cycle runs at once."""
+        self._demand = LastMessage(bus, subjects.demand(), DemandSnapshot, self.wake)
+        self._pool = LastMessage(bus, subjects.pool(), PoolSnapshot)
+        self._clouds = KvMirror(self.clouds, self.wake)
+        self._vms = KvMirror(self.vms)
+        self._health = KvMirror(self.health)
+        self._capacity = KvMirror(self.capacity)
+        self._loaded_at = -float("inf")
 
-    async def step(self) -> None:
-        """One level-triggered cycle over the whole desired and actual state."""
+    async def start(self) -> None:
+        """Follow the demand and pool snapshots as they are published."""
+        await self._demand.start()
+        await self._pool.start()
+
+    async def close(self) -> None:
+        """Stop following the buckets."""
+        for mirror in (self._clouds, self._vms, self._health, self._capacity):
+            await mirror.close()
+
+    async def _read(self, afresh: bool) -> tuple[
+        Traced[DemandSnapshot] | None, Traced[PoolSnapshot] | None,
+        dict[str, Versioned[CloudRecord]], dict[str, Versioned[VmRecord]],
+        dict[str, Versioned[CloudHealth]], dict[str, Versioned[CloudCapacity]],
+    ]:
+        """The state: from memory, or read afresh when asked or when the last read is an
+        interval old (most cycles the timer starts; one woken early by a change uses
+        memory)."""
+        if not afresh and time.monotonic() - self._loaded_at < 0.8 * self.settings.interval_s:
+            return (self._demand.value(), self._pool.value(), self._clouds.entries(),
+                    self._vms.entries(), self._health.entries(), self._capacity.entries())
+        # Six independent reads, each a few round trips: at once, not one after the other.
+        read = await asyncio.gather(
+            self._demand.load(), self._pool.load(), self._clouds.load(), self._vms.load(),
+            self._health.load(), self._capacity.load())
+        self._loaded_at = time.monotonic()
+        return read
+
+    async def step(self, afresh: bool = False) -> None:
+        """One level-triggered cycle over the whole desired and actual state (`afresh`:
+        read from the bus, not from memory, whatever the time since the last read)."""
         now = time.time()
-        # Six independent reads, each a few round trips: at once, not one after the other
-        # (a demand change reaches the bus as an intent sooner).
-        demand, pool, cloud_entries, vm_entries, health, capacity = await asyncio.gather(
-            self.bus.last(subjects.demand(), DemandSnapshot),
-            self.bus.last(subjects.pool(), PoolSnapshot),
-            self.clouds.items(), self.vms.items(), self.health.items(), self.capacity.items())
+        demand, pool, cloud_entries, vm_entries, health, capacity = await self._read(afresh)
         clouds = [v.value for v in cloud_entries.values()]
         result = plan(
             self.settings.site, demand.value if demand else None, clouds,
@@ -74,11 +113,14 @@ class PlannerShell:
                 class_key=boot.class_key, spec=boot.spec, state="requested",
                 created_at=now, updated_at=now, trace=trace,
             )
-            if await self.vms.create(subjects.vm_key(boot.cloud, boot.vm_id), record) is None:
+            key = subjects.vm_key(boot.cloud, boot.vm_id)
+            revision = await self.vms.create(key, record)
+            if revision is None:
                 decisions.append(PlanDecision(
                     kind="hold", cloud=boot.cloud, class_key=boot.class_key,
                     reason=f"{boot.vm_id} was booked by another planner first"))
                 continue
+            self._vms.note(key, record, revision)
             booked += 1
             await self._send(Intent(
                 intent_id=boot.intent_id, action="boot", cloud=boot.cloud, vm_id=boot.vm_id,

@@ -1,0 +1,155 @@
+"""Buckets and snapshot subjects held in memory, kept current by the bus: a loop that looks
+at the whole state on every cycle reads it without a round trip.
+
+A mirror is an optimisation, never the truth: `load` replaces it with a fresh read (a watch
+lost in a NATS outage costs at most one load interval of staleness), and every write a
+service makes from what it read is a compare-and-set or a create-if-absent, which a stale
+mirror can only make fail, never make wrong.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Generic, TypeVar
+
+from nats.aio.msg import Msg
+
+from bus import codec
+from bus.connection import Bus, Traced, TypedKv, Versioned
+from bus.errors import DecodeError
+from bus.schemas import Message
+
+M = TypeVar("M", bound=Message)
+
+log = logging.getLogger("bus")
+
+
+class KvMirror(Generic[M]):
+    """Every live key of one bucket with its value and revision."""
+
+    def __init__(self, kv: TypedKv[M], wake: asyncio.Event | None = None) -> None:
+        self._kv = kv
+        self._wake = wake  # set after each change the watch applies
+        self._entries: dict[str, Versioned[M]] = {}
+        self._revisions: dict[str, int] = {}  # of the last write seen per key, deletes too
+        self._watch: asyncio.Task[None] | None = None
+
+    def entries(self) -> dict[str, Versioned[M]]:
+        """The mirrored bucket (a copy: the caller may keep it across awaits)."""
+        return dict(self._entries)
+
+    async def load(self) -> dict[str, Versioned[M]]:
+        """Read the whole bucket afresh, make it the mirror (keeping writes the watch saw
+        after the read), start the watch if it is not running; the entries."""
+        fresh = await self._kv.items(known=self._entries)
+        newest = max((v.revision for v in fresh.values()), default=0)
+        for key, revision in self._revisions.items():
+            if revision > newest:
+                # Written after the read reached it: the watch's view is the newer one.
+                if key in self._entries:
+                    fresh[key] = self._entries[key]
+                else:
+                    fresh.pop(key, None)
+        self._entries = fresh
+        self._revisions = {k: v.revision for k, v in fresh.items()} | {
+            k: r for k, r in self._revisions.items() if r > newest}
+        if self._watch is None or self._watch.done():
+            # After the read: the watch starts with every key's last value, which the read
+            # already has (skipped, not decoded a second time).
+            self._watch = asyncio.create_task(self._follow())
+        return self.entries()
+
+    def note(self, key: str, value: M | None, revision: int) -> None:
+        """A write this service made (None: a delete), so the next cycle sees it even
+        before the watch brings it back."""
+        if revision <= self._revisions.get(key, 0):
+            return
+        self._revisions[key] = revision
+        if value is None:
+            self._entries.pop(key, None)
+        else:
+            self._entries[key] = Versioned(value, revision)
+
+    async def _follow(self) -> None:
+        while True:
+            try:
+                await self._watch_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the next `load` is correct either way; watch again
+                log.warning("watch of %s failed: %r; again in 1s", self._kv.bucket, exc)
+                await asyncio.sleep(1.0)
+
+    async def _watch_once(self) -> None:
+        watcher = await (await self._kv.handle()).watchall()
+        try:
+            while True:
+                try:
+                    entry = await watcher.updates(timeout=3600)  # type: ignore[no-untyped-call]
+                except TimeoutError:
+                    continue
+                if entry is None or (entry.revision or 0) <= self._revisions.get(entry.key, 0):
+                    continue  # "initial values done", or a value this mirror has
+                value: M | None = None
+                if entry.operation not in ("DEL", "PURGE"):
+                    try:
+                        value = self._kv.decode(entry.key, entry.value)
+                    except DecodeError:
+                        continue  # `load` dead-letters it: once per read, not per watch
+                self.note(entry.key, value, entry.revision or 0)
+                if self._wake is not None:
+                    self._wake.set()
+        finally:
+            with contextlib.suppress(Exception):
+                await watcher.stop()  # type: ignore[no-untyped-call]
+
+    async def close(self) -> None:
+        """Stop following the bucket."""
+        if self._watch is not None:
+            self._watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch
+
+
+class LastMessage(Generic[M]):
+    """The last message on one snapshot subject, as it arrives, with a wake-up for a loop
+    waiting on it."""
+
+    def __init__(self, bus: Bus, subject: str, schema: type[M],
+                 wake: asyncio.Event | None = None) -> None:
+        self._bus = bus
+        self._subject = subject
+        self._schema = schema
+        self._wake = wake  # set after each message that arrives
+        self._last: Traced[M] | None = None
+        self._arrivals = 0
+
+    async def start(self) -> None:
+        """Follow the subject (core NATS: every message the stream stores is seen)."""
+        await self._bus.nc.subscribe(self._subject, cb=self._arrived)
+
+    async def _arrived(self, msg: Msg) -> None:
+        headers = {str(k): str(v) for k, v in (msg.headers or {}).items()}
+        try:
+            value = codec.decode(msg.data, headers, self._schema, self._subject)
+        except DecodeError:
+            return  # `load` reads it from the stream and dead-letters it
+        self._last = Traced(value, codec.trace_of(headers))
+        self._arrivals += 1
+        if self._wake is not None:
+            self._wake.set()
+
+    def value(self) -> Traced[M] | None:
+        """The last message seen (by `load` or as it arrived)."""
+        return self._last
+
+    async def load(self) -> Traced[M] | None:
+        """Read the last message from the stream afresh (one that arrives meanwhile is at
+        least as new, and is kept)."""
+        arrivals = self._arrivals
+        stored = await self._bus.last(self._subject, self._schema)
+        if self._arrivals == arrivals:
+            self._last = stored
+        return self._last
