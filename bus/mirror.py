@@ -17,6 +17,7 @@ from typing import Generic, TypeVar
 from nats.aio.msg import Msg
 
 from bus import codec
+from bus.compact import Compactor
 from bus.connection import Bus, Traced, TypedKv, Versioned
 from bus.errors import DecodeError
 from bus.schemas import Message
@@ -27,7 +28,8 @@ log = logging.getLogger("bus")
 
 
 class KvMirror(Generic[M]):
-    """Every live key of one bucket with its value and revision."""
+    """Every live key of one bucket with its value and revision (values compacted: see
+    `bus.compact`)."""
 
     def __init__(self, kv: TypedKv[M], wake: asyncio.Event | None = None) -> None:
         self._kv = kv
@@ -35,6 +37,7 @@ class KvMirror(Generic[M]):
         self._entries: dict[str, Versioned[M]] = {}
         self._revisions: dict[str, int] = {}  # of the last write seen per key, deletes too
         self._watch: asyncio.Task[None] | None = None
+        self._compact = Compactor()
 
     def entries(self) -> dict[str, Versioned[M]]:
         """The mirrored bucket (a copy: the caller may keep it across awaits)."""
@@ -44,6 +47,9 @@ class KvMirror(Generic[M]):
         """Read the whole bucket afresh, make it the mirror (keeping writes the watch saw
         after the read), start the watch if it is not running; the entries."""
         fresh = await self._kv.items(known=self._entries)
+        for key, entry in fresh.items():
+            if self._entries.get(key) is not entry:
+                self._compact(entry.value)  # newly decoded
         newest = max((v.revision for v in fresh.values()), default=0)
         for key, revision in self._revisions.items():
             if revision > newest:
@@ -70,7 +76,7 @@ class KvMirror(Generic[M]):
         if value is None:
             self._entries.pop(key, None)
         else:
-            self._entries[key] = Versioned(value, revision)
+            self._entries[key] = Versioned(self._compact(value), revision)
 
     async def _follow(self) -> None:
         while True:
