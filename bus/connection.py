@@ -109,10 +109,13 @@ class TypedKv(Generic[M]):
         info = await self._bus.js.stream_info(f"KV_{self._bucket}")
         return int(info.state.last_seq) if info.state.messages else 0
 
-    async def items(self, timeout: float = 10.0,
-                    known: Mapping[str, Versioned[M]] | None = None) -> dict[str, Versioned[M]]:
+    async def items(
+        self, timeout: float = 10.0, known: Mapping[str, Versioned[M]] | None = None,
+        compact: Callable[[M], M] | None = None,
+    ) -> dict[str, Versioned[M]]:
         """Every live key with its value; undecodable values are dead-lettered and skipped.
-        Values in `known` at the revision read are reused, not decoded again.
+        Values in `known` at the revision read are reused, not decoded again; `compact` is
+        applied to each value as it is decoded (before the next one is: see `bus.compact`).
 
         A snapshot at least as new as the call: the watch is read up to the bucket's last
         sequence, asked again once reached, until no newer write arrived meanwhile. The
@@ -138,9 +141,10 @@ class TypedKv(Generic[M]):
                     out[entry.key] = same
                 else:
                     try:
-                        out[entry.key] = Versioned(
-                            self.decode(entry.key, entry.value), entry.revision or 0
-                        )
+                        value = self.decode(entry.key, entry.value)
+                        if compact is not None:
+                            value = compact(value)
+                        out[entry.key] = Versioned(value, entry.revision or 0)
                     except DecodeError as exc:
                         await self._bus.dead_letter(exc.subject, entry.value or b"", {},
                                                     str(exc))

@@ -46,10 +46,7 @@ class KvMirror(Generic[M]):
     async def load(self) -> dict[str, Versioned[M]]:
         """Read the whole bucket afresh, make it the mirror (keeping writes the watch saw
         after the read), start the watch if it is not running; the entries."""
-        fresh = await self._kv.items(known=self._entries)
-        for key, entry in fresh.items():
-            if self._entries.get(key) is not entry:
-                self._compact(entry.value)  # newly decoded
+        fresh = await self._kv.items(known=self._entries, compact=self._compact)
         newest = max((v.revision for v in fresh.values()), default=0)
         for key, revision in self._revisions.items():
             if revision > newest:
