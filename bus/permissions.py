@@ -117,10 +117,9 @@ def roles() -> dict[str, Role]:
             publish=(*common_pub, *_read_kv(*_ALL_BUCKETS), *_read_snapshots(),
                      *_write_kv(subjects.VMS_BUCKET, subjects.HEALTH_BUCKET),
                      subjects.intents_all(), subjects.condor_action(), subjects.plan_report()),
-            # Follows the demand and pool snapshots as published (and the buckets, by
-            # watches delivered to its inbox).
-            subscribe=(*common_sub, subjects.demand(), subjects.pool(),
-                       *(subjects.kv_changes(b) for b in _ALL_BUCKETS))),
+            # Follows the demand and pool snapshots as published; the buckets' changes come
+            # by watches, delivered to its inbox.
+            subscribe=(*common_sub, subjects.demand(), subjects.pool())),
         "poller": Role(
             publish=(*common_pub, *_read_kv(*_ALL_BUCKETS), subjects.demand(),
                      subjects.pool(), subjects.condor_done(),
