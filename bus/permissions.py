@@ -2,8 +2,8 @@
 
 The allow lists are derived from the subjects, streams and buckets declared in `subjects`, so
 they cannot drift from what the services use. `authorization()` renders them as a
-nats-server `authorization { users = [...] }` block; `cs config nats-users` writes that block
-and one credentials file per service.
+nats-server `authorization { users = [...] }` block (with bcrypt hashes, never a password);
+`cs config nats-users` writes that block and one credentials file per service.
 
 What each role may do, in words:
 - provisioner: consume its clouds' intents, write VM states and capacity, publish VM events,
@@ -24,6 +24,8 @@ import json
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+import bcrypt
 
 from bus import subjects
 
@@ -144,15 +146,28 @@ def roles() -> dict[str, Role]:
     }
 
 
+BCRYPT_ROUNDS = 11
+"""bcrypt's cost for the passwords in nats-server's config: nats-server's own tool's default
+(about 0.1 s of the server's time per connection, once per connection)."""
+
+
+def hashed(password: str) -> str:
+    """`password`'s bcrypt hash as nats-server reads it (a `$2a$` hash: the server checks
+    the password a client presents against it; the config holds no password)."""
+    salt = bcrypt.gensalt(rounds=BCRYPT_ROUNDS, prefix=b"2a")
+    return bcrypt.hashpw(password.encode(), salt).decode()
+
+
 def authorization(users: Mapping[str, tuple[str, str]]) -> str:
-    """A nats-server `authorization` block: `users` maps user name -> (password, role).
-    Replies to requests a user serves are allowed (allow_responses)."""
+    """A nats-server `authorization` block: `users` maps user name -> (password, role);
+    the block holds each password's bcrypt hash, not the password. Replies to requests a
+    user serves are allowed (allow_responses)."""
     table = roles()
     entries = []
     for user, (password, role) in users.items():
         allowed = table[role]
         entries.append("    " + json.dumps({
-            "user": user, "password": password,
+            "user": user, "password": hashed(password),
             "permissions": {"publish": {"allow": list(allowed.publish)},
                             "subscribe": {"allow": list(allowed.subscribe)},
                             "allow_responses": True}}))

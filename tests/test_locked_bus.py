@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+import bcrypt
 import pytest
 
 from bus import subjects
@@ -80,6 +81,16 @@ def test_each_service_only_what_it_needs(tmp_path: Path) -> None:
     assert all(p.stat().st_mode & 0o077 == 0 for p in creds.iterdir())
     again = cs_as("nats://127.0.0.1:1", "config", "nats-users", str(creds))
     assert again.returncode == 1 and "pass --force" in again.stderr
+    # nats-server's config holds bcrypt hashes, no password; each hash is of its user's.
+    auth = (creds / "auth.conf").read_text()
+    hashes = {u["user"]: u["password"] for u in map(json.loads, (
+        line.strip() for line in auth.splitlines() if line.strip().startswith("{")))}
+    assert len(hashes) == 7
+    for user, digest in hashes.items():
+        password = env_url(creds, user).rsplit("@", 1)[0].rsplit(":", 1)[1]
+        assert password not in auth
+        assert digest.startswith("$2a$11$") and bcrypt.checkpw(password.encode(),
+                                                                digest.encode())
 
     server_conf = tmp_path / "nats.conf"
     server_conf.write_text('include "creds/auth.conf"\n')
