@@ -23,7 +23,7 @@ import nats.js.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from bus import codec, infra, subjects
 from bus.errors import AdminError, BusUnavailable, DecodeError
@@ -34,6 +34,9 @@ M = TypeVar("M", bound=Message)
 R = TypeVar("R", bound=Message)
 
 log = logging.getLogger("bus")
+
+_MAX_LISTED_SUBJECTS = 100_000
+"""nats-server answers a stream's subject list in pages of this many."""
 
 HANDLER_GRACE_S = 5.0
 """How long a stopping consumer lets the messages in hand be handled before cancelling."""
@@ -111,11 +114,13 @@ class TypedKv(Generic[M]):
 
     async def items(
         self, timeout: float = 10.0, known: Mapping[str, Versioned[M]] | None = None,
-        compact: Callable[[M], M] | None = None,
+        compact: Callable[[M], M] | None = None, prefix: str = "",
     ) -> dict[str, Versioned[M]]:
         """Every live key with its value; undecodable values are dead-lettered and skipped.
         Values in `known` at the revision read are reused, not decoded again; `compact` is
         applied to each value as it is decoded (before the next one is: see `bus.compact`).
+        With `prefix` (ending in "."), only the keys under it, read by a filtered consumer:
+        the server sends only those (a provisioner reads its cloud's VMs, not everyone's).
 
         A snapshot at least as new as the call: the watch is read up to the bucket's last
         sequence, asked again once reached, until no newer write arrived meanwhile. The
@@ -123,9 +128,28 @@ class TypedKv(Generic[M]):
         are being written: a key whose old value is replaced before it is delivered would go
         missing (seen in a stress test: 1 in 9 snapshots short of a key).
         """
+        out: dict[str, Versioned[M]] = {}
+
+        async def take(key: str, operation: str | None, data: bytes | None,
+                       revision: int) -> None:
+            if operation in ("DEL", "PURGE"):
+                out.pop(key, None)
+            elif known is not None and (same := known.get(key)) is not None \
+                    and same.revision == revision:
+                out[key] = same
+            else:
+                try:
+                    value = self.decode(key, data)
+                    if compact is not None:
+                        value = compact(value)
+                    out[key] = Versioned(value, revision)
+                except DecodeError as exc:
+                    await self._bus.dead_letter(exc.subject, data or b"", {}, str(exc))
+
+        if prefix and await self._read_under(prefix, timeout, take):
+            return out
         kv = await self.handle()
         target = await self._last_seq()
-        out: dict[str, Versioned[M]] = {}
         if not target:
             return out
         watcher = await kv.watchall()
@@ -134,20 +158,8 @@ class TypedKv(Generic[M]):
                 entry = await watcher.updates(timeout=timeout)  # type: ignore[no-untyped-call]
                 if entry is None:
                     continue  # the watcher's premature "initial values done" marker
-                if entry.operation in ("DEL", "PURGE"):
-                    out.pop(entry.key, None)
-                elif known is not None and (same := known.get(entry.key)) is not None \
-                        and same.revision == entry.revision:
-                    out[entry.key] = same
-                else:
-                    try:
-                        value = self.decode(entry.key, entry.value)
-                        if compact is not None:
-                            value = compact(value)
-                        out[entry.key] = Versioned(value, entry.revision or 0)
-                    except DecodeError as exc:
-                        await self._bus.dead_letter(exc.subject, entry.value or b"", {},
-                                                    str(exc))
+                if entry.key.startswith(prefix):
+                    await take(entry.key, entry.operation, entry.value, entry.revision or 0)
                 if (entry.revision or 0) >= target:
                     latest = await self._last_seq()
                     if latest <= (entry.revision or 0):
@@ -156,6 +168,50 @@ class TypedKv(Generic[M]):
         finally:
             await watcher.stop()  # type: ignore[no-untyped-call]
         return out
+
+    async def _read_under(
+        self, prefix: str, timeout: float,
+        take: Callable[[str, str | None, bytes | None, int], Awaitable[None]],
+    ) -> bool:
+        """Hand every message under `prefix` to `take`, oldest first, until each key the
+        stream held under it when asked has come at least once; False (nothing read) when
+        there are too many keys to list in one answer. The end is the list of keys, not the
+        consumer's pending count: that count runs short while keys are rewritten during the
+        read (a rewritten key's old message is removed; seen in the stress test), and so did
+        nats-py's watch built on it."""
+        stream = f"KV_{self._bucket}"
+        head = f"$KV.{self._bucket}."
+        info = await self._bus.js.stream_info(stream, subjects_filter=f"{head}{prefix}>")
+        waiting = {s[len(head):] for s in (info.state.subjects or {})}
+        if len(waiting) >= _MAX_LISTED_SUBJECTS:
+            return False  # the server pages longer lists; the caller reads the whole bucket
+        if not waiting:
+            return True
+        arrived: asyncio.Queue[Msg] = asyncio.Queue()
+
+        async def on_msg(msg: Msg) -> None:
+            await arrived.put(msg)
+
+        # Every message, not the last per key: in a one-revision bucket that is one per key;
+        # in others the later revision comes later and wins.
+        sub = await self._bus.js.subscribe(
+            f"{head}{prefix}>", stream=stream, cb=on_msg, ordered_consumer=True,
+            deliver_policy=DeliverPolicy.ALL, inactive_threshold=60.0)
+        try:
+            while waiting:
+                msg = await asyncio.wait_for(arrived.get(), timeout)
+                key = msg.subject[len(head):]
+                await take(key, (msg.headers or {}).get("KV-Operation"), msg.data,
+                           msg.metadata.sequence.stream)
+                waiting.discard(key)
+            while not arrived.empty():  # sent with the last awaited key: newer still
+                msg = arrived.get_nowait()
+                await take(msg.subject[len(head):], (msg.headers or {}).get("KV-Operation"),
+                           msg.data, msg.metadata.sequence.stream)
+        finally:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+        return True
 
     async def create(self, key: str, value: M) -> int | None:
         """Create `key` only if absent; the new revision, or None when it already exists."""

@@ -336,10 +336,8 @@ class CloudWorker:
         """Compare the cloud's listing with the registry; fix both sides; report capacity."""
         now = time.time()
         listed = await self.driver.list()
-        prefix = f"{self.cloud}."
-        # Compacted as read (the whole registry: all clouds'): 1 KB a VM at the peak, not 3.
-        read = await self.vms.items(compact=Compactor())
-        entries = {k: v for k, v in read.items() if k.startswith(prefix)}
+        # This cloud's VMs only (the server filters), compacted as read: 1 KB a VM, not 3.
+        entries = await self.vms.items(prefix=f"{self.cloud}.", compact=Compactor())
         known = {v.value.vm_id for v in entries.values()}
         instances, extras = _one_per_name(listed, {v.value.vm_id: v.value.intent_id
                                                    for v in entries.values()})

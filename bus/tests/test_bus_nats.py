@@ -163,9 +163,34 @@ async def test_kv_snapshot_misses_no_key_while_keys_are_being_written(bus: Bus) 
         for _ in range(60):
             seen = [k for k in await kv.items() if k.startswith(prefix)]
             short += len(seen) != len(keys)
+            # The filtered read, under the same writes: every key, and only these.
+            under = await kv.items(prefix=f"{prefix}.")
+            short += sorted(under) != sorted(keys)
         assert short == 0
     finally:
         stop.set()
         await task
         for key in keys:
             await kv.delete(key)
+
+
+async def test_a_read_under_a_prefix_has_its_keys_only_with_deletes_and_empty(
+    bus: Bus,
+) -> None:
+    kv = bus.kv(subjects.VMS_BUCKET, VmRecord)
+    mine, other = f"p{uuid.uuid4().hex[:6]}", f"p{uuid.uuid4().hex[:6]}"
+    assert await kv.items(prefix=f"{mine}.") == {}  # nothing under it yet: no wait
+    for i in range(5):
+        await kv.put(f"{mine}.k{i}", VM.model_copy(update={"reason": str(i)}))
+        await kv.put(f"{other}.k{i}", VM)
+    await kv.put(f"{mine}x.k0", VM)  # a longer name with the same start is not under it
+    await kv.delete(f"{mine}.k3")
+    revision = await kv.put(f"{mine}.k1", VM.model_copy(update={"reason": "again"}))
+    under = await kv.items(prefix=f"{mine}.")
+    assert sorted(under) == [f"{mine}.k{i}" for i in (0, 1, 2, 4)]
+    assert under[f"{mine}.k1"] == (VM.model_copy(update={"reason": "again"}), revision)
+    assert under[f"{mine}.k4"].value.reason == "4"
+    whole = await kv.items()
+    assert {k: v for k, v in whole.items() if k.startswith(f"{mine}.")} == under
+    for key in [*under, *(f"{other}.k{i}" for i in range(5)), f"{mine}x.k0"]:
+        await kv.delete(key)
