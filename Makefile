@@ -43,4 +43,5 @@ bench: $(STAMP)
 	PYTHONPATH=. $(VENV)/bin/python bench/latency_bench.py
 	PYTHONPATH=. $(VENV)/bin/python bench/libvirt_bench.py
 	PYTHONPATH=. $(VENV)/bin/python bench/rss_bench.py
+	PYTHONPATH=. $(VENV)/bin/python bench/registry_read_bench.py
 	PYTHONPATH=. $(VENV)/bin/python -W ignore bench/openstack_bench.py
