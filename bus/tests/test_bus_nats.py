@@ -12,6 +12,7 @@ from bus.connection import Bus
 from bus.errors import AdminError, BusUnavailable
 from bus.micro import Endpoint, serve
 from bus.schemas import (
+    CloudRecord,
     CloudToggleReply,
     CloudToggleRequest,
     DeadLetter,
@@ -194,3 +195,17 @@ async def test_a_read_under_a_prefix_has_its_keys_only_with_deletes_and_empty(
     assert {k: v for k, v in whole.items() if k.startswith(f"{mine}.")} == under
     for key in [*under, *(f"{other}.k{i}" for i in range(5)), f"{mine}x.k0"]:
         await kv.delete(key)
+
+
+async def test_a_read_under_a_prefix_gives_the_last_revision_where_several_are_kept(
+    bus: Bus,
+) -> None:
+    # The clouds bucket keeps 5 revisions: an older one must not end the read for its key.
+    kv = bus.kv(subjects.CLOUDS_BUCKET, CloudRecord)
+    name = f"p{uuid.uuid4().hex[:6]}"
+    first = CloudRecord(name=name, provider="libvirt", enabled=True, max_vms=1)
+    for n in range(1, 4):
+        revision = await kv.put(f"{name}.a", first.model_copy(update={"max_vms": n}))
+    under = await kv.items(prefix=f"{name}.")
+    assert under == {f"{name}.a": (first.model_copy(update={"max_vms": 3}), revision)}
+    await kv.delete(f"{name}.a")
