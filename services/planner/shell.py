@@ -82,6 +82,8 @@ class PlannerShell:
         """The state: from memory, or read afresh when asked or when the last read is an
         interval old (most cycles the timer starts; one woken early by a change uses
         memory)."""
+        # 0.8: the timer starts the next cycle an interval after this one started, so a little
+        # less than an interval after this read ended; that cycle must still read afresh.
         if not afresh and time.monotonic() - self._loaded_at < 0.8 * self.settings.interval_s:
             return (self._demand.value(), self._pool.value(), self._clouds.entries(),
                     self._vms.entries(), self._health.entries(), self._capacity.entries())
