@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 import zlib
+from collections.abc import Mapping
 from typing import Any, TypeVar
 
 import msgpack
@@ -159,6 +160,11 @@ def decode_any(data: bytes, headers: dict[str, str] | None, subject: str = "") -
     """Decode a published message of whatever schema its Cs-Type header names."""
     cls = _check_headers(headers, subject)
     return _decode_published(data, headers or {}, cls, subject)
+
+
+def headers_of(raw: Mapping[Any, Any] | None) -> dict[str, str]:
+    """A received message's headers as the decoders take them (nats-py's, or none)."""
+    return {str(k): str(v) for k, v in (raw or {}).items()}
 
 
 def trace_of(headers: dict[str, str] | None) -> str:

@@ -192,6 +192,12 @@ class TypedKv(Generic[M]):
         async def on_msg(msg: Msg) -> None:
             await arrived.put(msg)
 
+        async def hand(msg: Msg) -> str:
+            key = msg.subject[len(head):]
+            await take(key, (msg.headers or {}).get("KV-Operation"), msg.data,
+                       msg.metadata.sequence.stream)
+            return key
+
         # Each key's last message when the consumer starts (no older revision of a bucket
         # that keeps several), then whatever is written meanwhile, in order.
         sub = await self._bus.js.subscribe(
@@ -199,15 +205,9 @@ class TypedKv(Generic[M]):
             deliver_policy=DeliverPolicy.LAST_PER_SUBJECT, inactive_threshold=60.0)
         try:
             while waiting:
-                msg = await asyncio.wait_for(arrived.get(), timeout)
-                key = msg.subject[len(head):]
-                await take(key, (msg.headers or {}).get("KV-Operation"), msg.data,
-                           msg.metadata.sequence.stream)
-                waiting.discard(key)
+                waiting.discard(await hand(await asyncio.wait_for(arrived.get(), timeout)))
             while not arrived.empty():  # sent with the last awaited key: newer still
-                msg = arrived.get_nowait()
-                await take(msg.subject[len(head):], (msg.headers or {}).get("KV-Operation"),
-                           msg.data, msg.metadata.sequence.stream)
+                await hand(arrived.get_nowait())
         finally:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
@@ -575,7 +575,7 @@ class Bus:
             raw = await self.js.get_last_msg(subjects.SNAPSHOT_STREAM, subject)
         except nats.js.errors.NotFoundError:
             return None
-        headers = {str(k): str(v) for k, v in (raw.headers or {}).items()}
+        headers = codec.headers_of(raw.headers)
         try:
             value = codec.decode(raw.data or b"", headers, expected, subject)
         except DecodeError as exc:
@@ -657,7 +657,7 @@ class Bus:
         queue: asyncio.Queue[RawMessage] = asyncio.Queue()
 
         async def on_msg(msg: Msg) -> None:
-            headers = {str(k): str(v) for k, v in (msg.headers or {}).items()}
+            headers = codec.headers_of(msg.headers)
             await queue.put(RawMessage(msg.subject, headers, msg.data))
 
         sub = await self.nc.subscribe(subject, cb=on_msg)

@@ -36,7 +36,7 @@ class Endpoint(Generic[Q]):
 
 def _wrap(bus: Bus, endpoint: Endpoint[Any]) -> Callable[[Request], Awaitable[None]]:
     async def handle(req: Request) -> None:
-        headers = {str(k): str(v) for k, v in (req.headers or {}).items()}
+        headers = codec.headers_of(req.headers)
         try:
             query = codec.decode(req.data, headers, endpoint.request, endpoint.name)
         except DecodeError as exc:

@@ -134,7 +134,7 @@ class LastMessage(Generic[M]):
         await self._bus.nc.subscribe(self._subject, cb=self._arrived)
 
     async def _arrived(self, msg: Msg) -> None:
-        headers = {str(k): str(v) for k, v in (msg.headers or {}).items()}
+        headers = codec.headers_of(msg.headers)
         try:
             value = codec.decode(msg.data, headers, self._schema, self._subject)
         except DecodeError:
