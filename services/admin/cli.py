@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -112,19 +113,29 @@ def status(
 
     async def refresh(bus: Bus) -> None:
         client = AdminClient(bus)
+        # Ctrl-C ends the watch between two refreshes: raised in the middle of a print, it
+        # cut the last status short (half a table, half a UTF-8 character, seen in a test).
+        stop = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGINT, stop.set)
+
+        async def stopped() -> bool:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval)
+            return stop.is_set()
+
         if not out.is_terminal:
             # Piped or logged: one dated status after another, not a redrawn screen.
             while True:
                 out.rule(time.strftime("%Y-%m-%d %H:%M:%S"))
                 out.print(views.status_tables(await client.status()))
-                await asyncio.sleep(interval)
+                if await stopped():
+                    return
         with Live(views.status_tables(await client.status()), console=out,
                   auto_refresh=False, screen=False) as live:
-            while True:
-                await asyncio.sleep(interval)
+            while not await stopped():
                 live.update(views.status_tables(await client.status()), refresh=True)
 
-    with contextlib.suppress(KeyboardInterrupt):
+    with contextlib.suppress(KeyboardInterrupt):  # a Ctrl-C before the watch began
         _with_bus(nats, refresh)
 
 
