@@ -106,14 +106,15 @@ class KvMirror(Generic[M]):
                     self._wake.set()
         finally:
             with contextlib.suppress(Exception):
-                await watcher.stop()  # type: ignore[no-untyped-call]
+                # Bounded: a stop is an unsubscribe round trip; it must not hold a close.
+                await asyncio.wait_for(watcher.stop(), 2.0)  # type: ignore[no-untyped-call]
 
     async def close(self) -> None:
         """Stop following the bucket."""
         if self._watch is not None:
             self._watch.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watch
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(self._watch, 5.0)
 
 
 class LastMessage(Generic[M]):
