@@ -8,8 +8,8 @@ import time
 
 from bus import subjects
 from bus.connection import Bus
-from bus.provisioning import CloudWorker
 from bus.schemas import Intent, VmRecord
+from provisioning.worker import CloudWorker
 
 
 async def time_boots(bus: Bus, worker: CloudWorker, vms: list[VmRecord]) -> float:

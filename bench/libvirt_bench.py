@@ -27,9 +27,10 @@ import libvirt
 
 from bench.boots import time_boots
 from bus.connection import Bus
-from bus.contextualize import WorkerSettings, render
-from bus.provisioning import CloudWorker, ProvisionerSettings
 from bus.schemas import CloudRecord, LibvirtCloud, VmRecord, VmSpec
+from provisioning.settings import ProvisionerSettings
+from provisioning.userdata import WorkerSettings, render
+from provisioning.worker import CloudWorker
 from services.provisioner_libvirt import seed
 from services.provisioner_libvirt.driver import (
     OVERLAY_SUFFIX,

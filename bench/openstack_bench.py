@@ -26,9 +26,10 @@ import openstack
 
 from bench.boots import time_boots
 from bus.connection import Bus
-from bus.contextualize import WorkerSettings
-from bus.provisioning import CloudWorker, ProvisionerSettings
 from bus.schemas import CloudRecord, OpenstackCloud, VmRecord, VmSpec
+from provisioning.settings import ProvisionerSettings
+from provisioning.userdata import WorkerSettings
+from provisioning.worker import CloudWorker
 from services.provisioner_openstack.driver import OpenstackDriver
 from tests.natsserver import NatsServer
 from tests.openstack_bed import ADMIN_CLOUD, APPCRED_CLOUD, IMAGE, Testbed

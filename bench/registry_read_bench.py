@@ -21,9 +21,9 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from bus import subjects
-from bus.compact import Compactor
 from bus.connection import Bus
 from bus.schemas import VmRecord, VmSpec
+from registry.compact import Compactor
 from tests.natsserver import NatsServer
 
 

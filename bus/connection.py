@@ -118,7 +118,7 @@ class TypedKv(Generic[M]):
     ) -> dict[str, Versioned[M]]:
         """Every live key with its value; undecodable values are dead-lettered and skipped.
         Values in `known` at the revision read are reused, not decoded again; `compact` is
-        applied to each value as it is decoded (before the next one is: see `bus.compact`).
+        applied to each value as it is decoded (before the next one is: see `registry.compact`).
         With `prefix` (ending in "."), only the keys under it, read by a filtered consumer:
         the server sends only those (a provisioner reads its cloud's VMs, not everyone's).
 

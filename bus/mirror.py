@@ -12,12 +12,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from typing import Generic, TypeVar
 
 from nats.aio.msg import Msg
 
 from bus import codec
-from bus.compact import Compactor
 from bus.connection import Bus, Traced, TypedKv, Versioned
 from bus.errors import DecodeError
 from bus.schemas import Message
@@ -28,16 +28,18 @@ log = logging.getLogger("bus")
 
 
 class KvMirror(Generic[M]):
-    """Every live key of one bucket with its value and revision (values compacted: see
-    `bus.compact`)."""
+    """Every live key of one bucket with its value and revision; `compact`, if given, is
+    applied to each value as it is decoded (`registry.compact.Compactor` shares the equal
+    parts of records held by the thousand)."""
 
-    def __init__(self, kv: TypedKv[M], wake: asyncio.Event | None = None) -> None:
+    def __init__(self, kv: TypedKv[M], wake: asyncio.Event | None = None,
+                 compact: Callable[[M], M] | None = None) -> None:
         self._kv = kv
         self._wake = wake  # set after each change the watch applies
         self._entries: dict[str, Versioned[M]] = {}
         self._revisions: dict[str, int] = {}  # of the last write seen per key, deletes too
         self._watch: asyncio.Task[None] | None = None
-        self._compact = Compactor()
+        self._compact = compact
 
     def entries(self) -> dict[str, Versioned[M]]:
         """The mirrored bucket (a copy: the caller may keep it across awaits)."""
@@ -73,7 +75,9 @@ class KvMirror(Generic[M]):
         if value is None:
             self._entries.pop(key, None)
         else:
-            self._entries[key] = Versioned(self._compact(value), revision)
+            if self._compact is not None:
+                value = self._compact(value)
+            self._entries[key] = Versioned(value, revision)
 
     async def _follow(self) -> None:
         while True:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import libvirt
 
-from bus.contextualize import WorkerSettings
 from bus.schemas import CloudRecord, LibvirtCloud, VmRecord
+from provisioning.userdata import WorkerSettings
 from services.provisioner_libvirt.driver import (
     OVERLAY_SUFFIX,
     SEED_SUFFIX,

@@ -17,7 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from bus import codec, siteconfig
+import siteconfig
+from bus import codec
 from bus.errors import ConfigError, DecodeError
 from bus.schemas import Message
 from bus.tests.examples import EXAMPLES

@@ -16,12 +16,12 @@ import pytest
 
 from bus import subjects
 from bus.connection import Bus
-from bus.contextualize import WorkerSettings
 from bus.schemas import CloudRecord, Intent, VmRecord, VmSpec
+from provisioning.contract import DriverContract, make_vm
+from provisioning.userdata import WorkerSettings
 from services.admin.supervisor import MODULES
 from services.provisioner_libvirt.driver import OVERLAY_SUFFIX, SEED_SUFFIX, LibvirtDriver
 from tests import guest, qemu_host
-from tests.driver_contract import DriverContract, make_vm
 from tests.natsserver import NatsServer
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]

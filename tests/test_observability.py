@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from bus.observe import PORT_OFFSETS
+from runtime.observe import PORT_OFFSETS
 from tests.demo import ROOT, free_port, site_toml
 from tests.natsserver import NatsServer
 from tests.system import System

@@ -21,16 +21,17 @@ import pytest
 
 from bus import subjects
 from bus.connection import Bus
-from bus.contextualize import WorkerSettings
 from bus.errors import OutOfResources
-from bus.provisioning import CloudWorker, ProvisionerSettings
 from bus.schemas import CloudRecord, Intent, OpenstackCloud, VmRecord, VmSpec
+from provisioning.contract import DriverContract, make_vm
+from provisioning.settings import ProvisionerSettings
+from provisioning.userdata import WorkerSettings
+from provisioning.worker import CloudWorker
 from services.admin.supervisor import MODULES
 from services.planner.core import plan
 from services.planner.decisions import Policy
 from services.planner.health import blocked, record
 from services.provisioner_openstack.driver import OpenstackDriver
-from tests.driver_contract import DriverContract, make_vm
 from tests.faultproxy import Fault, FaultProxy
 from tests.holdproxy import HoldProxy
 from tests.natsserver import NatsServer

@@ -12,9 +12,10 @@ import pytest
 
 from bus import codec, subjects
 from bus.connection import Bus
-from bus.provisioning import CloudWorker, ProvisionerSettings
 from bus.schemas import CloudCapacity, Intent, VmEvent, VmRecord
-from tests.driver_contract import make_vm
+from provisioning.contract import make_vm
+from provisioning.settings import ProvisionerSettings
+from provisioning.worker import CloudWorker
 from tests.libvirt_host import define_stopped, host_driver, remove_domain
 
 SITE = "prov-test"

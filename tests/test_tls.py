@@ -18,7 +18,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from bus import siteconfig, subjects
+import siteconfig
+from bus import subjects
 from bus.connection import Bus
 from bus.errors import BusUnavailable
 from bus.schemas import CloudRecord

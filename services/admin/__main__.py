@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from bus import logs, subjects
+from bus import subjects
 from bus.connection import Bus
 from bus.micro import serve
-from bus.runloop import ServiceBody, service_main
-from bus.siteconfig import SiteConfig
+from runtime import logs
+from runtime.runloop import ServiceBody, service_main
 from services.admin.service import AdminService
 from services.admin.statuspage import StatusPage, listen_address
+from siteconfig import SiteConfig
 
 SERVICE = "cs-admin"
 

@@ -19,7 +19,8 @@ from rich.live import Live
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from bus import siteconfig, subjects
+import siteconfig
+from bus import subjects
 from bus.client import AdminClient, discover
 from bus.connection import Bus, redacted
 from bus.errors import AdminError, BusUnavailable, ConfigError, DecodeError

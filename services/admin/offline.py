@@ -11,11 +11,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bus.contextualize import WorkerSettings
-from bus.observe import PORT_OFFSETS, ObserveSettings
-from bus.provisioning import ProvisionerServiceSettings
 from bus.schemas import PoolSnapshot
-from bus.siteconfig import SiteConfig
+from provisioning.settings import ProvisionerServiceSettings
+from provisioning.userdata import WorkerSettings
+from runtime.observe import PORT_OFFSETS, ObserveSettings
 from services.admin.statuspage import listen_address
 from services.planner.core import plan
 from services.planner.settings import PlannerSettings
@@ -24,6 +23,7 @@ from services.poller.demand import PROJECTION, build_demand
 from services.poller.pool import PROJECTION as POOL_PROJECTION
 from services.poller.pool import build_pool
 from services.poller.settings import PollerSettings
+from siteconfig import SiteConfig
 
 
 def plan_offline(site: SiteConfig, queue: Path, pool_file: Path | None,

@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bus import logs, registry, siteconfig, subjects
-from bus.compact import Compactor
+import siteconfig
+from bus import subjects
 from bus.connection import Bus, TypedKv, Versioned
 from bus.errors import AdminError, ConfigError
 from bus.micro import Endpoint
@@ -43,6 +43,9 @@ from bus.schemas import (
     VmKillRequest,
     VmRecord,
 )
+from registry import writes
+from registry.compact import Compactor
+from runtime import logs
 
 log = logging.getLogger("cs-admin")
 
@@ -139,12 +142,12 @@ class AdminService:
         for key, entry in found:
             vm_id = entry.value.vm_id
             reason = "killed by an operator"
-            marked = await registry.mark(self.vms, key, entry, "deleting", reason,
+            marked = await writes.mark(self.vms, key, entry, "deleting", reason,
                                          f"kill-{vm_id}-{int(now * 1000):x}", now)
             if marked is None:
                 skipped.append(Skipped(vm_id=vm_id, reason="changed meanwhile; try again"))
                 continue
-            await registry.send_kill(self.bus, marked, reason, now)
+            await writes.send_kill(self.bus, marked, reason, now)
             killed[vm_id] = marked.intent_id
         log.info("%s", logs.fields(event="vm kill", cloud=request.cloud or "-",
                                    killed=len(killed), skipped=len(skipped)))
@@ -162,13 +165,13 @@ class AdminService:
             if entry.value.state == "retiring":
                 skipped.append(Skipped(vm_id=vm_id, reason="already draining"))
                 continue
-            marked = await registry.mark(self.vms, key, entry, "retiring",
+            marked = await writes.mark(self.vms, key, entry, "retiring",
                                          "drained by an operator",
                                          f"drain-{vm_id}-{int(now * 1000):x}", now)
             if marked is None:
                 skipped.append(Skipped(vm_id=vm_id, reason="changed meanwhile; try again"))
                 continue
-            await registry.send_retire(self.bus, marked)
+            await writes.send_retire(self.bus, marked)
             drained[vm_id] = marked.intent_id
         log.info("%s", logs.fields(event="vm drain", cloud=request.cloud or "-",
                                    drained=len(drained), skipped=len(skipped)))

@@ -19,8 +19,8 @@ from collections.abc import Awaitable, Callable
 from bus.errors import ConfigError
 from bus.metrics import Metrics
 from bus.schemas import StatusReply
-from bus.siteconfig import SiteConfig
 from services.admin import views
+from siteconfig import SiteConfig
 
 log = logging.getLogger("cs-admin")
 

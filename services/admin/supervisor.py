@@ -20,7 +20,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from bus.connection import redacted
-from bus.siteconfig import SiteConfig
+from siteconfig import SiteConfig
 
 SERVICES = ("cs-admin", "cs-poller", "cs-planner", "cs-provisioner-libvirt",
             "cs-provisioner-openstack")

@@ -6,10 +6,10 @@ import asyncio
 import logging
 
 from bus.connection import Bus
-from bus.runloop import ServiceBody, every, service_main
-from bus.siteconfig import SiteConfig
+from runtime.runloop import ServiceBody, every, service_main
 from services.planner.settings import PlannerSettings
 from services.planner.shell import PlannerShell
+from siteconfig import SiteConfig
 
 SERVICE = "cs-planner"
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bus.errors import ConfigError
-from bus.siteconfig import SiteConfig
 from services.planner.decisions import Policy
 from services.planner.policies import DEFAULT_ORDER, POLICIES
+from siteconfig import SiteConfig
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import time
 from collections import Counter
 from typing import get_args
 
-from bus import logs, registry, subjects
+from bus import subjects
 from bus.connection import Bus, Traced, Versioned
 from bus.mirror import KvMirror, LastMessage
 from bus.schemas import (
@@ -34,6 +34,9 @@ from bus.schemas import (
     VmRecord,
     VmState,
 )
+from registry import writes
+from registry.compact import Compactor
+from runtime import logs
 from services.planner.core import plan
 from services.planner.decisions import Kill
 from services.planner.health import record
@@ -58,10 +61,10 @@ class PlannerShell:
         next cycle runs at once."""
         self._demand = LastMessage(bus, subjects.demand(), DemandSnapshot, self.wake)
         self._pool = LastMessage(bus, subjects.pool(), PoolSnapshot)
-        self._clouds = KvMirror(self.clouds, self.wake)
-        self._vms = KvMirror(self.vms)
-        self._health = KvMirror(self.health)
-        self._capacity = KvMirror(self.capacity)
+        self._clouds = KvMirror(self.clouds, self.wake, compact=Compactor())
+        self._vms = KvMirror(self.vms, compact=Compactor())
+        self._health = KvMirror(self.health, compact=Compactor())
+        self._capacity = KvMirror(self.capacity, compact=Compactor())
         self._loaded_at = -float("inf")
 
     async def start(self) -> None:
@@ -134,7 +137,7 @@ class PlannerShell:
             marked = await self._mark(vm_entries, retire.cloud, retire.vm_id, "retiring",
                                       retire.reason, retire.action_id, now)
             if marked is not None:
-                await registry.send_retire(self.bus, marked)
+                await writes.send_retire(self.bus, marked)
         for kill in result.kills:
             marked = await self._mark(vm_entries, kill.cloud, kill.vm_id, "deleting",
                                       kill.reason, kill.intent_id, now)
@@ -142,7 +145,7 @@ class PlannerShell:
                 continue
             if kill.failure:
                 await self._count_failure(kill, marked.spec.vm_type, now)
-            await registry.send_kill(self.bus, marked, kill.reason, now)
+            await writes.send_kill(self.bus, marked, kill.reason, now)
         # After retires and kills, which must not lose their compare-and-set to this.
         for reg in result.registrations:
             key = subjects.vm_key(reg.vm.cloud, reg.vm.vm_id)
@@ -154,7 +157,7 @@ class PlannerShell:
         for resend in result.resends:
             vm = resend.vm
             if vm.state == "retiring":
-                await registry.send_retire(self.bus, vm)
+                await writes.send_retire(self.bus, vm)
                 continue
             booting = vm.state == "requested"
             await self._send(Intent(
@@ -177,12 +180,12 @@ class PlannerShell:
         self, entries: dict[str, Versioned[VmRecord]], cloud: str, vm_id: str,
         state: VmState, reason: str, intent: str, now: float,
     ) -> VmRecord | None:
-        """`registry.mark` of the entry this cycle read, if it is still there."""
+        """`writes.mark` of the entry this cycle read, if it is still there."""
         key = subjects.vm_key(cloud, vm_id)
         entry = entries.get(key)
         if entry is None:
             return None
-        return await registry.mark(self.vms, key, entry, state, reason, intent, now)
+        return await writes.mark(self.vms, key, entry, state, reason, intent, now)
 
     async def _count_failure(self, kill: Kill, vm_type: str, now: float) -> None:
         """Add a failure to the cloud's health (compare-and-set, re-read on conflict)."""

@@ -6,12 +6,12 @@ import asyncio
 import logging
 
 from bus.connection import Bus
-from bus.runloop import ServiceBody, every, keep_running, service_main
-from bus.siteconfig import SiteConfig
+from runtime.runloop import ServiceBody, every, keep_running, service_main
 from services.poller.condor import BindingsSource, ReplaySource
 from services.poller.settings import PollerSettings
 from services.poller.shell import Poller
 from services.poller.source import CondorSource
+from siteconfig import SiteConfig
 
 SERVICE = "cs-poller"
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Literal
 
 from bus.errors import ConfigError
-from bus.siteconfig import SiteConfig
+from siteconfig import SiteConfig
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,11 @@ import logging
 import time
 from typing import TypeVar
 
-from bus import logs, subjects
+from bus import subjects
 from bus.codec import new_trace
 from bus.connection import Bus, Delivery
 from bus.schemas import CondorAction, CondorActionDone, DemandSnapshot, PoolSnapshot
+from runtime import logs
 from services.poller.demand import build_demand
 from services.poller.pool import build_pool
 from services.poller.source import CondorSource, SourceUnavailable

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from bus import siteconfig
+import siteconfig
 from bus.errors import ConfigError
 from services.admin.cli import app
 from services.admin.importv1 import convert

@@ -15,11 +15,13 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 
-from bus import logs, siteconfig, subjects
+import siteconfig
+from bus import subjects
 from bus.connection import Bus, redacted
 from bus.errors import BusUnavailable, ConfigError
-from bus.observe import ObserveSettings
 from bus.schemas import ServiceHealth
+from runtime import logs
+from runtime.observe import ObserveSettings
 
 ServiceBody = Callable[[Bus, asyncio.Event], Awaitable[None]]
 ServiceFactory = Callable[[siteconfig.SiteConfig, logging.Logger], ServiceBody]

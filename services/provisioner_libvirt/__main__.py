@@ -6,12 +6,14 @@ import asyncio
 import logging
 
 from bus.connection import Bus
-from bus.contextualize import WorkerSettings
-from bus.provisioning import CloudDriver, ProvisionerServiceSettings, run_provisioner
-from bus.runloop import ServiceBody, service_main
 from bus.schemas import CloudRecord
-from bus.siteconfig import SiteConfig
+from provisioning.driver import CloudDriver
+from provisioning.service import run_provisioner
+from provisioning.settings import ProvisionerServiceSettings
+from provisioning.userdata import WorkerSettings
+from runtime.runloop import ServiceBody, service_main
 from services.provisioner_libvirt.driver import LibvirtDriver
+from siteconfig import SiteConfig
 
 SERVICE = "cs-provisioner-libvirt"
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import uuid
 
-from bus.provisioning import CloudDriver
 from bus.schemas import VmRecord, VmSpec
+from provisioning.driver import CloudDriver
 
 
 def make_vm(cloud: str, site: str = "contract", image: str = "img.qcow2") -> VmRecord:

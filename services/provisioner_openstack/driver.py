@@ -27,7 +27,6 @@ import openstack.connection
 from keystoneauth1 import exceptions as ksa
 from openstack import exceptions as sdk
 
-from bus.contextualize import WorkerSettings, render
 from bus.errors import OutOfResources, PermanentError, TemporaryError
 from bus.schemas import (
     CloudCapacity,
@@ -37,6 +36,7 @@ from bus.schemas import (
     OpenstackCloud,
     VmRecord,
 )
+from provisioning.userdata import WorkerSettings, render
 
 T = TypeVar("T")
 

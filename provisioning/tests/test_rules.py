@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bus.provisioning import _one_per_name
 from bus.schemas import Instance
+from provisioning.rules import one_per_name
 
 
 def inst(name: str, intent: str, iid: str) -> Instance:
@@ -14,18 +14,18 @@ def inst(name: str, intent: str, iid: str) -> Instance:
 def test_the_registrys_instance_stays_whatever_the_listing_order() -> None:
     for listed in ([inst("a", "old", "1"), inst("a", "new", "2")],
                    [inst("a", "new", "2"), inst("a", "old", "1")]):
-        kept, extras = _one_per_name(listed, {"a": "new"})
+        kept, extras = one_per_name(listed, {"a": "new"})
         assert kept["a"].instance_id == "2"
         assert [e.instance_id for e in extras] == ["1"]
 
 
 def test_unregistered_names_and_id_less_instances_are_left_to_the_orphan_rules() -> None:
-    kept, extras = _one_per_name([inst("x", "i", "1"), inst("x", "j", "2")], {})
+    kept, extras = one_per_name([inst("x", "i", "1"), inst("x", "j", "2")], {})
     assert list(kept) == ["x"] and extras == []
-    kept, extras = _one_per_name([inst("a", "i", ""), inst("a", "j", "")], {"a": "i"})
+    kept, extras = one_per_name([inst("a", "i", ""), inst("a", "j", "")], {"a": "i"})
     assert extras == []
 
 
 def test_unique_names_have_no_extras() -> None:
-    kept, extras = _one_per_name([inst("a", "i", "1"), inst("b", "j", "2")], {"a": "i"})
+    kept, extras = one_per_name([inst("a", "i", "1"), inst("b", "j", "2")], {"a": "i"})
     assert set(kept) == {"a", "b"} and extras == []

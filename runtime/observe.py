@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from bus.errors import ConfigError
-from bus.logs import FORMATS
-from bus.siteconfig import SiteConfig
+from runtime.logs import FORMATS
+from siteconfig import SiteConfig
 
 PORT_OFFSETS = {"cs-admin": 0, "cs-poller": 1, "cs-planner": 2, "cs-provisioner-libvirt": 3,
                 "cs-provisioner-openstack": 4}

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from bus import siteconfig
+import siteconfig
 from bus.connection import Bus
-from bus.contextualize import WorkerSettings
-from bus.provisioning import CloudDriver, ProvisionerServiceSettings, run_provisioner
-from bus.runloop import ServiceBody, service_main
 from bus.schemas import CloudRecord
+from provisioning.driver import CloudDriver
+from provisioning.service import run_provisioner
+from provisioning.settings import ProvisionerServiceSettings
+from provisioning.userdata import WorkerSettings
+from runtime.runloop import ServiceBody, service_main
 from services.provisioner_openstack.driver import OpenstackDriver
 
 SERVICE = "cs-provisioner-openstack"

@@ -7,8 +7,8 @@ import time
 import tracemalloc
 
 from bus import codec
-from bus.compact import Compactor
 from bus.schemas import DemandClass, Message, VmRecord, VmSpec
+from registry.compact import Compactor
 
 
 def records(n: int) -> list[VmRecord]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import logging
 import threading
 import time
@@ -21,9 +22,9 @@ from xml.sax.saxutils import escape, quoteattr
 
 import libvirt
 
-from bus.contextualize import WorkerSettings, render
 from bus.errors import OutOfResources, PermanentError, TemporaryError
 from bus.schemas import CloudCapacity, CloudRecord, Instance, InstanceState, LibvirtCloud, VmRecord
+from provisioning.userdata import WorkerSettings, render
 from services.provisioner_libvirt import seed
 
 NAMESPACE = "https://cloudscheduler.dev/xmlns/vm/1"
@@ -320,10 +321,8 @@ class LibvirtDriver:
                 sent += n
             stream.finish()
         except BaseException:
-            try:
+            with contextlib.suppress(libvirt.libvirtError):
                 stream.abort()
-            except libvirt.libvirtError:
-                pass
             raise
 
     def _delete_volumes(self, conn: libvirt.virConnect, vm_id: str) -> None:
@@ -458,10 +457,8 @@ class LibvirtDriver:
         """Close the connection and stop the worker thread."""
         def run() -> None:
             if self._conn is not None:
-                try:
+                with contextlib.suppress(libvirt.libvirtError):
                     self._conn.domainEventDeregisterAny(self._callback_id)
-                except libvirt.libvirtError:
-                    pass
                 self._conn.close()
                 self._conn = None
         await asyncio.get_running_loop().run_in_executor(self._pool, run)

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from bus.contextualize import WorkerSettings, render
 from bus.errors import PermanentError, TemporaryError
 from bus.schemas import LibvirtCloud
+from provisioning.contract import DriverContract, make_vm
+from provisioning.userdata import WorkerSettings, render
 from services.provisioner_libvirt import seed
 from services.provisioner_libvirt.driver import (
     NAMESPACE,
@@ -21,7 +22,6 @@ from services.provisioner_libvirt.driver import (
     LibvirtDriver,
     domain_xml,
 )
-from tests.driver_contract import DriverContract, make_vm
 from tests.libvirt_host import (
     BASE_IMAGE,
     WORKER,
@@ -138,7 +138,7 @@ async def test_leftover_volumes_are_listed_and_deleted(driver: LibvirtDriver) ->
 async def test_missing_base_image_is_a_permanent_error_naming_the_pool() -> None:
     d = LibvirtDriver(record("contract", base_image="nope.qcow2"), "site-a", WORKER)
     try:
-        with pytest.raises(PermanentError, match="'nope.qcow2'.*default-pool"):
+        with pytest.raises(PermanentError, match=r"'nope\.qcow2'.*default-pool"):
             await d.create(make_vm("contract", "site-a"))
     finally:
         await d.close()

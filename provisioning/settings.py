@@ -1,0 +1,65 @@
+"""The provisioners' settings, from the `[provisioner]` table of the site config."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+from siteconfig.file import SiteConfig
+from siteconfig.section import Section
+
+
+@dataclass(frozen=True)
+class ProvisionerSettings:
+    """Timing of a provisioner's loops (seconds)."""
+
+    reconcile_interval_s: float = 10.0
+    """How often the cloud's listing is compared with the registry."""
+    orphan_grace_s: float = 60.0
+    """An instance with our tag but no registry entry is destroyed after this long."""
+    vanished_grace_s: float = 30.0
+    """A registry entry younger than this is not marked gone when its instance is missing."""
+    parallel_intents: int = 8
+    """Intents (of different VMs) applied at once per cloud."""
+
+    KEYS: ClassVar[frozenset[str]] = frozenset(
+        {"reconcile_interval_s", "orphan_grace_s", "vanished_grace_s", "parallel_intents"})
+
+    @classmethod
+    def from_section(cls, sec: Section) -> ProvisionerSettings:
+        """Read the loop timings from a config table (the caller checks unknown keys)."""
+        return cls(
+            reconcile_interval_s=sec.number("reconcile_interval_s", 10.0, minimum=0.5),
+            orphan_grace_s=sec.number("orphan_grace_s", 60.0),
+            vanished_grace_s=sec.number("vanished_grace_s", 30.0),
+            parallel_intents=sec.integer("parallel_intents", 8, minimum=1),
+        )
+
+
+@dataclass(frozen=True)
+class ProvisionerServiceSettings:
+    """What a provisioner service (libvirt or OpenStack) reads from the site config."""
+
+    nats_url: str
+    """NATS server URL (CS_NATS_URL overrides the file)."""
+    site: str
+    """Installation id, written into every VM's tag; VMs of other sites are never touched."""
+    call_timeout_s: float
+    """Seconds one cloud API call may take before it counts as a temporary failure."""
+    clouds_yaml: Path | None
+    """OpenStack: clouds.yaml holding each cloud's `os_cloud` entry (credentials stay there);
+    None = openstacksdk's search (OS_CLIENT_CONFIG_FILE, ./, ~/.config/openstack/,
+    /etc/openstack/). Unused by libvirt."""
+    loops: ProvisionerSettings
+    """Reconcile interval, grace periods, intents at once."""
+
+    @classmethod
+    def from_site(cls, site: SiteConfig) -> ProvisionerServiceSettings:
+        """Read and validate the `[provisioner]` table."""
+        sec = site.section("provisioner")
+        sec.check_keys(set(ProvisionerSettings.KEYS) | {"call_timeout_s", "clouds_yaml"})
+        return cls(nats_url=site.nats_url, site=site.site,
+                   call_timeout_s=sec.number("call_timeout_s", 30.0, minimum=1.0),
+                   clouds_yaml=sec.path_value("clouds_yaml", ""),
+                   loops=ProvisionerSettings.from_section(sec))
