@@ -6,6 +6,7 @@ service killed with -9 is restarted and the system keeps working. Plus the image
 from __future__ import annotations
 
 import configparser
+import tomllib
 import os
 import re
 import signal
@@ -144,3 +145,15 @@ def test_dockerfile_and_scripts_pass_their_linters() -> None:
     shellcheck = subprocess.run([str(BIN / "shellcheck"), "-x", *scripts], cwd=ROOT,
                                 capture_output=True, text=True)
     assert shellcheck.returncode == 0, shellcheck.stdout
+
+
+def test_the_image_copies_every_package_the_install_needs() -> None:
+    """The build stage copies folders one by one: a package added to pyproject.toml but not
+    to the Dockerfile would build an image whose services fail on import."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    wanted = {name for name in project["tool"]["setuptools"]["packages"]["find"]["include"]
+              if "." not in name}
+    dockerfile = (ROOT / "container" / "Dockerfile").read_text()
+    build_stage = dockerfile.split("\nFROM ", 2)[1]
+    copied = set(re.findall(r"^COPY (\w+) \1$", build_stage, flags=re.M))
+    assert wanted and wanted <= copied, f"not copied into the image: {sorted(wanted - copied)}"
