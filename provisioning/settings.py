@@ -25,6 +25,7 @@ class ProvisionerSettings:
 
     KEYS: ClassVar[frozenset[str]] = frozenset(
         {"reconcile_interval_s", "orphan_grace_s", "vanished_grace_s", "parallel_intents"})
+    """The `[provisioner]` keys of the loop timings."""
 
     @classmethod
     def from_section(cls, sec: Section) -> ProvisionerSettings:
@@ -54,11 +55,14 @@ class ProvisionerServiceSettings:
     loops: ProvisionerSettings
     """Reconcile interval, grace periods, intents at once."""
 
+    KEYS: ClassVar[frozenset[str]] = ProvisionerSettings.KEYS | {"call_timeout_s", "clouds_yaml"}
+    """The keys of the `[provisioner]` table."""
+
     @classmethod
     def from_site(cls, site: SiteConfig) -> ProvisionerServiceSettings:
         """Read and validate the `[provisioner]` table."""
         sec = site.section("provisioner")
-        sec.check_keys(set(ProvisionerSettings.KEYS) | {"call_timeout_s", "clouds_yaml"})
+        sec.check_keys(cls.KEYS)
         return cls(nats_url=site.nats_url, site=site.site,
                    call_timeout_s=sec.number("call_timeout_s", 30.0, minimum=1.0),
                    clouds_yaml=sec.path_value("clouds_yaml", ""),

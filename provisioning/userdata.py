@@ -13,6 +13,7 @@ import string
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from bus.errors import ConfigError, PermanentError, TemporaryError
 from bus.schemas import VmRecord
@@ -53,13 +54,17 @@ class WorkerSettings:
     """A command (argv, no shell) whose standard output is the credential, run for every boot,
     e.g. `condor_token_create -identity worker@pool`; () = use token_file."""
     token_timeout_s: float = 30.0
-    """How long token_command may take before the boot fails as temporary."""
+    """How long token_command may take before the boot fails as temporary (seconds)."""
+
+    KEYS: ClassVar[frozenset[str]] = frozenset(
+        {"central_manager", "token_file", "token_command", "token_timeout_s"})
+    """The keys of the `[worker]` table."""
 
     @classmethod
     def from_site(cls, site: SiteConfig) -> WorkerSettings:
         """Read and validate the `[worker]` table."""
         sec = site.section("worker")
-        sec.check_keys({"central_manager", "token_file", "token_command"})
+        sec.check_keys(cls.KEYS)
         raw = sec.string("token_command", "")
         try:
             command = tuple(shlex.split(raw))
@@ -70,7 +75,8 @@ class WorkerSettings:
             raise ConfigError(f"{site.path}: [worker] has both token_file and token_command; "
                               "the VMs' token comes from one of them")
         return cls(central_manager=sec.string("central_manager", "localhost"),
-                   token_file=token_file, token_command=command)
+                   token_file=token_file, token_command=command,
+                   token_timeout_s=sec.number("token_timeout_s", 30.0, minimum=1.0))
 
     def token(self) -> str:
         """The pool credential, fresh for every boot (tokens are rotated on disk, or minted

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import ClassVar
 
 from bus.errors import ConfigError
 from runtime.logs import FORMATS
@@ -30,14 +31,19 @@ class ObserveSettings:
     log_level: str = "INFO"
     """Root log level ([logging] level)."""
 
+    METRICS_KEYS: ClassVar[frozenset[str]] = frozenset({"host", "base_port"})
+    """The keys of the `[metrics]` table."""
+    LOGGING_KEYS: ClassVar[frozenset[str]] = frozenset({"format", "level"})
+    """The keys of the `[logging]` table."""
+
     @classmethod
     def from_site(cls, site: SiteConfig, service: str,
                   env: Mapping[str, str]) -> ObserveSettings:
         """Read `[metrics]` and `[logging]`, then the environment's overrides."""
         metrics = site.section("metrics")
-        metrics.check_keys({"host", "base_port"})
+        metrics.check_keys(cls.METRICS_KEYS)
         logging_sec = site.section("logging")
-        logging_sec.check_keys({"format", "level"})
+        logging_sec.check_keys(cls.LOGGING_KEYS)
         base = metrics.integer("base_port", 0)
         port = base + PORT_OFFSETS.get(service, 0) if base else 0
         if env.get("CS_METRICS_PORT"):

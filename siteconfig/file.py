@@ -23,22 +23,28 @@ DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
 PROVIDERS = ("libvirt", "openstack")
 
 
-_LIBVIRT_KEYS = {
+LIBVIRT_KEYS = frozenset({
     "uri", "storage_pool", "base_image", "base_format", "domain_type", "network", "kernel",
     "initrd", "cmdline", "console_log_dir", "reserved_memory_mb", "cpu_overcommit",
-}
-_OPENSTACK_KEYS = {
+})
+"""Keys of a libvirt [[cloud]] table only."""
+OPENSTACK_KEYS = frozenset({
     "os_cloud", "network", "key_name", "security_groups", "availability_zone", "image",
     "flavor",
-}
-_CLOUD_KEYS = {
+})
+"""Keys of an OpenStack [[cloud]] table only."""
+COMMON_CLOUD_KEYS = frozenset({
     "name", "provider", "enabled", "max_vms", "boots_per_cycle", "priority", "max_cores",
     "max_memory_mb", "max_vm_cores", "max_vm_memory_mb", "boot_timeout_s", "user_data",
-} | _LIBVIRT_KEYS | _OPENSTACK_KEYS
-_TOP_KEYS = {
-    "site", "nats", "poller", "planner", "provisioner", "admin", "worker", "cloud", "run",
-    "metrics", "logging",
-}
+})
+"""Keys of every [[cloud]] table, whatever its provider."""
+TOP_KEYS = frozenset({
+    "site", "nats", "poller", "planner", "provisioner", "admin", "worker", "cloud", "metrics",
+    "logging",
+})
+"""The top level: the installation id, the [[cloud]] array, and one table per concern."""
+NATS_KEYS = frozenset({"url", "replicas", "ca_file"})
+"""Keys of the [nats] table."""
 
 
 @dataclass(frozen=True)
@@ -65,7 +71,7 @@ def _cloud(path: Path, index: int, data: Any) -> CloudRecord:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: [[cloud]] #{index + 1}: expected a table")
     sec = Section(path, f"cloud #{index + 1}", data)
-    sec.check_keys(_CLOUD_KEYS)
+    sec.check_keys(COMMON_CLOUD_KEYS | LIBVIRT_KEYS | OPENSTACK_KEYS)
     name = sec.string("name", "")
     if not name:
         raise ConfigError(f"{path}: [[cloud]] #{index + 1}: 'name' is required")
@@ -96,7 +102,7 @@ def _cloud(path: Path, index: int, data: Any) -> CloudRecord:
         "user_data_file": str(user_data_file or ""),
     }
     if provider == "libvirt":
-        _only(sec, name, provider, _LIBVIRT_KEYS, _OPENSTACK_KEYS)
+        _only(sec, name, provider, LIBVIRT_KEYS, OPENSTACK_KEYS)
         uri = sec.string("uri", "")
         if not uri:
             raise ConfigError(
@@ -106,7 +112,7 @@ def _cloud(path: Path, index: int, data: Any) -> CloudRecord:
         uri = _test_host(path, uri)
         return CloudRecord(provider="libvirt", uri=uri, libvirt=_libvirt(sec, uri), **common)
     if provider == "openstack":
-        _only(sec, name, provider, _OPENSTACK_KEYS, _LIBVIRT_KEYS)
+        _only(sec, name, provider, OPENSTACK_KEYS, LIBVIRT_KEYS)
         options: dict[str, Any] = {
             "network": sec.string("network", "auto"),
             "key_name": sec.string("key_name", ""),
@@ -123,7 +129,8 @@ def _cloud(path: Path, index: int, data: Any) -> CloudRecord:
     )
 
 
-def _only(sec: Section, name: str, provider: str, own: set[str], other: set[str]) -> None:
+def _only(sec: Section, name: str, provider: str, own: frozenset[str],
+          other: frozenset[str]) -> None:
     """Reject the other provider's keys: a key that would be ignored is a mistake."""
     for key in sorted(other - own):
         if key in sec.data:
@@ -173,13 +180,13 @@ def load(path: Path, env: dict[str, str] | None = None) -> SiteConfig:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     top = Section(path, "top level", raw)
-    top.check_keys(_TOP_KEYS)
+    top.check_keys(TOP_KEYS)
     site = top.string("site", "")
     if not site:
         raise ConfigError(f"{path}: 'site' (the installation id, e.g. site = \"uvic\") is required")
     subjects.check_token(site, f"{path}: site")
     tables: dict[str, dict[str, Any]] = {}
-    for key in _TOP_KEYS - {"site", "cloud"}:
+    for key in TOP_KEYS - {"site", "cloud"}:
         value = raw.get(key, {})
         if not isinstance(value, dict):
             raise ConfigError(f"{path}: [{key}] must be a table")
@@ -188,7 +195,7 @@ def load(path: Path, env: dict[str, str] | None = None) -> SiteConfig:
         # The container sets it from `docker run -e CENTRAL_MANAGER=...`: no file edits.
         tables["worker"] = {**tables["worker"], "central_manager": env["CS_CENTRAL_MANAGER"]}
     nats_sec = Section(path, "nats", tables["nats"])
-    nats_sec.check_keys({"url", "replicas", "ca_file"})
+    nats_sec.check_keys(NATS_KEYS)
     nats_url = env.get("CS_NATS_URL") or nats_sec.string("url", DEFAULT_NATS_URL)
     replicas = nats_sec.integer("replicas", 1, minimum=1)
     ca_path = nats_sec.path_value("ca_file", "")

@@ -21,7 +21,7 @@ class Section:
     def _where(self, key: str) -> str:
         return f"{self.path}: [{self.name}] {key}"
 
-    def check_keys(self, known: set[str]) -> None:
+    def check_keys(self, known: set[str] | frozenset[str]) -> None:
         """Reject keys this section does not define (typos must not be silently ignored)."""
         for key in self.data:
             if key not in known:

@@ -6,13 +6,13 @@ service killed with -9 is restarted and the system keeps working. Plus the image
 from __future__ import annotations
 
 import configparser
-import tomllib
 import os
 import re
 import signal
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 import pytest

@@ -161,10 +161,14 @@ class StatusPage:
         return "404 Not Found", "text/plain", b"not found: try / or /status.json\n"
 
 
+ADMIN_KEYS = frozenset({"status_page"})
+"""The keys of the `[admin]` table."""
+
+
 def listen_address(site: SiteConfig) -> tuple[str, int] | None:
     """`[admin] status_page = "host:port"` parsed; None when unset (no page)."""
     sec = site.section("admin")
-    sec.check_keys({"status_page"})
+    sec.check_keys(ADMIN_KEYS)
     text = sec.string("status_page", "")
     if not text:
         return None

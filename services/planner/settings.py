@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from bus.errors import ConfigError
 from services.planner.decisions import Policy
@@ -25,14 +26,17 @@ class PlannerSettings:
     max_retires_per_cycle, min_vm_age_s, backoff_base_s, backoff_max_s, high_priority_weight,
     cloud_order); see `Policy`."""
 
+    KEYS: ClassVar[frozenset[str]] = frozenset({
+        "interval_s", "resend_after_s", "error_kill_after_s", "register_timeout_s",
+        "max_retires_per_cycle", "min_vm_age_s", "backoff_base_s", "backoff_max_s",
+        "high_priority_weight", "cloud_order"})
+    """The keys of the `[planner]` table."""
+
     @classmethod
     def from_site(cls, site: SiteConfig) -> PlannerSettings:
         """Read and validate the `[planner]` table."""
         sec = site.section("planner")
-        sec.check_keys({"interval_s", "resend_after_s", "error_kill_after_s",
-                        "register_timeout_s", "max_retires_per_cycle", "min_vm_age_s",
-                        "backoff_base_s", "backoff_max_s", "high_priority_weight",
-                        "cloud_order"})
+        sec.check_keys(cls.KEYS)
         chain = sec.strings("cloud_order", DEFAULT_ORDER)
         for name in chain:
             if name not in POLICIES:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 from bus.errors import ConfigError
 from siteconfig import SiteConfig
@@ -31,12 +31,15 @@ class PollerSettings:
     """Seconds a schedd or collector query may take before what it feeds is marked stale,
     and a condor action may take before it is retried. Default 20."""
 
+    KEYS: ClassVar[frozenset[str]] = frozenset({
+        "source", "queue_file", "pool_file", "schedds", "interval_s", "query_timeout_s"})
+    """The keys of the `[poller]` table."""
+
     @classmethod
     def from_site(cls, site: SiteConfig) -> PollerSettings:
         """Read and validate the `[poller]` table."""
         sec = site.section("poller")
-        sec.check_keys({"source", "queue_file", "pool_file", "schedds", "interval_s",
-                        "query_timeout_s"})
+        sec.check_keys(cls.KEYS)
         source = sec.string("source", "condor")
         if source not in ("replay", "condor"):
             raise ConfigError(
