@@ -99,7 +99,7 @@ def main() -> None:
         bed.up()
     os.environ["OS_CLIENT_CONFIG_FILE"] = str(bed.clouds_yaml)
     admin: Any = openstack.connect(cloud=ADMIN_CLOUD)
-    admin.compute.update_quota_set(admin.identity.find_project("demo"),
+    admin.compute.update_quota_set(admin.identity.find_project("demo", ignore_missing=False),
                                    instances=args.boots + 5, cores=args.boots + 5,
                                    ram=(args.boots + 5) * 512)
     with tempfile.TemporaryDirectory() as tmp:
@@ -123,7 +123,8 @@ def main() -> None:
             bare_s, ours_s = min(bare_runs), min(ours_runs)
         finally:
             nats.stop()
-            admin.compute.revert_quota_set(admin.identity.find_project("demo"))
+            demo_project = admin.identity.find_project("demo", ignore_missing=False)
+            admin.compute.revert_quota_set(demo_project)
             if started:
                 bed.down()
     bare_rate, ours_rate = args.boots / bare_s, args.boots / ours_s

@@ -291,7 +291,13 @@ class Testbed:
     def admin_python(self, code: str) -> str:
         """Run `code` with `c` an admin openstacksdk connection (in this test's Python)."""
         prog = ("import openstack\n"
-                f"c = openstack.connect(cloud={ADMIN_CLOUD!r})\n" + code)
+                f"c = openstack.connect(cloud={ADMIN_CLOUD!r})\n"
+                # find_*'s ignore_missing=True is deprecated (its default flips in SDK 6.0).
+                "def find(lookup, name):\n"
+                "    try:\n"
+                "        return lookup(name, ignore_missing=False)\n"
+                "    except openstack.exceptions.NotFoundException:\n"
+                "        return None\n" + code)
         return _run(sys.executable, "-c", prog,
                     env=dict(os.environ, OS_CLIENT_CONFIG_FILE=str(self.clouds_yaml)))
 
@@ -317,17 +323,18 @@ class Testbed:
     def _setup_keystone(self) -> None:
         self.admin_python("""
 idn = c.identity
-def proj(n): return idn.find_project(n) or idn.create_project(name=n, domain_id='default')
-def user(n): return idn.find_user(n) or idn.create_user(name=n, password=n, domain_id='default')
+def proj(n): return find(idn.find_project, n) or idn.create_project(name=n, domain_id='default')
+def user(n):
+    return find(idn.find_user, n) or idn.create_user(name=n, password=n, domain_id='default')
 service, demo = proj('service'), proj('demo')
 for u in ('nova', 'glance'):
-    idn.assign_project_role_to_user(service, user(u), idn.find_role('admin'))
-idn.assign_project_role_to_user(demo, user('demo'), idn.find_role('member'))
+    idn.assign_project_role_to_user(service, user(u), idn.find_role('admin', ignore_missing=False))
+idn.assign_project_role_to_user(demo, user('demo'), idn.find_role('member', ignore_missing=False))
 for typ, name, url in [('compute', 'nova', 'http://127.0.0.1:8774/v2.1'),
                        ('image', 'glance', 'http://127.0.0.1:9292'),
                        ('placement', 'placement', 'http://127.0.0.1:8778'),
                        ('network', 'neutron', 'http://127.0.0.1:9696')]:
-    svc = idn.find_service(name) or idn.create_service(name=name, type=typ)
+    svc = find(idn.find_service, name) or idn.create_service(name=name, type=typ)
     have = {e.interface for e in idn.endpoints(service_id=svc.id)}
     for iface in ('public', 'internal', 'admin'):
         if iface not in have:
@@ -346,11 +353,11 @@ print(cred.id, cred.secret)
 
     def _setup_cloud(self) -> None:
         flavors = ";".join(
-            f"c.compute.find_flavor({n!r}) or c.compute.create_flavor(name={n!r}, vcpus={v}, "
+            f"find(c.compute.find_flavor, {n!r}) or c.compute.create_flavor(name={n!r}, vcpus={v}, "
             f"ram={r}, disk={d})" for n, (v, r, d) in FLAVORS.items())
         self.admin_python(f"""
 {flavors}
-if not c.image.find_image({IMAGE!r}):
+if not find(c.image.find_image, {IMAGE!r}):
     c.image.create_image(name={IMAGE!r}, data=b'\\0' * 1024 * 1024, disk_format='raw',
                          container_format='bare', visibility='public', wait=True)
 """)

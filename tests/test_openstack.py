@@ -158,7 +158,7 @@ async def test_boot_carries_user_data_and_metadata_then_runs_is_listed_and_delet
 async def test_over_quota_is_out_of_resources_and_the_planner_backs_off(
     bus: Bus, worker: CloudWorker, admin: Any,
 ) -> None:
-    demo = admin.identity.find_project("demo")
+    demo = admin.identity.find_project("demo", ignore_missing=False)
     used = admin.compute.get_quota_set(demo, usage=True).usage["instances"]
     admin.compute.update_quota_set(demo, instances=used)
     try:

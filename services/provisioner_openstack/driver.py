@@ -283,8 +283,12 @@ class OpenstackDriver:
     async def delete_instance(self, instance_id: str) -> None:
         """Delete the server with this id, if it is ours, and wait until it is gone."""
         def run(conn: openstack.connection.Connection) -> None:
-            server = conn.compute.find_server(instance_id, ignore_missing=True)
-            if server is not None and self._ours(server):
+            try:
+                # ignore_missing=True is deprecated: its default flips in SDK 6.0.
+                server = conn.compute.find_server(instance_id, ignore_missing=False)
+            except sdk.NotFoundException:
+                return
+            if self._ours(server):
                 self._delete_and_wait(conn, [server], instance_id)
         await self._call(f"delete server {instance_id}", run)
 
