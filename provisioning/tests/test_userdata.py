@@ -6,36 +6,20 @@ from pathlib import Path
 
 import pytest
 
-import siteconfig
 from bus.errors import ConfigError, PermanentError, TemporaryError
 from provisioning.userdata import WorkerSettings
-
-GOOD = """
-site = "t"
-[[cloud]]
-name = "c1"
-provider = "libvirt"
-uri = "test:///default"
-enabled = true
-"""
-
-
-def _load(tmp_path: Path, text: str) -> siteconfig.SiteConfig:
-    path = tmp_path / "cs.toml"
-    path.write_text(text)
-    return siteconfig.load(path, {})
+from siteconfig.tests.test_file import GOOD, load_text
 
 
 def test_central_manager_from_the_environment(tmp_path: Path) -> None:
-    path = tmp_path / "cs.toml"
-    path.write_text(GOOD + '[worker]\ncentral_manager = "a"\n')
-    assert WorkerSettings.from_site(siteconfig.load(path, {})).central_manager == "a"
-    site = siteconfig.load(path, {"CS_CENTRAL_MANAGER": "cm.example.org:9618"})
+    text = GOOD + '[worker]\ncentral_manager = "a"\n'
+    assert WorkerSettings.from_site(load_text(tmp_path, text)).central_manager == "a"
+    site = load_text(tmp_path, text, {"CS_CENTRAL_MANAGER": "cm.example.org:9618"})
     assert WorkerSettings.from_site(site).central_manager == "cm.example.org:9618"
 
 
 def test_worker_token_from_a_command(tmp_path: Path) -> None:
-    worker = WorkerSettings.from_site(_load(
+    worker = WorkerSettings.from_site(load_text(
         tmp_path, GOOD + '[worker]\ntoken_command = "printf \'  eyJ.tok.en \\n\'"\n'))
     assert worker.token_command[0] == "printf"
     assert worker.token() == "eyJ.tok.en"
@@ -49,7 +33,7 @@ def test_worker_token_from_a_command(tmp_path: Path) -> None:
     with pytest.raises(TemporaryError, match="took longer than 0s"):
         WorkerSettings("cm", None, ("sleep", "5"), token_timeout_s=0.2).token()
     with pytest.raises(ConfigError, match="both token_file and token_command"):
-        WorkerSettings.from_site(_load(
+        WorkerSettings.from_site(load_text(
             tmp_path, GOOD + '[worker]\ntoken_file = "t"\ntoken_command = "true"\n'))
     with pytest.raises(ConfigError, match="token_command: No closing quotation"):
-        WorkerSettings.from_site(_load(tmp_path, GOOD + '[worker]\ntoken_command = "a \'b"\n'))
+        WorkerSettings.from_site(load_text(tmp_path, GOOD + '[worker]\ntoken_command = "a \'b"\n'))

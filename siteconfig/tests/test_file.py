@@ -21,7 +21,9 @@ enabled = true
 """
 
 
-def _load(tmp_path: Path, text: str, env: dict[str, str] | None = None) -> siteconfig.SiteConfig:
+def load_text(tmp_path: Path, text: str, env: dict[str, str] | None = None
+              ) -> siteconfig.SiteConfig:
+    """The site config of `text`, written to a file under `tmp_path`."""
     path = tmp_path / "cs.toml"
     path.write_text(text)
     return siteconfig.load(path, env or {})
@@ -37,10 +39,10 @@ def test_demo_config_loads() -> None:
 
 
 def test_env_overrides_nats_url(tmp_path: Path) -> None:
-    assert _load(tmp_path, GOOD).nats_url == siteconfig.DEFAULT_NATS_URL
-    site = _load(tmp_path, GOOD, {"CS_NATS_URL": "nats://10.0.0.1:4333"})
+    assert load_text(tmp_path, GOOD).nats_url == siteconfig.DEFAULT_NATS_URL
+    site = load_text(tmp_path, GOOD, {"CS_NATS_URL": "nats://10.0.0.1:4333"})
     assert site.nats_url == "nats://10.0.0.1:4333"
-    site = _load(tmp_path, GOOD + '[worker]\ncentral_manager = "a"\n',
+    site = load_text(tmp_path, GOOD + '[worker]\ncentral_manager = "a"\n',
                  {"CS_CENTRAL_MANAGER": "cm.example.org:9618"})
     assert site.section("worker").string("central_manager", "") == "cm.example.org:9618"
 
@@ -69,7 +71,7 @@ def test_env_overrides_nats_url(tmp_path: Path) -> None:
 )
 def test_config_errors_name_file_and_key(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ConfigError) as info:
-        _load(tmp_path, text)
+        load_text(tmp_path, text)
     assert message in str(info.value)
     assert str(tmp_path / "cs.toml") in str(info.value)
 
@@ -81,7 +83,7 @@ def test_missing_file_says_what_to_do(tmp_path: Path) -> None:
 
 def test_libvirt_settings_and_a_test_host_named_beside_the_config(tmp_path: Path) -> None:
     (tmp_path / "host.xml").write_text("<node/>")
-    site = _load(tmp_path, GOOD.replace("test:///default", "test:///host.xml") + (
+    site = load_text(tmp_path, GOOD.replace("test:///default", "test:///host.xml") + (
         'base_image = "w.qcow2"\ndomain_type = "qemu"\nnetwork = "n1"\n'
         "reserved_memory_mb = 2048\ncpu_overcommit = 2.5\n"))
     [c] = site.clouds
@@ -90,22 +92,22 @@ def test_libvirt_settings_and_a_test_host_named_beside_the_config(tmp_path: Path
     assert (c.libvirt.base_image, c.libvirt.domain_type, c.libvirt.network,
             c.libvirt.storage_pool, c.libvirt.reserved_memory_mb, c.libvirt.cpu_overcommit) == (
         "w.qcow2", "qemu", "n1", "default", 2048, 2.5)
-    assert _load(tmp_path, GOOD).clouds[0].libvirt.storage_pool == "default-pool"  # type: ignore[union-attr]
+    assert load_text(tmp_path, GOOD).clouds[0].libvirt.storage_pool == "default-pool"  # type: ignore[union-attr]
 
 
 def test_user_data_templates_are_read_and_checked(tmp_path: Path) -> None:
     (tmp_path / "ud.yaml").write_text("#cloud-config\n# ${CS_VM_ID} on ${CENTRAL_MANAGER} $$5\n")
-    site = _load(tmp_path, GOOD + 'user_data = "ud.yaml"\n')
+    site = load_text(tmp_path, GOOD + 'user_data = "ud.yaml"\n')
     assert site.clouds[0].user_data.startswith("#cloud-config")
     assert site.clouds[0].user_data_file == str(tmp_path / "ud.yaml")
     (tmp_path / "ud.yaml").write_text("${CS_VM_ID} ${CS_PASSWORD}")
     with pytest.raises(ConfigError, match=r"unknown placeholder.*CS_PASSWORD"):
-        _load(tmp_path, GOOD + 'user_data = "ud.yaml"\n')
+        load_text(tmp_path, GOOD + 'user_data = "ud.yaml"\n')
     (tmp_path / "ud.yaml").write_text("cost: $5")
     with pytest.raises(ConfigError, match=r"malformed placeholder.*\$\$"):
-        _load(tmp_path, GOOD + 'user_data = "ud.yaml"\n')
+        load_text(tmp_path, GOOD + 'user_data = "ud.yaml"\n')
 
 
 def test_nats_replicas(tmp_path: Path) -> None:
-    assert _load(tmp_path, GOOD).nats_replicas == 1
-    assert _load(tmp_path, GOOD + "[nats]\nreplicas = 3\n").nats_replicas == 3
+    assert load_text(tmp_path, GOOD).nats_replicas == 1
+    assert load_text(tmp_path, GOOD + "[nats]\nreplicas = 3\n").nats_replicas == 3
