@@ -22,6 +22,7 @@ log = logging.getLogger("provisioner")
 DRIVER_CLOSE_S = 5.0
 """How long a stopping provisioner waits for a driver to close its connections."""
 
+
 async def _refresh(worker: CloudWorker, record: CloudRecord, factory: DriverFactory) -> None:
     """A new driver when the cloud's settings changed (a config reload): the old one finishes
     what it is doing and is closed."""
@@ -77,7 +78,7 @@ async def run_provisioner(
             await asyncio.gather(*tasks, return_exceptions=True)
             try:
                 # Bounded: a driver whose threads are all stuck in a hung cloud API cannot
-                # even run its close; the process exits anyway (see bus.runloop).
+                # even run its close; the process exits anyway (see runtime.runloop).
                 await asyncio.wait_for(worker.driver.close(), DRIVER_CLOSE_S)
             except Exception as exc:
                 log.warning("%s", logs.fields(event="driver did not close", cloud=worker.cloud,

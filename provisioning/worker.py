@@ -215,7 +215,7 @@ class CloudWorker:
         entries = await self.vms.items(prefix=f"{self.cloud}.", compact=Compactor())
         known = {v.value.vm_id for v in entries.values()}
         instances, extras = one_per_name(listed, {v.value.vm_id: v.value.intent_id
-                                                   for v in entries.values()})
+                                                  for v in entries.values()})
         for extra in extras:
             # A second instance under a registered VM's name would hide from everything that
             # goes by name: it is not the registry's, so it goes, by its own id.
