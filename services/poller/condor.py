@@ -194,8 +194,12 @@ class BindingsSource:
                 f"{verb} query did not answer within {self.timeout_s:.0f}s") from None
         if proc.returncode != 0:
             lines = err.decode(errors="replace").strip().splitlines()
-            raise SourceUnavailable(
-                f"{verb} query failed: {lines[-1] if lines else proc.returncode}")
+            why = lines[-1] if lines else str(proc.returncode)
+            if "Unable to locate local daemon" in why or "determine collector host" in why:
+                why += (" (the poller finds the pool through the HTCondor config in "
+                        "CONDOR_CONFIG: COLLECTOR_HOST, and a local schedd unless "
+                        "[poller] schedds names some)")
+            raise SourceUnavailable(f"{verb} query failed: {why}")
         try:
             return json.loads(out)
         except json.JSONDecodeError as exc:

@@ -1,0 +1,171 @@
+"""The poller against a real HTCondor schedd (tests/condor_pool.py: Debian trixie's condor
+23.9, configured as the container ships it): jobs submitted with condor_submit give exactly
+the demand classes that `cs plan --from-queue` finds in `condor_q -long` of the same queue;
+a schedd that stops answering makes the snapshot stale within query_timeout_s, and it
+recovers when the schedd does."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bus import subjects
+from bus.connection import Bus
+from bus.schemas import DemandSnapshot
+from services.poller.condor import BindingsSource
+from services.poller.demand import build_demand
+from services.poller.shell import Poller
+from services.poller.source import SourceUnavailable
+from tests.condor_pool import CondorPool
+
+pytestmark = pytest.mark.slow
+
+BIN = Path(sys.executable).parent
+
+WORKER = """
+executable = /bin/true
+Requirements = VMType =?= "worker"
++VMAMI = "cloud-a:img-a,img-default"
++VMCPUCores = 2
++VMMem = 4096
++TargetClouds = "cloud-a"
+queue 3
+"""
+ANALYSIS = """
+executable = /bin/true
++VMType = "analysis"
++VMMem = 2048
+request_cpus = 1
+queue 2
+"""
+MALFORMED = """
+executable = /bin/true
++VMType = "worker"
++VMMem = "lots"
+queue 1
+"""
+HELD = """
+executable = /bin/true
++VMType = "analysis"
+hold = True
+queue 2
+"""
+CONFIG = """
+site = "pool"
+[[cloud]]
+name = "cloud-a"
+provider = "libvirt"
+uri = "test:///default"
+enabled = true
+"""
+
+
+@pytest.fixture(scope="module")
+def pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CondorPool]:
+    """A central manager with schedd, and the queue above (no startd: every job stays idle,
+    the held ones held)."""
+    the_pool = CondorPool(tmp_path_factory.mktemp("condor"))
+    the_pool.up()
+    try:
+        the_pool.submit("alice", WORKER)
+        the_pool.submit("bob", ANALYSIS)
+        the_pool.submit("alice", MALFORMED)
+        the_pool.submit("bob", HELD)
+        yield the_pool
+    finally:
+        the_pool.down()
+
+
+@pytest.fixture
+def condor_config(pool: CondorPool, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The poller's HTCondor client config (its children inherit the environment)."""
+    monkeypatch.setenv("CONDOR_CONFIG", str(pool.client_config))
+    return pool.client_config
+
+
+def _classes(doc: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(doc, key=lambda c: str(c["class"]))
+
+
+async def test_the_live_queue_gives_the_classes_cs_plan_finds_in_condor_q(
+    pool: CondorPool, condor_config: Path, tmp_path: Path
+) -> None:
+    ads = await BindingsSource(("*",), timeout_s=30).jobs()
+    live = build_demand(ads, "live", time.time())
+    dump = tmp_path / "queue.txt"
+    dump.write_text(pool.condor("condor_q", "-allusers", "-long"))
+    config = tmp_path / "cs.toml"
+    config.write_text(CONFIG)
+    planned = await asyncio.create_subprocess_exec(
+        str(BIN / "cs"), "plan", "--from-queue", str(dump), "--config", str(config), "--json",
+        stdout=asyncio.subprocess.PIPE)
+    out, _ = await asyncio.wait_for(planned.communicate(), 60)
+    assert planned.returncode == 0
+    doc = json.loads(out)
+    live_doc = [{"class": c.key, "vm_type": c.vm_type, "idle": c.idle, "running": c.running,
+                 "users": c.users, "cores": c.cores, "memory_mb": c.memory_mb,
+                 "disk_gb": c.disk_gb, "target_clouds": list(c.target_clouds)}
+                for c in live.classes]
+    assert _classes(live_doc) == _classes(doc["demand"])
+    assert [(r.job, r.reason) for r in live.rejected] == [
+        (r["job"], r["reason"]) for r in doc["rejected"]]
+    # And what that is: the two classes, the held jobs not demand, the bad one rejected.
+    by_type = {c.vm_type: c for c in live.classes}
+    assert set(by_type) == {"worker", "analysis"}
+    worker, analysis = by_type["worker"], by_type["analysis"]
+    assert (worker.idle, worker.cores, worker.memory_mb, worker.target_clouds,
+            worker.users) == (3, 2, 4096, ("cloud-a",), {"alice": 3})
+    assert worker.image == {"cloud-a": "img-a", "": "img-default"}
+    assert (analysis.idle, analysis.cores, analysis.memory_mb, analysis.users) == (
+        2, 1, 2048, {"bob": 2})
+    assert len(live.rejected) == 1 and "VMMem" in live.rejected[0].reason
+    assert any(intent["cloud"] == "cloud-a" for intent in doc["intents"])
+
+
+async def test_a_stopped_schedd_makes_demand_stale_and_it_recovers(
+    pool: CondorPool, condor_config: Path, bus: Bus
+) -> None:
+    timeout_s = 4.0
+    poller = Poller(bus, BindingsSource(("*",), timeout_s=timeout_s))
+    await poller.step()
+    fresh = await bus.last(subjects.demand(), DemandSnapshot)
+    assert fresh is not None and not fresh.value.stale and len(fresh.value.classes) == 2
+    pool.signal("condor_schedd", signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        await poller.step()
+        took = time.monotonic() - started
+        stale = await bus.last(subjects.demand(), DemandSnapshot)
+        assert stale is not None and stale.value.stale
+        assert "did not answer within" in stale.value.stale_reason
+        assert stale.value.classes == fresh.value.classes  # what it knew, kept
+        # The query is abandoned on time: the loop goes on, and the bus still answers.
+        assert took < timeout_s + 3.0, took
+        assert await bus.last(subjects.demand(), DemandSnapshot) is not None
+    finally:
+        pool.signal("condor_schedd", signal.SIGCONT)
+    await poller.step()
+    again = await bus.last(subjects.demand(), DemandSnapshot)
+    assert again is not None and not again.value.stale
+    assert again.value.classes == fresh.value.classes
+
+
+async def test_a_poller_that_cannot_find_the_pool_says_how_to_point_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    nowhere = tmp_path / "condor_config"
+    nowhere.write_text("ENABLE_IPV6 = False\n")
+    monkeypatch.setenv("CONDOR_CONFIG", str(nowhere))
+    with pytest.raises(SourceUnavailable) as info:
+        await BindingsSource((), timeout_s=30).jobs()
+    message = str(info.value)
+    assert "Unable to locate local daemon" in message
+    assert "CONDOR_CONFIG" in message and "[poller] schedds" in message
