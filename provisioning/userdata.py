@@ -21,16 +21,22 @@ from siteconfig import SiteConfig
 
 DEFAULT_USER_DATA = """\
 #cloud-config
-# cloudscheduler's built-in worker user-data: point the VM's HTCondor at the pool,
-# advertise our VM id from its startd, install the pool token, restart HTCondor.
+# cloudscheduler's built-in worker user-data: make the VM's HTCondor a worker of the pool
+# (one partitionable slot, reached through the central manager's CCB: workers on clouds
+# often have private addresses), advertise our VM id and v1's VMType from its startd,
+# install the pool token, restart HTCondor.
 write_files:
   - path: /etc/condor/config.d/50-cloudscheduler.conf
     permissions: "0644"
     content: |
+      use ROLE : Execute
+      use FEATURE : PartitionableSlot
       CONDOR_HOST = ${CENTRAL_MANAGER}
+      CCB_ADDRESS = $$(COLLECTOR_HOST)
       CS_VM_ID = "${CS_VM_ID}"
       CS_VM_TYPE = "${CS_VM_TYPE}"
-      STARTD_ATTRS = $$(STARTD_ATTRS) CS_VM_ID CS_VM_TYPE
+      VMType = "${CS_VM_TYPE}"
+      STARTD_ATTRS = $$(STARTD_ATTRS) CS_VM_ID CS_VM_TYPE VMType
       MASTER_ATTRS = $$(MASTER_ATTRS) CS_VM_ID
       SEC_DEFAULT_AUTHENTICATION_METHODS = IDTOKENS
   - path: /etc/condor/tokens.d/cloudscheduler.token
@@ -40,6 +46,9 @@ write_files:
 runcmd:
   - [systemctl, restart, condor]
 """
+"""The worker's user-data when its cloud names no template. v1's jobs ask for a VM type with
+`Requirements = VMType =?= "..."`, which looks the attribute up in the machine's ad, so the
+startd advertises VMType as v1's workers did."""
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 Debian 12 has no HTCondor; trixie does, so the pool's root is `debootstrap --variant=minbase
 trixie` with `condor` installed by apt inside it (debootstrap's own `--include` cannot resolve
-condor's dependencies), built once and cached under `.cache/condor-root-<hash of RECIPE>`
+condor's dependencies), built once and cached under `.cache/condor-root-<hash of its recipe>`
 (about a minute). The same works on a Debian 13 host. Daemons started with `chroot` share the
 host's loopback, so the poller's PyPI `htcondor2` bindings reach them over TCP.
 
@@ -17,6 +17,7 @@ config we test; `testbed/condor/70-testbed.conf` holds the few overrides a test 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import os
 import re
@@ -26,15 +27,34 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+
+from bus.schemas import VmRecord
+from provisioning.userdata import WorkerSettings, render
 
 ROOT = Path(__file__).resolve().parents[1]
 SUITE = "trixie"
-PACKAGES = ("condor", "openssl")
-USERS = ("alice", "bob")
-"""Ordinary users of the central manager: root cannot submit (it maps to the condor user)."""
-RECIPE = f"{SUITE} {' '.join(PACKAGES)} users={' '.join(USERS)} v1"
-"""What the cached root is built from: change it and a new root is built."""
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """What a cached root is built from: change it and a new root is built."""
+
+    name: str
+    packages: tuple[str, ...]
+    users: tuple[str, ...] = ()
+
+    def directory(self) -> Path:
+        """The cached root of this recipe."""
+        digest = hashlib.sha256(repr((SUITE, self)).encode()).hexdigest()[:12]
+        return ROOT / ".cache" / f"{self.name}-{digest}"
+
+
+CENTRAL_MANAGER = Recipe("condor-root", ("condor", "openssl"), users=("alice", "bob"))
+"""The central manager: ordinary users, since root cannot submit (it maps to condor)."""
+WORKER = Recipe("condor-worker-root", ("condor", "cloud-init"))
+"""A worker's system, as a VM image would have it: HTCondor and cloud-init."""
 TRUST_DOMAIN = "cloudscheduler"
 """The container config's TRUST_DOMAIN (container/condor/50-cloudscheduler.conf)."""
 STATE_DIRS = ("var/lib/cloudscheduler", "var/spool/condor", "var/log/condor", "run/condor",
@@ -45,12 +65,6 @@ owners and modes the condor package gave them)."""
 
 class PoolError(RuntimeError):
     """The pool could not be built or started; the message says which step and why."""
-
-
-def root_dir() -> Path:
-    """The cached root for the current recipe."""
-    digest = hashlib.sha256(RECIPE.encode()).hexdigest()[:12]
-    return ROOT / ".cache" / f"condor-root-{digest}"
 
 
 def _environment() -> dict[str, str]:
@@ -85,9 +99,16 @@ def _mirror() -> list[str]:
     return []
 
 
-def build(progress: bool = True) -> Path:
-    """The pool's root, built if the cache has none for this recipe (needs root)."""
-    final = root_dir()
+def build(recipe: Recipe, progress: bool = True) -> Path:
+    """The root of `recipe`, built if the cache has none (needs root)."""
+    final = recipe.directory()
+    final.parent.mkdir(parents=True, exist_ok=True)
+    with (final.parent / f"{final.name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another test process may be building it
+        return _build_locked(recipe, final, progress)
+
+
+def _build_locked(recipe: Recipe, final: Path, progress: bool) -> Path:
     if (final / "usr" / "sbin" / "condor_master").exists():
         return final
     if os.geteuid() != 0:
@@ -114,11 +135,11 @@ def build(progress: bool = True) -> Path:
     say(f"debootstrap {SUITE} into {building}")
     _run("debootstrap", "--variant=minbase", SUITE, str(building), *_mirror(), timeout=900)
     shutil.copy("/etc/resolv.conf", building / "etc" / "resolv.conf")
-    say(f"apt-get install {' '.join(PACKAGES)} in the root")
+    say(f"apt-get install {' '.join(recipe.packages)} in the root")
     _run("chroot", str(building), "sh", "-c",
          "apt-get update -qq && apt-get install -y -qq --no-install-recommends "
-         f"{' '.join(PACKAGES)} && apt-get clean", timeout=900)
-    for user in USERS:
+         f"{' '.join(recipe.packages)} && apt-get clean", timeout=900)
+    for user in recipe.users:
         _run("chroot", str(building), "useradd", "--create-home", user)
     building.rename(final)
     say("root ready")
@@ -132,32 +153,14 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-class CondorPool:
-    """Central manager and schedd (collector, negotiator, schedd) in the cached root."""
+class ChrootNode:
+    """One machine of the pool: a cached root whose processes are started with chroot."""
 
-    def __init__(self, work: Path, port: int | None = None) -> None:
-        self.root = root_dir()
-        self.work = work
-        """Host-side files: the poller's HTCondor config and token."""
-        self.port = port or free_port()
-        self.address = f"127.0.0.1:{self.port}"
-        self.client_config = work / "condor_config"
-        """CONDOR_CONFIG for clients on the host (the poller): where the pool is, its token."""
+    def __init__(self, root: Path) -> None:
+        self.root = root
 
-    # ---- running ----------------------------------------------------------------------
-
-    def up(self, timeout_s: float = 90.0) -> None:
-        """Build the root if needed, start the daemons, wait until the schedd is known; on a
-        failure nothing is left running or mounted."""
-        build()
-        self.down()
-        try:
-            self._start(timeout_s)
-        except BaseException:
-            self.down()
-            raise
-
-    def _start(self, timeout_s: float) -> None:
+    def reset(self) -> None:
+        """Empty what daemons leave behind (STATE_DIRS), so every start is a first start."""
         for rel in STATE_DIRS:
             folder = self.root / rel
             if not folder.resolve().is_relative_to(self.root):
@@ -168,51 +171,12 @@ class CondorPool:
                     shutil.rmtree(left)
                 else:
                     left.unlink()
-        for user in USERS:
-            for old_job in (self.root / "home" / user).glob("job-*.sub"):
-                old_job.unlink()
-        config_d = self.root / "etc" / "condor" / "config.d"
-        for old in config_d.glob("[5-9]*"):
-            old.unlink()
-        shutil.copy(ROOT / "container" / "condor" / "50-cloudscheduler.conf", config_d)
-        overrides = (ROOT / "testbed" / "condor" / "70-testbed.conf").read_text()
-        (config_d / "70-testbed.conf").write_text(overrides.replace("${PORT}", str(self.port)))
-        entrypoint = self.root / "usr" / "local" / "bin" / "cs-entrypoint"
-        shutil.copy(ROOT / "container" / "entrypoint.sh", entrypoint)
-        entrypoint.chmod(0o755)
+
+    def mount_proc(self) -> None:
+        """The host's /proc in the root: condor_procd reads it."""
         proc = self.root / "proc"
         if not os.path.ismount(proc):
-            _run("mount", "--bind", "/proc", str(proc))  # condor_procd reads /proc
-        _run("chroot", str(self.root), "env", f"CENTRAL_MANAGER={self.address}",
-             "NETWORK_INTERFACE=127.0.0.1", "/usr/local/bin/cs-entrypoint", "condor_master")
-        deadline = time.monotonic() + timeout_s
-        wanted = {"Collector", "Negotiator", "Scheduler"}
-        seen: set[str] = set()
-        while time.monotonic() < deadline:
-            try:
-                seen = set(self.condor("condor_status", "-any", "-af", "MyType").split())
-            except PoolError:
-                seen = set()
-            if wanted <= seen:
-                break
-            time.sleep(1.0)
-        else:
-            raise PoolError(f"the pool at {self.address} did not come up within "
-                            f"{timeout_s:.0f}s (daemons seen: {sorted(seen) or 'none'}); "
-                            f"logs in {self.root / 'var/log/condor'}")
-        self._write_client_config()
-
-    def _write_client_config(self) -> None:
-        tokens = self.work / "tokens.d"
-        tokens.mkdir(mode=0o700, exist_ok=True)
-        token = self.token(f"poller@{TRUST_DOMAIN}", "READ")
-        (tokens / "poller").write_text(token + "\n")
-        (tokens / "poller").chmod(0o600)
-        self.client_config.write_text(
-            f"COLLECTOR_HOST = {self.address}\n"
-            "ENABLE_IPV6 = False\n"
-            "SEC_CLIENT_AUTHENTICATION_METHODS = IDTOKENS\n"
-            f"SEC_TOKEN_DIRECTORY = {tokens}\n")
+            _run("mount", "--bind", "/proc", str(proc))
 
     def pids(self, name: str | None = None) -> list[int]:
         """Processes running in this root (those named `name` only, if given)."""
@@ -255,8 +219,6 @@ class CondorPool:
         for pid in pids:
             os.kill(pid, sig)
 
-    # ---- using ------------------------------------------------------------------------
-
     def condor(self, *argv: str, user: str = "root", stdin: str | None = None) -> str:
         """An HTCondor command run in the root, as `user` (from the user's home)."""
         if user == "root":
@@ -264,6 +226,80 @@ class CondorPool:
         command = "cd && exec " + " ".join(_quote(a) for a in argv)
         return _run("chroot", str(self.root), "su", user, "-c", command, stdin=stdin,
                     timeout=60)
+
+
+class CondorPool(ChrootNode):
+    """Central manager and schedd (collector, negotiator, schedd) in the cached root."""
+
+    def __init__(self, work: Path, port: int | None = None) -> None:
+        super().__init__(CENTRAL_MANAGER.directory())
+        self.work = work
+        """Host-side files: the poller's HTCondor config and token."""
+        self.port = port or free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        self.client_config = work / "condor_config"
+        """CONDOR_CONFIG for clients on the host (the poller): where the pool is, its token."""
+
+    # ---- running ----------------------------------------------------------------------
+
+    def up(self, timeout_s: float = 90.0) -> None:
+        """Build the root if needed, start the daemons, wait until the schedd is known; on a
+        failure nothing is left running or mounted."""
+        build(CENTRAL_MANAGER)
+        self.down()
+        try:
+            self._start(timeout_s)
+        except BaseException:
+            self.down()
+            raise
+
+    def _start(self, timeout_s: float) -> None:
+        self.reset()
+        for user in CENTRAL_MANAGER.users:
+            for old_job in (self.root / "home" / user).glob("job-*.sub"):
+                old_job.unlink()
+        config_d = self.root / "etc" / "condor" / "config.d"
+        for old in config_d.glob("[5-9]*"):
+            old.unlink()
+        shutil.copy(ROOT / "container" / "condor" / "50-cloudscheduler.conf", config_d)
+        overrides = (ROOT / "testbed" / "condor" / "70-testbed.conf").read_text()
+        (config_d / "70-testbed.conf").write_text(overrides.replace("${PORT}", str(self.port)))
+        entrypoint = self.root / "usr" / "local" / "bin" / "cs-entrypoint"
+        shutil.copy(ROOT / "container" / "entrypoint.sh", entrypoint)
+        entrypoint.chmod(0o755)
+        self.mount_proc()
+        _run("chroot", str(self.root), "env", f"CENTRAL_MANAGER={self.address}",
+             "NETWORK_INTERFACE=127.0.0.1", "/usr/local/bin/cs-entrypoint", "condor_master")
+        deadline = time.monotonic() + timeout_s
+        wanted = {"Collector", "Negotiator", "Scheduler"}
+        seen: set[str] = set()
+        while time.monotonic() < deadline:
+            try:
+                seen = set(self.condor("condor_status", "-any", "-af", "MyType").split())
+            except PoolError:
+                seen = set()
+            if wanted <= seen:
+                break
+            time.sleep(1.0)
+        else:
+            raise PoolError(f"the pool at {self.address} did not come up within "
+                            f"{timeout_s:.0f}s (daemons seen: {sorted(seen) or 'none'}); "
+                            f"logs in {self.root / 'var/log/condor'}")
+        self._write_client_config()
+
+    def _write_client_config(self) -> None:
+        tokens = self.work / "tokens.d"
+        tokens.mkdir(mode=0o700, exist_ok=True)
+        token = self.token(f"poller@{TRUST_DOMAIN}", "READ")
+        (tokens / "poller").write_text(token + "\n")
+        (tokens / "poller").chmod(0o600)
+        self.client_config.write_text(
+            f"COLLECTOR_HOST = {self.address}\n"
+            "ENABLE_IPV6 = False\n"
+            "SEC_CLIENT_AUTHENTICATION_METHODS = IDTOKENS\n"
+            f"SEC_TOKEN_DIRECTORY = {tokens}\n")
+
+    # ---- using ------------------------------------------------------------------------
 
     def submit(self, user: str, description: str) -> int:
         """condor_submit `description` (a submit file's text) as `user`; the cluster id."""
@@ -281,6 +317,77 @@ class CondorPool:
         """An IDTOKEN for `identity` signed by the pool's key, limited to `authz` levels."""
         args = [a for level in authz for a in ("-authz", level)]
         return self.condor("condor_token_create", "-identity", identity, *args).strip()
+
+
+class Worker(ChrootNode):
+    """A worker machine in a root of its own, contextualised as a VM is: its user-data is
+    rendered by `provisioning.userdata` and applied by cloud-init itself (its write_files
+    module, `cloud-init single`). A chroot has no init, so where the user-data's runcmd would
+    restart HTCondor through systemd, `condor_master` is started here."""
+
+    def __init__(self, pool: CondorPool, vm: VmRecord, site: str,
+                 user_data_template: str = "") -> None:
+        super().__init__(WORKER.directory())
+        self.pool = pool
+        self.vm = vm
+        self.site = site
+        self.template = user_data_template
+        """The cloud's template ("" = the built-in one)."""
+
+    def token_command(self, *authz: str) -> tuple[str, ...]:
+        """The `[worker] token_command` of the container, run in the central manager's root."""
+        args = [a for level in authz for a in ("-authz", level)]
+        return ("env", "-u", "CONDOR_CONFIG", "chroot", str(self.pool.root),
+                "condor_token_create", "-identity", f"worker@{TRUST_DOMAIN}", *args)
+
+    def up(self, worker: WorkerSettings | None = None, timeout_s: float = 90.0,
+           joins: bool = True) -> None:
+        """Contextualise and start the worker; with `joins`, wait until its startd is in the
+        collector advertising the VM's id. Nothing is left running on a failure."""
+        build(WORKER)
+        self.down()
+        settings = worker or WorkerSettings(
+            central_manager=self.pool.address, token_file=None,
+            token_command=self.token_command("ADVERTISE_STARTD", "ADVERTISE_MASTER", "READ"))
+        try:
+            self.reset()
+            config_d = self.root / "etc" / "condor" / "config.d"
+            for old in [*config_d.glob("[5-9]*"), *(self.root / "etc/condor/tokens.d").glob("*")]:
+                old.unlink()
+            (self.root / "root" / "user-data").write_bytes(
+                render(self.template, self.vm, self.site, settings))
+            _run("chroot", str(self.root), "cloud-init", "single", "--name", "write_files",
+                 "--frequency", "always", "--file", "/root/user-data", timeout=120)
+            shutil.copy(ROOT / "testbed" / "condor" / "70-worker-testbed.conf", config_d)
+            self.mount_proc()
+            _run("chroot", str(self.root), "condor_master")
+            if joins:
+                self.wait_joined(timeout_s)
+        except BaseException:
+            self.down()
+            raise
+
+    def slots(self) -> list[str]:
+        """The collector's slots advertising this VM's id."""
+        out = self.pool.condor("condor_status", "-constraint",
+                               f'CS_VM_ID == "{self.vm.vm_id}"', "-af", "Name")
+        return out.split()
+
+    def masters(self) -> list[str]:
+        """The collector's masters advertising this VM's id."""
+        out = self.pool.condor("condor_status", "-master", "-constraint",
+                               f'CS_VM_ID == "{self.vm.vm_id}"', "-af", "Name")
+        return out.split()
+
+    def wait_joined(self, timeout_s: float) -> None:
+        """Until the collector lists a slot and the master of this VM."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.slots() and self.masters():
+                return
+            time.sleep(1.0)
+        raise PoolError(f"worker {self.vm.vm_id} did not join {self.pool.address} within "
+                        f"{timeout_s:.0f}s; logs in {self.root / 'var/log/condor'}")
 
 
 def _quote(arg: str) -> str:
