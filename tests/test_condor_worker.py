@@ -25,6 +25,7 @@ from services.planner.core import plan
 from services.planner.decisions import Policy
 from services.poller.condor import BindingsSource
 from services.poller.pool import build_pool
+from services.poller.source import SourceUnavailable
 from tests.condor_pool import CondorPool, PoolError, Worker
 
 pytestmark = pytest.mark.slow
@@ -176,3 +177,19 @@ def test_a_worker_whose_token_is_not_the_pools_does_not_join(
     finally:
         node.down()
 
+
+
+async def test_retire_reaches_the_vms_own_master_which_cannot_yet_authenticate_the_poller(
+    pool: CondorPool, worker: Worker, condor_config: Path
+) -> None:
+    """The master is found by CS_VM_ID (never by host name), and DaemonsOffPeaceful reaches
+    it through CCB. It is refused: a worker holds no pool signing key, so it cannot validate
+    the poller's IDTOKEN (docs/security.md, known limit). When retirement is authorised, this
+    test must see the startd leave instead."""
+    log = worker.root / "var" / "log" / "condor" / "MasterLog"
+    before = log.read_text(errors="replace")
+    with pytest.raises(SourceUnavailable, match="retire query failed"):
+        await BindingsSource(("*",), timeout_s=60).retire(worker.vm.vm_id)
+    refused = log.read_text(errors="replace")[len(before):]
+    assert "Failed to authenticate using IDTOKENS" in refused, refused[-2000:]
+    assert worker.slots(), "the startd left although the command was refused"

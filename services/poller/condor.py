@@ -149,20 +149,21 @@ def _startds() -> list[JobAd]:
     return [ad_to_job(ad, pool.PROJECTION) for ad in ads]
 
 
-def _retire(vm_id: str) -> int:
-    """DaemonsOffPeaceful to the master of every machine running a slot of `vm_id`
-    (csv2's way: jobs finish, nothing new starts, then the daemons exit)."""
+def _masters(vm_id: str) -> list[classad2.ClassAd]:
+    """The master ads advertising `vm_id` (MASTER_ATTRS carries CS_VM_ID): matched by our
+    id, never by host name, which on a private network or NAT may be shared."""
     collector = htcondor2.Collector()
-    slots = collector.query(htcondor2.AdType.Startd,
-                            f"{pool.VM_ID_ATTR} == {classad2.quote(vm_id)}", ["Machine"])
-    machines = {str(ad["Machine"]) for ad in slots if "Machine" in ad}
-    told = 0
-    for machine in sorted(machines):
-        for master in collector.query(htcondor2.AdType.Master,
-                                      f"Machine == {classad2.quote(machine)}"):
-            htcondor2.send_command(master, htcondor2.DaemonCommand.DaemonsOffPeaceful)
-            told += 1
-    return told
+    return list(collector.query(htcondor2.AdType.Master,
+                                f"{pool.VM_ID_ATTR} == {classad2.quote(vm_id)}"))
+
+
+def _retire(vm_id: str) -> int:
+    """DaemonsOffPeaceful to the master of `vm_id` (csv2's way: jobs finish, nothing new
+    starts, then the daemons exit); how many masters were told."""
+    masters = _masters(vm_id)
+    for master in masters:
+        htcondor2.send_command(master, htcondor2.DaemonCommand.DaemonsOffPeaceful)
+    return len(masters)
 
 
 class BindingsSource:
