@@ -31,19 +31,31 @@ def ad_to_job(ad: classad2.ClassAd, only: Sequence[str] | None = None) -> JobAd:
     With `only`, just those attributes, keyed by the names given there (ClassAd names are
     case-insensitive, so a dump's `vmmem` arrives as `VMMem`).
     """
+    # The ad's literals come out in one C++ call (its JSON form) and only expressions are
+    # evaluated one by one: at 100,000 jobs, a lookup and an eval per projected attribute
+    # cost four times the schedd's own query.
+    wanted = None if only is None else {name.lower(): name for name in only}
     out: dict[str, object] = {}
-    for attr in ad if only is None else (a for a in only if a in ad):
-        if attr in _EXPR_ATTRS:
-            out[attr] = str(ad.lookup(attr))
+    for key, value in json.loads(ad.printJson()).items():
+        attr = key if wanted is None else wanted.get(key.lower())
+        if attr is None:
             continue
-        try:
-            value = ad.eval(attr)
-        except (ValueError, TypeError, RuntimeError):
-            value = None
+        expression = (isinstance(value, str) and value.startswith(_JSON_EXPR_PREFIX)
+                      and value.endswith(_JSON_EXPR_SUFFIX))
+        if attr in _EXPR_ATTRS:
+            # The JSON form carries the expression's text as ClassAds print it.
+            out[attr] = (value[len(_JSON_EXPR_PREFIX):-len(_JSON_EXPR_SUFFIX)] if expression
+                         else str(ad.lookup(key)))
+            continue
+        if expression:
+            try:
+                value = ad.eval(key)
+            except (ValueError, TypeError, RuntimeError):
+                value = None
         if isinstance(value, bool | int | float | str):
             out[attr] = value
         else:
-            out[attr] = str(ad.lookup(attr))
+            out[attr] = str(ad.lookup(key))
     return out
 
 
@@ -286,7 +298,8 @@ def _child_main(argv: list[str]) -> int:
     except (htcondor2.HTCondorException, OSError, RuntimeError, ValueError) as exc:
         print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
-    json.dump(result, sys.stdout)
+    # One write: json.dump writes every token separately (100,000 jobs: 5 s of system time).
+    sys.stdout.write(json.dumps(result))
     return 0
 
 
