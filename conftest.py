@@ -1,4 +1,5 @@
-"""Shared fixtures: a real nats-server per test session, and a connected Bus."""
+"""Shared fixtures: a real nats-server per test session, and a connected Bus; the OpenStack
+testbed; the poller's view of a module's HTCondor pool."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 import pytest
 
 from bus.connection import Bus
+from tests.condor_pool import CondorPool
 from tests.natsserver import NatsServer
 from tests.openstack_bed import ADMIN_CLOUD, Testbed
 
@@ -63,3 +65,11 @@ def admin(bed: Testbed) -> Iterator[Any]:
     conn = openstack.connect(cloud=ADMIN_CLOUD)
     yield conn
     conn.close()
+
+
+@pytest.fixture
+def condor_config(pool: CondorPool, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The poller's HTCondor client config for the module's `pool` fixture (the poller's
+    query children inherit the environment)."""
+    monkeypatch.setenv("CONDOR_CONFIG", str(pool.client_config))
+    return pool.client_config

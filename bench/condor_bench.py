@@ -28,17 +28,8 @@ from pathlib import Path
 
 from services.poller.condor import BindingsSource
 from services.poller.demand import JOB_IDLE, JOB_RUNNING, PROJECTION
-from tests.condor_pool import CondorPool
+from tests.condor_pool import V1_WORKER_JOBS, CondorPool
 
-JOBS = """
-executable = /bin/true
-Requirements = VMType =?= "worker"
-+VMAMI = "cloud-a:img-a,img-default"
-+VMCPUCores = 2
-+VMMem = 4096
-+TargetClouds = "cloud-a"
-queue {count}
-"""
 CONSTRAINT = f"JobStatus == {JOB_IDLE} || JobStatus == {JOB_RUNNING}"
 
 
@@ -61,7 +52,7 @@ def fill(pool: CondorPool, have: int, want: int) -> None:
     while have < want:
         count = min(20_000, want - have)
         started = time.perf_counter()
-        pool.submit("alice", JOBS.format(count=count))
+        pool.submit("alice", V1_WORKER_JOBS.format(count=count))
         have += count
         print(f"  submitted {have:,} jobs ({time.perf_counter() - started:.1f} s for "
               f"{count:,})", file=sys.stderr, flush=True)

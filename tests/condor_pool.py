@@ -390,6 +390,19 @@ class Worker(ChrootNode):
                         f"{timeout_s:.0f}s; logs in {self.root / 'var/log/condor'}")
 
 
+V1_WORKER_JOBS = """
+executable = /bin/true
+Requirements = VMType =?= "worker"
++VMAMI = "cloud-a:img-a,img-default"
++VMCPUCores = 2
++VMMem = 4096
++TargetClouds = "cloud-a"
+queue {count}
+"""
+"""`count` idle jobs as v1 users write them: VMType in Requirements, a per-cloud image map,
+cores, memory and a target cloud."""
+
+
 def _quote(arg: str) -> str:
     return "'" + arg.replace("'", "'\\''") + "'"
 

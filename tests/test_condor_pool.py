@@ -24,21 +24,12 @@ from services.poller.condor import BindingsSource
 from services.poller.demand import build_demand
 from services.poller.shell import Poller
 from services.poller.source import SourceUnavailable
-from tests.condor_pool import CondorPool
+from tests.condor_pool import V1_WORKER_JOBS, CondorPool
 
 pytestmark = pytest.mark.slow
 
 BIN = Path(sys.executable).parent
 
-WORKER = """
-executable = /bin/true
-Requirements = VMType =?= "worker"
-+VMAMI = "cloud-a:img-a,img-default"
-+VMCPUCores = 2
-+VMMem = 4096
-+TargetClouds = "cloud-a"
-queue 3
-"""
 ANALYSIS = """
 executable = /bin/true
 +VMType = "analysis"
@@ -75,20 +66,13 @@ def pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CondorPool]:
     the_pool = CondorPool(tmp_path_factory.mktemp("condor"))
     the_pool.up()
     try:
-        the_pool.submit("alice", WORKER)
+        the_pool.submit("alice", V1_WORKER_JOBS.format(count=3))
         the_pool.submit("bob", ANALYSIS)
         the_pool.submit("alice", MALFORMED)
         the_pool.submit("bob", HELD)
         yield the_pool
     finally:
         the_pool.down()
-
-
-@pytest.fixture
-def condor_config(pool: CondorPool, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The poller's HTCondor client config (its children inherit the environment)."""
-    monkeypatch.setenv("CONDOR_CONFIG", str(pool.client_config))
-    return pool.client_config
 
 
 def _classes(doc: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -52,13 +52,6 @@ def pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CondorPool]:
 
 
 @pytest.fixture
-def condor_config(pool: CondorPool, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The poller's HTCondor client config (its children inherit the environment)."""
-    monkeypatch.setenv("CONDOR_CONFIG", str(pool.client_config))
-    return pool.client_config
-
-
-@pytest.fixture
 def worker(pool: CondorPool) -> Iterator[Worker]:
     """A VM's worst case here: registered in the registry, its startd just joined."""
     node = Worker(pool, make_vm("cloud-a", SITE), SITE)
