@@ -4,7 +4,7 @@ STAMP := $(VENV)/.bootstrapped
 CONFIG ?= examples/demo.toml
 STATE ?= state
 
-.PHONY: run test lint unit bench clean
+.PHONY: run run-pool test lint unit bench clean
 
 $(STAMP): pyproject.toml scripts/bootstrap.sh
 	VENV=$(VENV) ./scripts/bootstrap.sh
@@ -13,6 +13,14 @@ $(STAMP): pyproject.toml scripts/bootstrap.sh
 ## run: embedded NATS + every service + the demo queue + a libvirt test cloud (Ctrl-C stops)
 run: $(STAMP)
 	$(VENV)/bin/cs up --config $(CONFIG) --state-dir $(STATE)
+
+## run-pool: the same against a real HTCondor pool (Debian's HTCondor in a chroot, needs root):
+## the poller reads its schedd; examples/pool-jobs.sub is submitted as alice
+run-pool: $(STAMP)
+	PYTHONPATH=. $(VENV)/bin/python -m tests.condor_pool up
+	PYTHONPATH=. $(VENV)/bin/python -m tests.condor_pool submit alice examples/pool-jobs.sub
+	CONDOR_CONFIG=$(CURDIR)/.cache/condor-pool-manual/condor_config \
+	    $(VENV)/bin/cs up --config examples/pool.toml --state-dir $(STATE)
 
 ## test: lint, types, import contracts, then the whole suite (unit, integration, end-to-end,
 ## real VMs under QEMU: scripts/qemu-host.sh installs and starts libvirt + QEMU, needs root;

@@ -12,6 +12,7 @@ config we test; `testbed/condor/70-testbed.conf` holds the few overrides a test 
 (its own port, no IPv6). Pool security is on: IDTOKENS, no `ALLOW_WRITE = *`.
 
     python -m tests.condor_pool up|down    # by hand: a pool on 127.0.0.1:19618
+    python -m tests.condor_pool submit alice examples/pool-jobs.sub
 """
 
 from __future__ import annotations
@@ -407,19 +408,26 @@ def _quote(arg: str) -> str:
     return "'" + arg.replace("'", "'\\''") + "'"
 
 
+MANUAL = ROOT / ".cache" / "condor-pool-manual"
+"""Where `python -m tests.condor_pool up` keeps the poller's config and token."""
+
+
 def main(argv: list[str]) -> int:
-    """`up` (a pool on 127.0.0.1:19618, left running) or `down`."""
-    work = ROOT / ".cache" / "condor-pool-manual"
-    work.mkdir(parents=True, exist_ok=True)
-    pool = CondorPool(work, port=19618)
+    """`up` (a pool on 127.0.0.1:19618, left running), `submit USER FILE` or `down`."""
+    MANUAL.mkdir(parents=True, exist_ok=True)
+    pool = CondorPool(MANUAL, port=19618)
     if argv == ["up"]:
         pool.up()
         print(f"pool at {pool.address}; CONDOR_CONFIG={pool.client_config}")
         return 0
+    if len(argv) == 3 and argv[0] == "submit":
+        print(f"submitted cluster {pool.submit(argv[1], Path(argv[2]).read_text())}")
+        return 0
     if argv == ["down"]:
         pool.down()
         return 0
-    print("usage: python -m tests.condor_pool up|down", file=sys.stderr)
+    print("usage: python -m tests.condor_pool up | submit USER FILE | down  "
+          f"(users: {', '.join(CENTRAL_MANAGER.users)})", file=sys.stderr)
     return 2
 
 

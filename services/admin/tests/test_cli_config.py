@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner, Result
 
 from services.admin.cli import app
@@ -11,9 +12,10 @@ from services.admin.cli import app
 ROOT = Path(__file__).resolve().parents[3]
 
 
-def test_the_demo_config_checks_out() -> None:
+@pytest.mark.parametrize("example", ["demo.toml", "pool.toml"])
+def test_the_example_configs_check_out(example: str) -> None:
     result = CliRunner().invoke(app, ["config", "check", "--config",
-                                      str(ROOT / "examples" / "demo.toml")])
+                                      str(ROOT / "examples" / example)])
     assert result.exit_code == 0, result.output
     assert "ok: site demo" in result.stdout
     assert "container-cloud (libvirt, enabled at first start)" in result.stdout
