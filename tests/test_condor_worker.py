@@ -53,7 +53,7 @@ def pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CondorPool]:
 
 @pytest.fixture
 def worker(pool: CondorPool) -> Iterator[Worker]:
-    """A VM's worst case here: registered in the registry, its startd just joined."""
+    """A worker contextualised by the built-in user-data, its startd and master in the pool."""
     node = Worker(pool, make_vm("cloud-a", SITE), SITE)
     node.up()
     try:
