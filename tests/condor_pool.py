@@ -24,15 +24,16 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from bus.schemas import VmRecord
 from provisioning.userdata import WorkerSettings, render
+from tests.demo import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 SUITE = "trixie"
@@ -58,6 +59,8 @@ WORKER = Recipe("condor-worker-root", ("condor", "cloud-init"))
 """A worker's system, as a VM image would have it: HTCondor and cloud-init."""
 TRUST_DOMAIN = "cloudscheduler"
 """The container config's TRUST_DOMAIN (container/condor/50-cloudscheduler.conf)."""
+WORKER_AUTHZ = ("ADVERTISE_STARTD", "ADVERTISE_MASTER", "READ")
+"""What a worker's token allows, as the container's [worker] token_command mints it."""
 STATE_DIRS = ("var/lib/cloudscheduler", "var/spool/condor", "var/log/condor", "run/condor",
               "run/lock/condor")
 """What a pool leaves in its root: emptied before each start (the folders stay, with the
@@ -132,7 +135,6 @@ def _build_locked(recipe: Recipe, final: Path, progress: bool) -> Path:
     if os.path.ismount(building / "proc"):
         raise PoolError(f"{building / 'proc'} is mounted; unmount it before the root is built")
     shutil.rmtree(building, ignore_errors=True)
-    building.parent.mkdir(parents=True, exist_ok=True)
     say(f"debootstrap {SUITE} into {building}")
     _run("debootstrap", "--variant=minbase", SUITE, str(building), *_mirror(), timeout=900)
     shutil.copy("/etc/resolv.conf", building / "etc" / "resolv.conf")
@@ -147,11 +149,14 @@ def _build_locked(recipe: Recipe, final: Path, progress: bool) -> Path:
     return final
 
 
-def free_port() -> int:
-    """A TCP port free on loopback right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def wait_until(check: Callable[[], object], timeout_s: float) -> bool:
+    """Whether `check()` came true within `timeout_s`, asked once a second."""
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(1.0)
+    return True
 
 
 class ChrootNode:
@@ -161,7 +166,10 @@ class ChrootNode:
         self.root = root
 
     def reset(self) -> None:
-        """Empty what daemons leave behind (STATE_DIRS), so every start is a first start."""
+        """Empty what daemons leave behind (STATE_DIRS) and the config files the last start
+        wrote (config.d/5x-9x), so every start is a first start."""
+        for old in (self.root / "etc" / "condor" / "config.d").glob("[5-9]*"):
+            old.unlink()
         for rel in STATE_DIRS:
             folder = self.root / rel
             if not folder.resolve().is_relative_to(self.root):
@@ -260,8 +268,6 @@ class CondorPool(ChrootNode):
             for old_job in (self.root / "home" / user).glob("job-*.sub"):
                 old_job.unlink()
         config_d = self.root / "etc" / "condor" / "config.d"
-        for old in config_d.glob("[5-9]*"):
-            old.unlink()
         shutil.copy(ROOT / "container" / "condor" / "50-cloudscheduler.conf", config_d)
         overrides = (ROOT / "testbed" / "condor" / "70-testbed.conf").read_text()
         (config_d / "70-testbed.conf").write_text(overrides.replace("${PORT}", str(self.port)))
@@ -271,18 +277,18 @@ class CondorPool(ChrootNode):
         self.mount_proc()
         _run("chroot", str(self.root), "env", f"CENTRAL_MANAGER={self.address}",
              "NETWORK_INTERFACE=127.0.0.1", "/usr/local/bin/cs-entrypoint", "condor_master")
-        deadline = time.monotonic() + timeout_s
         wanted = {"Collector", "Negotiator", "Scheduler"}
         seen: set[str] = set()
-        while time.monotonic() < deadline:
+
+        def ready() -> bool:
+            nonlocal seen
             try:
                 seen = set(self.condor("condor_status", "-any", "-af", "MyType").split())
             except PoolError:
                 seen = set()
-            if wanted <= seen:
-                break
-            time.sleep(1.0)
-        else:
+            return wanted <= seen
+
+        if not wait_until(ready, timeout_s):
             raise PoolError(f"the pool at {self.address} did not come up within "
                             f"{timeout_s:.0f}s (daemons seen: {sorted(seen) or 'none'}); "
                             f"logs in {self.root / 'var/log/condor'}")
@@ -314,10 +320,15 @@ class CondorPool(ChrootNode):
             raise PoolError(f"condor_submit said: {out.strip()}")
         return int(found.group(1))
 
+    @staticmethod
+    def token_argv(identity: str, *authz: str) -> tuple[str, ...]:
+        """condor_token_create for `identity`, limited to the `authz` levels."""
+        return ("condor_token_create", "-identity", identity,
+                *(a for level in authz for a in ("-authz", level)))
+
     def token(self, identity: str, *authz: str) -> str:
         """An IDTOKEN for `identity` signed by the pool's key, limited to `authz` levels."""
-        args = [a for level in authz for a in ("-authz", level)]
-        return self.condor("condor_token_create", "-identity", identity, *args).strip()
+        return self.condor(*self.token_argv(identity, *authz)).strip()
 
 
 class Worker(ChrootNode):
@@ -335,11 +346,10 @@ class Worker(ChrootNode):
         self.template = user_data_template
         """The cloud's template ("" = the built-in one)."""
 
-    def token_command(self, *authz: str) -> tuple[str, ...]:
+    def token_command(self) -> tuple[str, ...]:
         """The `[worker] token_command` of the container, run in the central manager's root."""
-        args = [a for level in authz for a in ("-authz", level)]
         return ("env", "-u", "CONDOR_CONFIG", "chroot", str(self.pool.root),
-                "condor_token_create", "-identity", f"worker@{TRUST_DOMAIN}", *args)
+                *self.pool.token_argv(f"worker@{TRUST_DOMAIN}", *WORKER_AUTHZ))
 
     def up(self, worker: WorkerSettings | None = None, timeout_s: float = 90.0,
            joins: bool = True) -> None:
@@ -349,17 +359,17 @@ class Worker(ChrootNode):
         self.down()
         settings = worker or WorkerSettings(
             central_manager=self.pool.address, token_file=None,
-            token_command=self.token_command("ADVERTISE_STARTD", "ADVERTISE_MASTER", "READ"))
+            token_command=self.token_command())
         try:
             self.reset()
-            config_d = self.root / "etc" / "condor" / "config.d"
-            for old in [*config_d.glob("[5-9]*"), *(self.root / "etc/condor/tokens.d").glob("*")]:
+            for old in (self.root / "etc" / "condor" / "tokens.d").glob("*"):
                 old.unlink()
             (self.root / "root" / "user-data").write_bytes(
                 render(self.template, self.vm, self.site, settings))
             _run("chroot", str(self.root), "cloud-init", "single", "--name", "write_files",
                  "--frequency", "always", "--file", "/root/user-data", timeout=120)
-            shutil.copy(ROOT / "testbed" / "condor" / "70-worker-testbed.conf", config_d)
+            shutil.copy(ROOT / "testbed" / "condor" / "70-worker-testbed.conf",
+                        self.root / "etc" / "condor" / "config.d")
             self.mount_proc()
             _run("chroot", str(self.root), "condor_master")
             if joins:
@@ -368,25 +378,23 @@ class Worker(ChrootNode):
             self.down()
             raise
 
-    def slots(self) -> list[str]:
-        """The collector's slots advertising this VM's id."""
-        out = self.pool.condor("condor_status", "-constraint",
+    def _names(self, *kind: str) -> list[str]:
+        out = self.pool.condor("condor_status", *kind, "-constraint",
                                f'CS_VM_ID == "{self.vm.vm_id}"', "-af", "Name")
         return out.split()
+
+    def slots(self) -> list[str]:
+        """The collector's slots advertising this VM's id."""
+        return self._names()
 
     def masters(self) -> list[str]:
         """The collector's masters advertising this VM's id."""
-        out = self.pool.condor("condor_status", "-master", "-constraint",
-                               f'CS_VM_ID == "{self.vm.vm_id}"', "-af", "Name")
-        return out.split()
+        return self._names("-master")
 
     def wait_joined(self, timeout_s: float) -> None:
         """Until the collector lists a slot and the master of this VM."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.slots() and self.masters():
-                return
-            time.sleep(1.0)
+        if wait_until(lambda: self.slots() and self.masters(), timeout_s):
+            return
         raise PoolError(f"worker {self.vm.vm_id} did not join {self.pool.address} within "
                         f"{timeout_s:.0f}s; logs in {self.root / 'var/log/condor'}")
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,7 +26,14 @@ from services.planner.decisions import Policy
 from services.poller.condor import BindingsSource
 from services.poller.pool import build_pool
 from services.poller.source import SourceUnavailable
-from tests.condor_pool import CondorPool, PoolError, Worker
+from tests.condor_pool import (
+    TRUST_DOMAIN,
+    WORKER_AUTHZ,
+    CondorPool,
+    PoolError,
+    Worker,
+    wait_until,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -62,15 +69,6 @@ def worker(pool: CondorPool) -> Iterator[Worker]:
         node.down()
 
 
-def _wait_for(what: str, check: Callable[[], object], timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(1.0)
-    raise AssertionError(f"{what} within {timeout_s:.0f}s")
-
-
 def _history(pool: CondorPool, cluster: int) -> list[str]:
     """condor_history's JobStatus, ExitCode and LastRemoteHost of `cluster`, once it left."""
     out = pool.condor("condor_history", str(cluster), "-af", "JobStatus", "ExitCode",
@@ -98,7 +96,7 @@ async def test_a_v1_job_runs_on_the_worker_our_user_data_made(
     assert {s.vm_id for s in snapshot.startds} == {vm_id}
 
     cluster = pool.submit("alice", V1_JOB.format(seconds=1))
-    _wait_for("the job finishes", lambda: _history(pool, cluster), 120)
+    assert wait_until(lambda: _history(pool, cluster), 120), "the job did not finish"
     status, exit_code, host = _history(pool, cluster)
     assert (status, exit_code) == ("4", "0")
     assert host.endswith(f"@{vm_id}"), host
@@ -111,8 +109,8 @@ async def test_a_busy_worker_is_kept_until_its_job_ends(
         "state": "running", "created_at": time.time() - 3600, "updated_at": time.time(),
         "registered_at": time.time()})
     cluster = pool.submit("alice", V1_JOB.format(seconds=600))
-    _wait_for("the job runs", lambda: pool.condor(
-        "condor_q", str(cluster), "-af", "JobStatus").strip() == "2", 120)
+    assert wait_until(lambda: pool.condor(
+        "condor_q", str(cluster), "-af", "JobStatus").strip() == "2", 120), "the job never ran"
     no_demand = DemandSnapshot(source="live", taken_at=time.time())
     policy = Policy(min_vm_age_s=0, max_retires_per_cycle=10)
 
@@ -156,8 +154,7 @@ def test_a_worker_whose_token_is_not_the_pools_does_not_join(
     pool: CondorPool, tmp_path: Path
 ) -> None:
     forged = tmp_path / "forged.token"
-    forged.write_text(_forged(pool.token("worker@cloudscheduler", "ADVERTISE_STARTD",
-                                         "ADVERTISE_MASTER", "READ")))
+    forged.write_text(_forged(pool.token(f"worker@{TRUST_DOMAIN}", *WORKER_AUTHZ)))
     node = Worker(pool, make_vm("cloud-a", SITE), SITE)
     node.up(WorkerSettings(central_manager=pool.address, token_file=forged), joins=False)
     try:
