@@ -152,7 +152,10 @@ class LibvirtCloud(Message):
     domain_type: Literal["kvm", "qemu", "test"] = "kvm"
     """libvirt domain type: kvm (hardware virtualisation), qemu (TCG emulation), test."""
     network: str = ""
-    """libvirt network for the VM's NIC (virtio); "" = no NIC."""
+    """libvirt network for the VM's NIC (virtio); "" = no NIC (unless user_network)."""
+    user_network: bool = False
+    """The NIC on QEMU's user-mode network instead of a libvirt network: no bridge, the VM's
+    connections leave through the QEMU process (the host itself is 10.0.2.2 to the VM)."""
     kernel: str = ""
     """Direct kernel boot: path of the kernel on the host ("" = boot from the disk)."""
     initrd: str = ""

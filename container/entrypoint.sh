@@ -28,6 +28,26 @@ if [ ! -s "$key" ]; then
     chmod 0600 "$key"
 fi
 
+# The site CA and two certificates it signs, made once: the poller's (its DaemonsOffPeaceful
+# authenticates with it at a worker's master) and the workers' (handed to every VM with its
+# token; all workers share it and it maps to no one). The CA's key never leaves this volume.
+ssl="$state/condor/ssl"
+if [ ! -s "$ssl/worker.crt" ]; then
+    echo "cs-entrypoint: creating the site CA and the poller's and workers' certificates in $ssl"
+    mkdir -p "$ssl"
+    chmod 0700 "$ssl"
+    openssl req -x509 -newkey rsa:3072 -nodes -days 3650 -subj "/O=cloudscheduler/CN=cloudscheduler site CA" \
+        -keyout "$ssl/ca.key" -out "$ssl/ca.crt" 2>/dev/null
+    for who in poller worker; do
+        openssl req -newkey rsa:3072 -nodes -subj "/O=cloudscheduler/CN=cloudscheduler-$who" \
+            -keyout "$ssl/$who.key" -out "$ssl/$who.csr" 2>/dev/null
+        openssl x509 -req -in "$ssl/$who.csr" -CA "$ssl/ca.crt" -CAkey "$ssl/ca.key" \
+            -CAcreateserial -days 3650 -out "$ssl/$who.crt" 2>/dev/null
+        rm -f "$ssl/$who.csr"
+    done
+    chmod 0600 "$ssl"/*.key
+fi
+
 # The services tell the VMs where the pool is (overrides [worker] central_manager).
 export CS_CENTRAL_MANAGER="$central_manager"
 echo "cs-entrypoint: central manager $central_manager; state in $state"

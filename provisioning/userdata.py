@@ -8,6 +8,7 @@ the bus, and rendered user-data is never logged.
 
 from __future__ import annotations
 
+import base64
 import shlex
 import string
 import subprocess
@@ -24,7 +25,9 @@ DEFAULT_USER_DATA = """\
 # cloudscheduler's built-in worker user-data: make the VM's HTCondor a worker of the pool
 # (one partitionable slot, reached through the central manager's CCB: workers on clouds
 # often have private addresses), advertise our VM id and v1's VMType from its startd,
-# install the pool token, restart HTCondor.
+# install the pool token and the credentials that let the poller's retire command through
+# (its master accepts ADMINISTRATOR commands from the poller's certificate only), restart
+# HTCondor.
 write_files:
   - path: /etc/condor/config.d/50-cloudscheduler.conf
     permissions: "0644"
@@ -39,16 +42,43 @@ write_files:
       STARTD_ATTRS = $$(STARTD_ATTRS) CS_VM_ID CS_VM_TYPE VMType
       MASTER_ATTRS = $$(MASTER_ATTRS) CS_VM_ID
       SEC_DEFAULT_AUTHENTICATION_METHODS = IDTOKENS
+      SEC_ADMINISTRATOR_AUTHENTICATION_METHODS = FS, SSL
+      AUTH_SSL_SERVER_CERTFILE = /etc/condor/cloudscheduler/worker.crt
+      AUTH_SSL_SERVER_KEYFILE = /etc/condor/cloudscheduler/worker.key
+      AUTH_SSL_SERVER_CAFILE = /etc/condor/cloudscheduler/ca.crt
+      AUTH_SSL_REQUIRE_CLIENT_CERTIFICATE = True
+      CERTIFICATE_MAPFILE = /etc/condor/cloudscheduler/mapfile
+      ALLOW_ADMINISTRATOR = $$(ALLOW_ADMINISTRATOR) poller@cloudscheduler
   - path: /etc/condor/tokens.d/cloudscheduler.token
     permissions: "0600"
     content: |
       ${CS_POOL_TOKEN}
+  - path: /etc/condor/cloudscheduler/ca.crt
+    permissions: "0644"
+    encoding: b64
+    content: ${CS_SSL_CA}
+  - path: /etc/condor/cloudscheduler/worker.crt
+    permissions: "0644"
+    encoding: b64
+    content: ${CS_SSL_CERT}
+  - path: /etc/condor/cloudscheduler/worker.key
+    permissions: "0600"
+    encoding: b64
+    content: ${CS_SSL_KEY}
+  - path: /etc/condor/cloudscheduler/mapfile
+    permissions: "0644"
+    content: |
+      SSL "^/O=cloudscheduler/CN=cloudscheduler-poller$$" poller@cloudscheduler
 runcmd:
   - [systemctl, restart, condor]
 """
 """The worker's user-data when its cloud names no template. v1's jobs ask for a VM type with
 `Requirements = VMType =?= "..."`, which looks the attribute up in the machine's ad, so the
-startd advertises VMType as v1's workers did."""
+startd advertises VMType as v1's workers did. A worker cannot check the poller's IDTOKEN (it
+holds no pool signing key, and must not: with it a VM could mint any identity), so the
+poller's DaemonsOffPeaceful authenticates with SSL: the site CA's certificate, the workers'
+certificate and key (all workers share it; it maps to no one) and a map that names only the
+poller's certificate."""
 
 
 @dataclass(frozen=True)
@@ -64,9 +94,15 @@ class WorkerSettings:
     e.g. `condor_token_create -identity worker@pool`; () = use token_file."""
     token_timeout_s: float = 30.0
     """How long token_command may take before the boot fails as temporary (seconds)."""
+    ssl_dir: Path | None = None
+    """Folder with the site CA's ca.crt and the workers' worker.crt and worker.key (the
+    container's entrypoint makes them): handed to every VM so that its master accepts the
+    poller's retire command; None = VMs get none, and their masters refuse it."""
 
     KEYS: ClassVar[frozenset[str]] = frozenset(
-        {"central_manager", "token_file", "token_command", "token_timeout_s"})
+        {"central_manager", "token_file", "token_command", "token_timeout_s", "ssl_dir"})
+    SSL_FILES: ClassVar[tuple[str, ...]] = ("ca.crt", "worker.crt", "worker.key")
+    """What ssl_dir holds, in the order of the CS_SSL_CA, CS_SSL_CERT, CS_SSL_KEY values."""
     """The keys of the `[worker]` table."""
 
     @classmethod
@@ -85,7 +121,22 @@ class WorkerSettings:
                               "the VMs' token comes from one of them")
         return cls(central_manager=sec.string("central_manager", "localhost"),
                    token_file=token_file, token_command=command,
-                   token_timeout_s=sec.number("token_timeout_s", 30.0, minimum=1.0))
+                   token_timeout_s=sec.number("token_timeout_s", 30.0, minimum=1.0),
+                   ssl_dir=sec.path_value("ssl_dir", ""))
+
+    def ssl_files(self) -> tuple[str, str, str]:
+        """ca.crt, worker.crt and worker.key of ssl_dir, base64 (one line each, for
+        cloud-init's `encoding: b64`); empty without ssl_dir. Errors never quote a file."""
+        if self.ssl_dir is None:
+            return ("", "", "")
+        found: list[str] = []
+        for name in self.SSL_FILES:
+            try:
+                found.append(base64.b64encode((self.ssl_dir / name).read_bytes()).decode())
+            except OSError as exc:
+                raise PermanentError(f"cannot read {self.ssl_dir / name} ([worker] ssl_dir): "
+                                     f"{exc.strerror}") from None
+        return (found[0], found[1], found[2])
 
     def token(self) -> str:
         """The pool credential, fresh for every boot (tokens are rotated on disk, or minted
@@ -123,6 +174,7 @@ class WorkerSettings:
 
 def render(template: str, vm: VmRecord, site: str, worker: WorkerSettings) -> bytes:
     """The user-data of `vm`: its cloud's template (or the built-in one) filled in."""
+    ca, cert, key = worker.ssl_files()
     values = {
         "CENTRAL_MANAGER": worker.central_manager,
         "CS_VM_ID": vm.vm_id,
@@ -133,6 +185,9 @@ def render(template: str, vm: VmRecord, site: str, worker: WorkerSettings) -> by
         "CS_CORES": str(vm.spec.cores),
         "CS_MEMORY_MB": str(vm.spec.memory_mb),
         "CS_POOL_TOKEN": worker.token(),
+        "CS_SSL_CA": ca,
+        "CS_SSL_CERT": cert,
+        "CS_SSL_KEY": key,
     }
     try:
         return string.Template(template or DEFAULT_USER_DATA).substitute(values).encode()

@@ -24,8 +24,8 @@ PROVIDERS = ("libvirt", "openstack")
 
 
 LIBVIRT_KEYS = frozenset({
-    "uri", "storage_pool", "base_image", "base_format", "domain_type", "network", "kernel",
-    "initrd", "cmdline", "console_log_dir", "reserved_memory_mb", "cpu_overcommit",
+    "uri", "storage_pool", "base_image", "base_format", "domain_type", "network", "user_network",
+    "kernel", "initrd", "cmdline", "console_log_dir", "reserved_memory_mb", "cpu_overcommit",
 })
 """Keys of a libvirt [[cloud]] table only."""
 OPENSTACK_KEYS = frozenset({
@@ -157,6 +157,7 @@ def _libvirt(sec: Section, uri: str) -> LibvirtCloud:
         "base_format": sec.choice("base_format", "qcow2", ("qcow2", "raw")),
         "domain_type": sec.choice("domain_type", default_type, ("kvm", "qemu", "test")),
         "network": sec.string("network", ""),
+        "user_network": sec.boolean("user_network", False),
         "kernel": sec.string("kernel", ""),
         "initrd": sec.string("initrd", ""),
         "cmdline": sec.string("cmdline", ""),
@@ -164,6 +165,9 @@ def _libvirt(sec: Section, uri: str) -> LibvirtCloud:
         "reserved_memory_mb": sec.integer("reserved_memory_mb", 1024),
         "cpu_overcommit": sec.number("cpu_overcommit", 1.0, minimum=0.1),
     }
+    if fields["user_network"] and fields["network"]:
+        raise ConfigError(f"{sec._where('user_network')}: network and user_network = true both name the VM's "
+                          "NIC; set one of them")
     return LibvirtCloud(**fields)
 
 

@@ -18,6 +18,9 @@ VARIABLES: dict[str, str] = {
     "CS_CORES": "cores of the VM",
     "CS_MEMORY_MB": "memory of the VM in MB",
     "CS_POOL_TOKEN": "the pool credential (IDTOKEN) from [worker] token_file or token_command",
+    "CS_SSL_CA": "the site CA's certificate from [worker] ssl_dir, base64",
+    "CS_SSL_CERT": "the workers' certificate from [worker] ssl_dir, base64",
+    "CS_SSL_KEY": "the workers' private key from [worker] ssl_dir, base64",
 }
 """Every placeholder a template may use, with what it becomes."""
 

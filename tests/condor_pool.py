@@ -247,7 +247,10 @@ class CondorPool(ChrootNode):
         self.port = port or free_port()
         self.address = f"127.0.0.1:{self.port}"
         self.client_config = work / "condor_config"
-        """CONDOR_CONFIG for clients on the host (the poller): where the pool is, its token."""
+        """CONDOR_CONFIG for clients on the host (the poller): where the pool is, its token
+        and certificate."""
+        self.ssl_dir = self.root / "var" / "lib" / "cloudscheduler" / "condor" / "ssl"
+        """The site CA and certificates the container's entrypoint made (its [worker] ssl_dir)."""
 
     # ---- running ----------------------------------------------------------------------
 
@@ -303,8 +306,12 @@ class CondorPool(ChrootNode):
         self.client_config.write_text(
             f"COLLECTOR_HOST = {self.address}\n"
             "ENABLE_IPV6 = False\n"
-            "SEC_CLIENT_AUTHENTICATION_METHODS = IDTOKENS\n"
-            f"SEC_TOKEN_DIRECTORY = {tokens}\n")
+            "SEC_CLIENT_AUTHENTICATION_METHODS = IDTOKENS, SSL\n"
+            f"SEC_TOKEN_DIRECTORY = {tokens}\n"
+            f"AUTH_SSL_CLIENT_CERTFILE = {self.ssl_dir / 'poller.crt'}\n"
+            f"AUTH_SSL_CLIENT_KEYFILE = {self.ssl_dir / 'poller.key'}\n"
+            f"AUTH_SSL_CLIENT_CAFILE = {self.ssl_dir / 'ca.crt'}\n"
+            "SSL_SKIP_HOST_CHECK = True\n")
 
     # ---- using ------------------------------------------------------------------------
 
@@ -359,7 +366,7 @@ class Worker(ChrootNode):
         self.down()
         settings = worker or WorkerSettings(
             central_manager=self.pool.address, token_file=None,
-            token_command=self.token_command())
+            token_command=self.token_command(), ssl_dir=self.pool.ssl_dir)
         try:
             self.reset()
             for old in (self.root / "etc" / "condor" / "tokens.d").glob("*"):

@@ -49,6 +49,21 @@ def prepare() -> guest.Guest:
     return built
 
 
+def add_base(disk: Path, volume: str) -> None:
+    """`disk` as the volume `volume` of the test pool (a sparse copy, once)."""
+    target = POOL_DIR / volume
+    if not target.exists():
+        copying = POOL_DIR / f".{volume}.copying"
+        subprocess.run(["cp", "--sparse=always", str(disk), str(copying)], check=True,
+                       timeout=600)
+        copying.rename(target)
+    conn = libvirt.open(URI)
+    try:
+        conn.storagePoolLookupByName(POOL).refresh()
+    finally:
+        conn.close()
+
+
 def record(name: str, built: guest.Guest, user_data: str) -> CloudRecord:
     """A libvirt cloud on this host that boots the tiny guest under TCG."""
     return CloudRecord(

@@ -169,17 +169,28 @@ def test_a_worker_whose_token_is_not_the_pools_does_not_join(
 
 
 
-async def test_retire_reaches_the_vms_own_master_which_cannot_yet_authenticate_the_poller(
+async def test_retire_reaches_the_vms_own_master_and_its_startd_leaves(
     pool: CondorPool, worker: Worker, condor_config: Path
 ) -> None:
-    """The master is found by CS_VM_ID (never by host name), and DaemonsOffPeaceful reaches
-    it through CCB. It is refused: a worker holds no pool signing key, so it cannot validate
-    the poller's IDTOKEN (docs/security.md, known limit). When retirement is authorised, this
-    test must see the startd leave instead."""
-    log = worker.root / "var" / "log" / "condor" / "MasterLog"
-    before = log.read_text(errors="replace")
+    """The master is found by CS_VM_ID (never by host name); DaemonsOffPeaceful reaches it
+    through CCB and authenticates with the poller's certificate (a worker cannot check an
+    IDTOKEN): the startd leaves the collector, and the log shows who the poller was."""
+    told = await BindingsSource(("*",), timeout_s=60).retire(worker.vm.vm_id)
+    assert told == 1
+    assert wait_until(lambda: not worker.slots(), 60), "the startd did not leave"
+    log = (worker.root / "var" / "log" / "condor" / "MasterLog").read_text(errors="replace")
+    assert "DAEMONS_OFF_PEACEFUL" in log or "peaceful" in log.lower(), log[-2000:]
+
+
+async def test_a_client_without_the_pollers_certificate_cannot_retire_a_worker(
+    pool: CondorPool, worker: Worker, condor_config: Path, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The poller's IDTOKEN alone (no certificate) is refused by the worker's master."""
+    config = tmp_path / "condor_config"
+    config.write_text("\n".join(line for line in condor_config.read_text().splitlines()
+                                if not line.startswith("AUTH_SSL_CLIENT")) + "\n")
+    monkeypatch.setenv("CONDOR_CONFIG", str(config))
     with pytest.raises(SourceUnavailable, match="retire query failed"):
         await BindingsSource(("*",), timeout_s=60).retire(worker.vm.vm_id)
-    refused = log.read_text(errors="replace")[len(before):]
-    assert "Failed to authenticate using IDTOKENS" in refused, refused[-2000:]
     assert worker.slots(), "the startd left although the command was refused"

@@ -117,7 +117,9 @@ def domain_xml(vm: VmRecord, site: str, opts: LibvirtCloud, overlay: str, seed_v
             if opts.kernel else "<boot dev='hd'/>")
     pool = quoteattr(opts.storage_pool)
     nic = (f"<interface type='network'><source network={quoteattr(opts.network)}/>"
-           "<model type='virtio'/></interface>" if opts.network else "")
+           "<model type='virtio'/></interface>" if opts.network
+           else "<interface type='user'><model type='virtio'/></interface>" if opts.user_network
+           else "")
     console_log = quoteattr(f"{opts.console_log_dir.rstrip('/')}/{vm.vm_id}-console.log")
     return f"""<domain type='{escape(opts.domain_type)}'>
   <name>{escape(vm.vm_id)}</name>
