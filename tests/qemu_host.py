@@ -107,3 +107,21 @@ def ours(prefix: str) -> tuple[list[str], list[str]]:
 def domain_defined(name: str) -> bool:
     """Whether a domain of that name exists on the host (defined, running or not)."""
     return bool(ours(name)[0])
+
+
+def destroy(name: str) -> None:
+    """Remove the domain `name` and its volumes (a test's clean-up after a failure)."""
+    conn = libvirt.open(URI)
+    try:
+        for dom in conn.listAllDomains():
+            if dom.name() == name:
+                if dom.isActive():
+                    dom.destroy()
+                dom.undefine()
+        pool = conn.storagePoolLookupByName(POOL)
+        pool.refresh()
+        for volume in pool.listVolumes():
+            if volume.startswith(name):
+                pool.storageVolLookupByName(volume).delete()
+    finally:
+        conn.close()
