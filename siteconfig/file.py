@@ -166,8 +166,8 @@ def _libvirt(sec: Section, uri: str) -> LibvirtCloud:
         "cpu_overcommit": sec.number("cpu_overcommit", 1.0, minimum=0.1),
     }
     if fields["user_network"] and fields["network"]:
-        raise ConfigError(f"{sec._where('user_network')}: network and user_network = true both name the VM's "
-                          "NIC; set one of them")
+        raise ConfigError(f"{sec.where('user_network')}: network and user_network = true "
+                          "both name the VM's NIC; set one of them")
     return LibvirtCloud(**fields)
 
 

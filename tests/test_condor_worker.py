@@ -182,14 +182,20 @@ async def test_retire_reaches_the_vms_own_master_and_its_startd_leaves(
     assert "DAEMONS_OFF_PEACEFUL" in log or "peaceful" in log.lower(), log[-2000:]
 
 
+def _without_certificate(config: Path, folder: Path) -> Path:
+    """A copy of the poller's client config with no AUTH_SSL_CLIENT_* lines."""
+    copy = folder / "condor_config"
+    copy.write_text("\n".join(line for line in config.read_text().splitlines()
+                              if not line.startswith("AUTH_SSL_CLIENT")) + "\n")
+    return copy
+
+
 async def test_a_client_without_the_pollers_certificate_cannot_retire_a_worker(
     pool: CondorPool, worker: Worker, condor_config: Path, tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The poller's IDTOKEN alone (no certificate) is refused by the worker's master."""
-    config = tmp_path / "condor_config"
-    config.write_text("\n".join(line for line in condor_config.read_text().splitlines()
-                                if not line.startswith("AUTH_SSL_CLIENT")) + "\n")
+    config = _without_certificate(condor_config, tmp_path)
     monkeypatch.setenv("CONDOR_CONFIG", str(config))
     with pytest.raises(SourceUnavailable, match="retire query failed"):
         await BindingsSource(("*",), timeout_s=60).retire(worker.vm.vm_id)

@@ -20,7 +20,6 @@ address its VMs reach, and the command line names no port.
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import subprocess
 import sys
@@ -163,5 +162,5 @@ def build_image() -> WorkerImage:
                                                                 initrd)):
         if not target.exists():
             shutil.copy(source, target)
-            os.chmod(target, 0o644)
+            target.chmod(0o644)
     return WorkerImage(disk=disk, kernel=kernel, initrd=initrd)

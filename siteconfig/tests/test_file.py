@@ -65,6 +65,8 @@ def test_env_overrides_nats_url(tmp_path: Path) -> None:
         (GOOD + 'os_cloud = "x"\n', "[cloud c1] os_cloud: not a setting of a libvirt cloud"),
         (GOOD + 'domain_type = "xen"\n', "domain_type: expected one of kvm, qemu, test"),
         (GOOD + 'user_data = "nope.yaml"\n', "[cloud c1] user_data: cannot read"),
+        (GOOD + 'network = "default"\nuser_network = true\n',
+         "[cloud c1] user_network: network and user_network = true both name the VM's NIC"),
         (GOOD + "[nats]\nreplicas = 7\n", "JetStream keeps at most 5"),
         (GOOD + "[nats]\nreplicas = 0\n", "[nats] replicas: must be at least 1"),
     ],

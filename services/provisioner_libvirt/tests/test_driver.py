@@ -90,6 +90,14 @@ def test_direct_kernel_boot_and_no_nic() -> None:
     assert root.find("devices/interface") is None
 
 
+def test_a_nic_on_qemus_user_network() -> None:
+    opts = LibvirtCloud(user_network=True)
+    nic = ET.fromstring(domain_xml(make_vm("c1"), "s", opts, "o", "s")).find("devices/interface")
+    assert nic is not None and nic.get("type") == "user" and nic.find("source") is None
+    model = nic.find("model")
+    assert model is not None and model.get("type") == "virtio"
+
+
 def test_names_are_escaped_in_xml() -> None:
     vm = make_vm("c1").model_copy(update={"intent_id": "a<b&c"})
     opts = LibvirtCloud(storage_pool="p'q", domain_type="test")
