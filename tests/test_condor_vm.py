@@ -109,12 +109,14 @@ def pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CondorPool]:
 
 
 @pytest.fixture
-def system(tmp_path: Path, pool: CondorPool, image: WorkerImage, nats_server: NatsServer,
+def system(tmp_path: Path, pool: CondorPool, image: WorkerImage, fresh_nats: NatsServer,
            monkeypatch: pytest.MonkeyPatch) -> Iterator[System]:
+    """Every service, on a NATS of this test's own: the session's holds other tests' VM
+    records, some on clouds named like this one."""
     config = tmp_path / "site.toml"
     config.write_text(site_config(pool, image))
     monkeypatch.setenv("CONDOR_CONFIG", str(pool.client_config))
-    services = System(tmp_path, config, nats_server.url)
+    services = System(tmp_path, config, fresh_nats.url)
     services.start()
     try:
         yield services
@@ -127,7 +129,7 @@ def system(tmp_path: Path, pool: CondorPool, image: WorkerImage, nats_server: Na
 def _ours(status: dict[str, object]) -> list[dict[str, str]]:
     vms = status.get("vms", [])
     assert isinstance(vms, list)
-    return [vm for vm in vms if vm.get("cloud") == CLOUD]
+    return [vm for vm in vms if vm.get("name", "").startswith(f"cs-{SITE}-{CLOUD}-")]
 
 
 def test_a_job_runs_on_a_vm_we_booted_which_is_kept_while_busy_then_retired(
