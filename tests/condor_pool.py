@@ -27,7 +27,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -336,6 +336,17 @@ class CondorPool(ChrootNode):
     def token(self, identity: str, *authz: str) -> str:
         """An IDTOKEN for `identity` signed by the pool's key, limited to `authz` levels."""
         return self.condor(*self.token_argv(identity, *authz)).strip()
+
+
+@contextlib.contextmanager
+def running_pool(work: Path) -> Iterator[CondorPool]:
+    """A pool up with its host-side files in `work`, stopped when the block ends."""
+    pool = CondorPool(work)
+    pool.up()
+    try:
+        yield pool
+    finally:
+        pool.down()
 
 
 class Worker(ChrootNode):

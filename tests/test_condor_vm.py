@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests import qemu_host
-from tests.condor_pool import TRUST_DOMAIN, WORKER_AUTHZ, CondorPool, wait_until
+from tests.condor_pool import TRUST_DOMAIN, WORKER_AUTHZ, CondorPool, running_pool, wait_until
 from tests.natsserver import NatsServer
 from tests.system import System
 from tests.worker_image import WorkerImage, build_image
@@ -100,12 +100,8 @@ def image() -> WorkerImage:
 
 @pytest.fixture(scope="module")
 def pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CondorPool]:
-    the_pool = CondorPool(tmp_path_factory.mktemp("condor"))
-    the_pool.up()
-    try:
+    with running_pool(tmp_path_factory.mktemp("condor")) as the_pool:
         yield the_pool
-    finally:
-        the_pool.down()
 
 
 @pytest.fixture

@@ -32,6 +32,7 @@ from tests.condor_pool import (
     CondorPool,
     PoolError,
     Worker,
+    running_pool,
     wait_until,
 )
 
@@ -50,12 +51,8 @@ queue 1
 @pytest.fixture(scope="module")
 def pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CondorPool]:
     """A central manager with schedd and no worker yet."""
-    the_pool = CondorPool(tmp_path_factory.mktemp("condor"))
-    the_pool.up()
-    try:
+    with running_pool(tmp_path_factory.mktemp("condor")) as the_pool:
         yield the_pool
-    finally:
-        the_pool.down()
 
 
 @pytest.fixture
