@@ -22,6 +22,10 @@ HEADER_TYPE = "Cs-Type"
 HEADER_SCHEMA = "Cs-Schema"
 HEADER_TRACE = "Cs-Trace"
 HEADER_ENCODING = "Cs-Encoding"
+HEADER_SUMMARY = "Cs-Summary"
+"""A few words for people (`boot cs-x-0 on cloud-a`): what `nats sub` shows; never parsed."""
+SUMMARY_CHARS = 200
+"""Longest summary header; the body has the whole story."""
 
 MAX_MESSAGE_BYTES = 1024 * 1024
 """Largest body we accept (NATS' default max_payload); larger bodies are rejected unread."""
@@ -46,9 +50,18 @@ def encode_body(msg: Message) -> bytes:
     return msgpack.packb(msg.model_dump(mode="python"), use_bin_type=True)
 
 
+def header_text(text: str) -> str:
+    """`text` as a header value every NATS client reads alike: printable ASCII on one line
+    (a reason may hold newlines or any character), at most SUMMARY_CHARS long."""
+    flat = "".join(c if " " <= c <= "~" else ("?" if c > "~" else " ") for c in text)
+    flat = " ".join(flat.split())
+    return flat if len(flat) <= SUMMARY_CHARS else flat[:SUMMARY_CHARS - 3] + "..."
+
+
 def encode(msg: Message, trace: str = "") -> tuple[bytes, dict[str, str]]:
     """Bytes and headers for publishing `msg` (compressed when large)."""
-    headers = {HEADER_TYPE: type(msg).__name__, HEADER_SCHEMA: str(type(msg).SCHEMA)}
+    headers = {HEADER_TYPE: type(msg).__name__, HEADER_SCHEMA: str(type(msg).SCHEMA),
+               HEADER_SUMMARY: header_text(msg.summary())}
     if trace:
         headers[HEADER_TRACE] = trace
     body = encode_body(msg)
@@ -160,6 +173,22 @@ def decode_any(data: bytes, headers: dict[str, str] | None, subject: str = "") -
     """Decode a published message of whatever schema its Cs-Type header names."""
     cls = _check_headers(headers, subject)
     return _decode_published(data, headers or {}, cls, subject)
+
+
+def schema_named(name: str) -> type[Message]:
+    """The schema called `name` (a Cs-Type value); DecodeError lists the known ones."""
+    cls = _BY_NAME.get(name)
+    if cls is None:
+        raise DecodeError(f"unknown message type {name!r}; known types: "
+                          + ", ".join(sorted(_BY_NAME)))
+    return cls
+
+
+def unpack_any(data: bytes, headers: dict[str, str] | None, subject: str = "") -> Any:
+    """A body as plain msgpack data, checked against no schema (for people reading it)."""
+    expanded = _expand(data, headers or {}, subject)
+    return _unpack(expanded, "body", subject,
+                   MAX_DECODED_BYTES if expanded is not data else MAX_MESSAGE_BYTES)
 
 
 def headers_of(raw: Mapping[Any, Any] | None) -> dict[str, str]:

@@ -35,6 +35,10 @@ class Message(BaseModel):
                               ser_json_bytes="base64", val_json_bytes="base64")
     SCHEMA: ClassVar[int] = 1
 
+    def summary(self) -> str:
+        """A few words a person reads in the Cs-Summary header (`nats sub`, `cs trace`)."""
+        return type(self).__name__
+
 
 # ---- demand and pool (poller -> planner) ------------------------------------------------
 
@@ -85,6 +89,15 @@ class DemandSnapshot(Message):
     too big to publish); `rejected_total` counts them all."""
     rejected_total: int = 0
 
+    def summary(self) -> str:
+        """`demand 2 classes, 8 idle, 0 running` (and rejected jobs, staleness)."""
+        text = (f"demand {len(self.classes)} classes, {sum(c.idle for c in self.classes)} idle,"
+                f" {sum(c.running for c in self.classes)} running")
+        rejected = max(self.rejected_total, len(self.rejected))
+        if rejected:
+            text += f", {rejected} rejected"
+        return text + (f", STALE: {self.stale_reason}" if self.stale else "")
+
 
 class Startd(Message):
     """One slot of a startd of ours seen in the collector (matched by its CS_VM_ID)."""
@@ -108,6 +121,11 @@ class PoolSnapshot(Message):
     stale_reason: str = ""
     startds: tuple[Startd, ...] = ()
 
+    def summary(self) -> str:
+        """`pool 8 slots of ours`."""
+        text = f"pool {len(self.startds)} slots of ours"
+        return text + (f", STALE: {self.stale_reason}" if self.stale else "")
+
 
 class CondorAction(Message):
     """A condor-side action the planner asks of the poller before a VM is deleted."""
@@ -119,6 +137,10 @@ class CondorAction(Message):
     no new job starts); the startd then leaves the collector."""
     requested_at: float
     reason: str = ""
+
+    def summary(self) -> str:
+        """`retire cs-x-0`."""
+        return f"{self.action} {self.vm_id}" + (f": {self.reason}" if self.reason else "")
 
 
 class CondorActionDone(Message):
@@ -134,6 +156,14 @@ class CondorActionDone(Message):
     """False: the daemons were told (a first report); True: its startd has since left the
     pool (a second report, from the poller that carried the action out)."""
     error: str = ""
+
+    def summary(self) -> str:
+        """`retire cs-x-0: 1 master told` / `retire cs-x-0: left the pool`."""
+        if self.error:
+            return f"{self.action} {self.vm_id} failed: {self.error}"
+        if self.left_pool:
+            return f"{self.action} {self.vm_id}: left the pool"
+        return f"{self.action} {self.vm_id}: {self.contacted} master(s) told"
 
 
 # ---- clouds and VMs (KV records) -------------------------------------------------------
@@ -309,6 +339,13 @@ class Intent(Message):
     created_at: float
     reason: str = ""
 
+    def summary(self) -> str:
+        """`boot cs-x-0 on cloud-a` (with the spec's type), `kill cs-x-0 on cloud-a: why`."""
+        text = f"{self.action} {self.vm_id} on {self.cloud}"
+        if self.spec is not None:
+            text += f" as {self.spec.vm_type}"
+        return text + (f": {self.reason}" if self.reason else "")
+
 
 class VmEvent(Message):
     """A VM changed state (published by provisioners for tracing and watchers)."""
@@ -318,6 +355,11 @@ class VmEvent(Message):
     state: VmState
     reason: str = ""
     at: float
+
+    def summary(self) -> str:
+        """`cs-x-0 on cloud-a running` (with the reason of an error)."""
+        return f"{self.vm_id} on {self.cloud} {self.state}" + (
+            f": {self.reason}" if self.reason else "")
 
 
 class PlanDecision(Message):
@@ -336,6 +378,14 @@ class PlanReport(Message):
     planner: str
     at: float
     decisions: tuple[PlanDecision, ...] = ()
+
+    def summary(self) -> str:
+        """`plan by planner-1: boot 8, hold 2` (VMs per decision kind; holds count once)."""
+        counts: dict[str, int] = {}
+        for d in self.decisions:
+            counts[d.kind] = counts.get(d.kind, 0) + (d.count if d.kind != "hold" else 1)
+        kinds = ", ".join(f"{k} {n}" for k, n in sorted(counts.items())) or "nothing to do"
+        return f"plan by {self.planner}: {kinds}"
 
 
 class Instance(Message):
@@ -364,6 +414,10 @@ class InstanceList(Message):
     listed_at: float
     instances: tuple[Instance, ...] = ()
 
+    def summary(self) -> str:
+        """`instances on cloud-a: 8`."""
+        return f"instances on {self.cloud}: {len(self.instances)}"
+
 
 class DeadLetter(Message):
     """A message that was rejected, with where it came from and why."""
@@ -373,6 +427,10 @@ class DeadLetter(Message):
     service: str
     headers: dict[str, str] = Field(default_factory=dict)
     data: bytes = b""
+
+    def summary(self) -> str:
+        """`dead letter from cs-planner on cs.intent.x: why`."""
+        return f"dead letter from {self.service} on {self.subject}: {self.error}"
 
 
 # ---- admin requests and replies -------------------------------------------------------
@@ -431,11 +489,19 @@ class StatusReply(Message):
     pool: PoolSnapshot | None = None
     plan: PlanReport | None = None
 
+    def summary(self) -> str:
+        """`status 2 clouds, 8 VMs`."""
+        return f"status {len(self.clouds)} clouds, {len(self.vms)} VMs"
+
 
 class CloudToggleRequest(Message):
     """Enable or disable one cloud (which one depends on the endpoint)."""
 
     name: str
+
+    def summary(self) -> str:
+        """`cloud cloud-a`."""
+        return f"cloud {self.name}"
 
 
 class CloudToggleReply(Message):
@@ -445,6 +511,11 @@ class CloudToggleReply(Message):
     enabled: bool
     changed: bool
 
+    def summary(self) -> str:
+        """`cloud cloud-a enabled` (or `disabled`, `unchanged`)."""
+        return (f"cloud {self.name} {'enabled' if self.enabled else 'disabled'}"
+                + ("" if self.changed else " (unchanged)"))
+
 
 class VmKillRequest(Message):
     """Kill VMs: the named ones, or every VM on `cloud` with `all_on_cloud`."""
@@ -452,6 +523,12 @@ class VmKillRequest(Message):
     cloud: str = ""
     vm_ids: tuple[str, ...] = ()
     all_on_cloud: bool = False
+
+    def summary(self) -> str:
+        """`all VMs on cloud-a` or `3 VMs`."""
+        if self.all_on_cloud:
+            return f"all VMs on {self.cloud}"
+        return f"{len(self.vm_ids)} VM(s)" + (f" on {self.cloud}" if self.cloud else "")
 
 
 class Skipped(Message):

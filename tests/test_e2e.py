@@ -84,8 +84,9 @@ def test_whole_loop(tmp_path: Path, fresh_nats: NatsServer) -> None:
         assert sorted(c["idle"] for c in doc["demand"]["classes"]) == [2, 6]
         assert all(vm["name"].startswith("cs-e2e-container-cloud-") for vm in doc["vms"])
 
-        # `cs trace` shows the bus decoded: subject, headers, body.
-        lines = system.cs("trace", "--count", "3", "--subject", "cs.demand").stdout.splitlines()
+        # `cs trace --json` shows the bus decoded: subject, headers, body.
+        lines = system.cs("trace", "--json", "--count", "3", "--subject", "cs.demand"
+                          ).stdout.splitlines()
         assert len(lines) == 3
         message = json.loads(lines[0])
         assert message["subject"] == "cs.demand"

@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import signal
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -20,7 +21,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 import siteconfig
-from bus import subjects
+from bus import codec, subjects
 from bus.client import AdminClient, discover
 from bus.connection import Bus, redacted
 from bus.errors import AdminError, BusUnavailable, ConfigError, DecodeError
@@ -417,19 +418,67 @@ def trace(
     nats: NatsOption = None,
     subject: Annotated[str, typer.Option(help="Subject filter.")] = subjects.everything(),
     count: Annotated[int, typer.Option(help="Stop after this many messages (0: never).")] = 0,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="One JSON object per message: subject, headers, decoded body.")] = False,
+    trace_id: Annotated[str, typer.Option(
+        "--trace", help="Only messages of this trace id (one demand change and all it "
+        "caused); implies --changes.")] = "",
+    changes: Annotated[bool, typer.Option(
+        "--changes", help="Drop snapshots and reports equal to the last on their subject.")
+    ] = False,
 ) -> None:
-    """Print every message on the bus, decoded: subject, headers, body. Ctrl-C stops."""
+    """Follow the bus: one line per message (time, subject, type, trace id, what it says).
+    Ctrl-C stops."""
+    from services.admin import tracing
+
+    keep = tracing.Changes().keep if changes or trace_id else None
 
     async def work(bus: Bus) -> None:
         seen = 0
         async for msg in bus.tail(subject):
-            print(views.trace_line(msg), flush=True)
+            if trace_id and msg.headers.get(codec.HEADER_TRACE) != trace_id:
+                continue
+            if keep is not None and not keep(msg):
+                continue
+            line = tracing.json_line(msg) if as_json else tracing.text_line(msg, time.time())
+            print(line, flush=True)
             seen += 1
             if count and seen >= count:
                 return
 
     with contextlib.suppress(KeyboardInterrupt):
         _with_bus(nats, work)
+
+
+@app.command()
+def decode(
+    type_name: Annotated[str, typer.Option(
+        "--type", help="The schema (a Cs-Type value, e.g. VmEvent); without it the body is "
+        "shown as plain msgpack.")] = "",
+    header: Annotated[list[str] | None, typer.Option(
+        "--header", "-H", help="A header of the message, 'Name: value' (Cs-Type, "
+        "Cs-Encoding); repeatable.")] = None,
+) -> None:
+    """Decode one raw message body read on stdin and print it as JSON (for `nats sub
+    --translate 'cs decode'`, `nats kv get --raw`, and bodies saved to files)."""
+    from services.admin import tracing
+
+    headers: dict[str, str] = {}
+    for item in header or ():
+        name, sep, value = item.partition(":")
+        if not sep or not name.strip():
+            raise _fail(f"--header {item!r}: expected 'Name: value'")
+        headers[name.strip()] = value.strip()
+    if type_name:
+        headers[codec.HEADER_TYPE] = type_name
+    data = sys.stdin.buffer.read(codec.MAX_MESSAGE_BYTES + 1)
+    if not data:
+        raise _fail("nothing on stdin: pipe one message body into `cs decode`")
+    try:
+        doc = tracing.decode_raw(data, headers)
+    except DecodeError as exc:
+        raise _fail(f"cannot decode the {len(data)}-byte body: {exc}") from None
+    _print_json(doc)
 
 
 @app.command("plan")

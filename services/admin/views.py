@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
@@ -10,10 +9,7 @@ from rich.console import Group
 from rich.table import Table as RichTable
 from rich.text import Text
 
-from bus import codec
 from bus.client import ServiceInstance
-from bus.connection import RawMessage
-from bus.errors import DecodeError
 from bus.schemas import CloudHealth, CloudStatus, InstanceList, StatusReply
 
 
@@ -228,14 +224,3 @@ def instances_table(listing: InstanceList) -> Table:
     for inst in listing.instances:
         table.add_row(inst.name, inst.state, inst.intent_id)
     return table
-
-
-def trace_line(msg: RawMessage) -> str:
-    """One `cs trace` line: subject, headers and the decoded body as JSON; an undecodable
-    body is shown as its error and size, not hidden."""
-    try:
-        body: Any = codec.decode_any(msg.data, msg.headers, msg.subject).model_dump(mode="json")
-    except DecodeError as exc:
-        body = {"undecodable": exc.detail, "bytes": len(msg.data)}
-    return json.dumps({"subject": msg.subject, "headers": msg.headers, "body": body},
-                      sort_keys=True)

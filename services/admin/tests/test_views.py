@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import base64
 import json
 
 from rich.console import Console
 
-from bus import codec
-from bus.connection import RawMessage
 from bus.schemas import CloudCapacity, CloudStatus
-from bus.tests.examples import EXAMPLES, HEALTH, LETTER, STATUS, VM
+from bus.tests.examples import HEALTH, STATUS, VM
 from services.admin import views
 
 
@@ -41,25 +38,6 @@ def test_cloud_health_reads_in_a_few_words() -> None:
         "backing off 120s after 2 failure(s): permanent: bad image; "
         "w backed off 59s (1 never joined the pool)")
     assert views.health_text(HEALTH, 1000.0) == "ok"
-
-
-def test_trace_line_decodes_every_schema() -> None:
-    for msg in EXAMPLES:
-        data, headers = codec.encode(msg, trace="t")
-        line = json.loads(views.trace_line(RawMessage("cs.x", headers, data)))
-        assert line["headers"]["Cs-Type"] == type(msg).__name__
-        assert line["body"] == json.loads(json.dumps(msg.model_dump(mode="json")))
-
-
-def test_trace_line_shows_binary_dead_letters_as_base64() -> None:
-    data, headers = codec.encode(LETTER)
-    line = json.loads(views.trace_line(RawMessage("cs.deadletter", headers, data)))
-    assert base64.b64decode(line["body"]["data"]) == LETTER.data
-
-
-def test_trace_line_shows_undecodable_messages_instead_of_hiding_them() -> None:
-    line = json.loads(views.trace_line(RawMessage("cs.demand", {}, b"\x01\x02")))
-    assert line["body"] == {"undecodable": "missing Cs-Type header", "bytes": 2}
 
 
 def test_brackets_in_reasons_are_shown_not_read_as_markup() -> None:
