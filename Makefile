@@ -24,10 +24,12 @@ run-pool: $(STAMP)
 
 ## test: lint, types, import contracts, then the whole suite (unit, integration, end-to-end,
 ## real VMs under QEMU: scripts/qemu-host.sh installs and starts libvirt + QEMU, needs root;
-## scripts/browser.sh installs Chromium for the status page test)
+## scripts/browser.sh installs Chromium and tmux for the status page and terminal tests;
+## scripts/nats-js.sh the official JavaScript NATS client for the tracing test)
 test: $(STAMP) lint
 	./scripts/qemu-host.sh
 	./scripts/browser.sh
+	./scripts/nats-js.sh
 	$(VENV)/bin/pytest
 
 lint: $(STAMP)

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# Install Debian's Chromium for the status page's browser test (tests/test_observability.py),
-# if it is missing. Needs root (or sudo). Safe to run again.
+# Install Debian's Chromium (the status page's browser test, tests/test_observability.py) and
+# tmux (the tables read in a real terminal), if missing. Needs root (or sudo). Safe to run again.
 set -euo pipefail
 # shellcheck source=scripts/root.sh
 . "$(dirname "$0")/root.sh"
-if command -v chromium >/dev/null; then
+need=()
+command -v chromium >/dev/null || need+=(chromium)
+command -v tmux >/dev/null || need+=(tmux)
+if ((${#need[@]} == 0)); then
     exit 0
 fi
-as_root browser "sudo apt-get install chromium"
-echo "browser: installing chromium (headless browser for the status page test)"
+as_root browser "sudo apt-get install ${need[*]}"
+echo "browser: installing ${need[*]} (headless browser and terminal for the status tests)"
 $SUDO apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends chromium
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}"
