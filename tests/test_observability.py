@@ -253,3 +253,53 @@ def test_a_busy_port_is_a_problem_in_status_not_a_dead_service(
         finally:
             admin.terminate()
             admin.wait(15)
+
+
+def on_screen(system: System, width: int, *args: str) -> list[str]:
+    """What `cs ARGS` shows in a real terminal (tmux) `width` columns wide."""
+    server = f"cs-{os.getpid()}-{width}"
+    command = " ".join([sys.executable, "-m", "services.admin.cli", *args])
+    tmux = ["tmux", "-L", server, "-f", "/dev/null"]
+    subprocess.run([*tmux, "new-session", "-d", "-s", "t", "-x", str(width), "-y", "120",
+                    f"{command}; echo __done__ $?; sleep 120"], env=system.env, check=True,
+                   timeout=30)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            screen = subprocess.run([*tmux, "capture-pane", "-p", "-t", "t", "-S", "0"],
+                                    capture_output=True, text=True, check=True,
+                                    timeout=30).stdout
+            if "__done__" in screen or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+    finally:
+        subprocess.run([*tmux, "kill-server"], timeout=30)
+    assert "__done__ 0" in screen, screen
+    return screen.splitlines()
+
+
+@pytest.mark.parametrize("args", [("status",), ("vm", "list")])
+def test_the_tables_fit_80_columns_and_show_more_at_200(
+    system: tuple[System, int, int], args: tuple[str, ...],
+) -> None:
+    running, _, _ = system
+    names = sorted(v["name"] for v in running.status()["vms"])
+    narrow = on_screen(running, 80, *args)
+    assert all(len(line) <= 80 for line in narrow)
+    assert not [line for line in narrow if "…" in line], "\n".join(narrow)
+    for name in names:  # name, cloud and state of every VM whole, on the VM's own line
+        [row] = [line for line in narrow if f" {name} " in line]
+        assert f" {CLOUD} " in row and " running " in row, row
+    assert "columns: -o wide)" in "\n".join(narrow)
+    wide = on_screen(running, 200, *args)
+    header = next(line for line in wide if " name " in line and " state " in line)
+    assert {"cloud", "type", "state", "age", "startd", "reason"} <= set(
+        header.replace("┃", " ").replace("│", " ").split()), header
+    assert sum("cloudscheduler-worker" in line and "cs-observed-" in line
+               for line in wide) == 6
+    assert "-o wide" not in "\n".join(wide)
+    every = "\n".join(on_screen(running, 80, *args, "-o", "wide"))  # long lines wrapped
+    assert "startd" in every and "cloudscheduler-worker" in every and "…" not in every
+    if args == ("status",):
+        clouds = next(line for line in narrow if line.lstrip("│┃ ").startswith(CLOUD))
+        assert "running 8" in clouds

@@ -47,6 +47,35 @@ NatsOption = Annotated[
     typer.Option("--nats", help="NATS URL [default: $CS_NATS_URL or nats://127.0.0.1:4222]"),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+OutputOption = Annotated[str, typer.Option(
+    "--output", "-o", help="table (fits the terminal: secondary columns left out), wide "
+    "(every column) or json.")]
+OUTPUTS = ("table", "wide", "json")
+
+
+def _output(output: str, as_json: bool) -> str:
+    """The output format asked for (`--json` is `-o json`); a wrong one is an error."""
+    if output not in OUTPUTS:
+        raise _fail(f"-o {output!r}: use one of {', '.join(OUTPUTS)}")
+    return "json" if as_json else output
+
+
+def _width(output: str) -> int | None:
+    """How wide tables may be: the terminal's width, or None for every column."""
+    return None if output == "wide" else out.size.width
+
+
+WIDE_CHARS = 1000
+"""Line length `-o wide` prints at, whatever the terminal: every column whole (as kubectl's
+`-o wide` does), the terminal wraps the long lines."""
+
+
+def _show(renderable: Any, output: str) -> None:
+    """Print tables as `output` asks: fitted to the terminal, or every column whole."""
+    if output == "wide":
+        Console(width=WIDE_CHARS, force_terminal=out.is_terminal or None).print(renderable)
+    else:
+        out.print(renderable)
 
 
 def _url(nats: str | None) -> str:
@@ -98,19 +127,20 @@ def _print_json(doc: Any) -> None:
 
 @app.command()
 def status(
-    nats: NatsOption = None, as_json: JsonOption = False,
+    nats: NatsOption = None, as_json: JsonOption = False, output: OutputOption = "table",
     watch: Annotated[bool, typer.Option(help="Refresh until Ctrl-C.")] = False,
     interval: Annotated[float, typer.Option(help="Seconds between refreshes.")] = 2.0,
 ) -> None:
     """Clouds, VMs with their states, demand, and the planner's reasons."""
-    if watch and as_json:
+    output = _output(output, as_json)
+    if watch and output == "json":
         raise _fail("--watch shows tables; use --json without it (or in a loop)")
     if not watch:
         reply = _with_bus(nats, lambda bus: AdminClient(bus).status())
-        if as_json:
+        if output == "json":
             _print_json(views.status_json(reply))
         else:
-            out.print(views.status_tables(reply))
+            _show(views.status_tables(reply, width=_width(output)), output)
         return
 
     async def refresh(bus: Bus) -> None:
@@ -129,26 +159,29 @@ def status(
             # Piped or logged: one dated status after another, not a redrawn screen.
             while True:
                 out.rule(time.strftime("%Y-%m-%d %H:%M:%S"))
-                out.print(views.status_tables(await client.status()))
+                out.print(views.status_tables(await client.status(), width=_width(output)))
                 if await stopped():
                     return
-        with Live(views.status_tables(await client.status()), console=out,
-                  auto_refresh=False, screen=False) as live:
+        with Live(views.status_tables(await client.status(), width=_width(output)),
+                  console=out, auto_refresh=False, screen=False) as live:
             while not await stopped():
-                live.update(views.status_tables(await client.status()), refresh=True)
+                live.update(views.status_tables(await client.status(), width=_width(output)),
+                            refresh=True)
 
     with contextlib.suppress(KeyboardInterrupt):  # a Ctrl-C before the watch began
         _with_bus(nats, refresh)
 
 
 @cloud_app.command("list")
-def cloud_list(nats: NatsOption = None, as_json: JsonOption = False) -> None:
+def cloud_list(nats: NatsOption = None, as_json: JsonOption = False,
+               output: OutputOption = "table") -> None:
     """Every cloud with its provider, enabled flag and VM counts."""
+    output = _output(output, as_json)
     reply = _with_bus(nats, lambda bus: AdminClient(bus).status())
-    if as_json:
+    if output == "json":
         _print_json([c.model_dump(mode="json") for c in reply.clouds])
     else:
-        out.print(views.clouds_table(reply, time.time()))
+        _show(views.clouds_table(reply, time.time(), _width(output)), output)
 
 
 def _toggle(name: str, enabled: bool, nats: str | None) -> None:
@@ -200,17 +233,19 @@ def cloud_show(name: str, nats: NatsOption = None, as_json: JsonOption = False) 
 
 @vm_app.command("list")
 def vm_list(
-    nats: NatsOption = None, as_json: JsonOption = False,
+    nats: NatsOption = None, as_json: JsonOption = False, output: OutputOption = "table",
     cloud: Annotated[str | None, typer.Option(help="Only VMs on this cloud.")] = None,
 ) -> None:
     """VMs with cloud, type, state, age and startd state."""
+    output = _output(output, as_json)
     reply = _with_bus(nats, lambda bus: AdminClient(bus).status())
     vms = [vm for vm in views.status_json(reply)["vms"] if not cloud or vm["cloud"] == cloud]
-    if as_json:
+    if output == "json":
         _print_json(vms)
     else:
-        out.print(views.vms_table(reply.model_copy(update={"vms": tuple(
-            v for v in reply.vms if not cloud or v.cloud == cloud)}), time.time()))
+        _show(views.vms_table(reply.model_copy(update={"vms": tuple(
+            v for v in reply.vms if not cloud or v.cloud == cloud)}), time.time(),
+            _width(output)), output)
 
 
 @vm_app.command("kill")

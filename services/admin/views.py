@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
-from rich.console import Group
+from rich.console import Group, JustifyMethod
 from rich.table import Table as RichTable
 from rich.text import Text
 
@@ -23,6 +24,53 @@ class Table(RichTable):
     def add_row(self, *cells: Any, **kwargs: Any) -> None:
         """Add a row, each string cell as plain text."""
         super().add_row(*(Text(c) if isinstance(c, str) else c for c in cells), **kwargs)
+
+
+@dataclass
+class Column:
+    """One column of a table that fits its terminal: the columns are offered in order of
+    importance, and those that do not fit are left out (all of them with `-o wide`)."""
+
+    header: str
+    cells: list[str | Text]
+    keep: bool = False
+    """Never left out (what the table is about: a VM's name, its cloud, its state)."""
+    wrap: bool = False
+    """Long free text (a reason): may wrap over lines; the others are never cut."""
+    justify: JustifyMethod = "left"
+
+
+WRAP_MIN = 24
+"""Narrowest a wrapping column is counted as when deciding what fits."""
+
+
+def _cell_width(cell: str | Text) -> int:
+    return max((len(line) for line in str(cell).splitlines()), default=0)
+
+
+def fitted(title: str, columns: list[Column], width: int | None,
+           order: list[str] | None = None) -> Table:
+    """A table of `columns` that fits `width` characters (None: all columns). `columns` come
+    in order of importance; `order`, by header, is the order they are shown in."""
+    chosen: list[Column] = []
+    used = 1  # the right-hand border
+    for col in columns:
+        natural = max([len(col.header), *(_cell_width(c) for c in col.cells)])
+        need = (min(natural, WRAP_MIN) if col.wrap else natural) + 3  # border and padding
+        if col.keep or width is None or used + need <= width:
+            chosen.append(col)
+            used += need
+    hidden = len(columns) - len(chosen)
+    if order:
+        chosen.sort(key=lambda c: order.index(c.header) if c.header in order else len(order))
+    table = Table(title=title + (f" (+{hidden} columns: -o wide)" if hidden else ""),
+                  title_justify="left")
+    for col in chosen:
+        table.add_column(col.header, no_wrap=not col.wrap, overflow="fold" if col.wrap
+                         else "ellipsis", justify=col.justify)
+    for row in zip(*(c.cells for c in chosen), strict=True):
+        table.add_row(*row)
+    return table
 
 
 def startd_states(status: StatusReply) -> dict[str, str]:
@@ -91,50 +139,66 @@ def quota_text(c: CloudStatus) -> str:
     return f"{cores}, {memory}"
 
 
-def clouds_table(status: StatusReply, now: float) -> Table:
+def clouds_table(status: StatusReply, now: float, width: int | None = None) -> Table:
     """`cs cloud list`: every cloud, its VMs by state, quota use and health."""
-    clouds = Table(title="Clouds", title_justify="left")
-    for col in ("cloud", "provider", "enabled", "max VMs", "VMs by state", "quota use",
-                "health"):
-        clouds.add_column(col)
-    for c in status.clouds:
-        states = ", ".join(f"{k} {v}" for k, v in sorted(c.vms_by_state.items())) or "-"
-        clouds.add_row(c.name, c.provider, "yes" if c.enabled else Text("no", style="red"),
-                       str(c.max_vms), states, quota_text(c), health_text(c.health, now))
-    return clouds
+    cs = status.clouds
+    columns = [
+        Column("cloud", [c.name for c in cs], keep=True),
+        Column("VMs by state", [", ".join(f"{k} {v}" for k, v in sorted(c.vms_by_state.items()))
+                                or "-" for c in cs], keep=True),
+        Column("enabled", ["yes" if c.enabled else Text("no", style="red") for c in cs]),
+        Column("health", [health_text(c.health, now) for c in cs], wrap=True),
+        Column("max VMs", [str(c.max_vms) for c in cs], justify="right"),
+        Column("provider", [c.provider for c in cs]),
+        Column("quota use", [quota_text(c) for c in cs], wrap=True),
+    ]
+    return fitted("Clouds", columns, width, ["cloud", "provider", "enabled", "max VMs",
+                                             "VMs by state", "quota use", "health"])
 
 
-def vms_table(status: StatusReply, now: float) -> Table:
+def vms_table(status: StatusReply, now: float, width: int | None = None) -> Table:
     """`cs vm list`: the VMs of `status` with their startd state."""
-    vms = Table(title=f"VMs ({len(status.vms)})", title_justify="left")
-    vms.add_column("name", no_wrap=True)
-    for col in ("cloud", "type", "state", "age", "startd", "reason"):
-        vms.add_column(col)
     startds = startd_states(status)
-    for vm in status.vms:
-        vms.add_row(vm.vm_id, vm.cloud, vm.spec.vm_type, vm.state, _age(vm.created_at, now),
-                    startds.get(vm.vm_id, "-"), vm.reason)
-    return vms
+    vms = status.vms
+    columns = [
+        Column("name", [vm.vm_id for vm in vms], keep=True),
+        Column("cloud", [vm.cloud for vm in vms], keep=True),
+        Column("state", [vm.state for vm in vms], keep=True),
+        Column("age", [_age(vm.created_at, now) for vm in vms], justify="right"),
+        Column("type", [vm.spec.vm_type for vm in vms]),
+        Column("startd", [startds.get(vm.vm_id, "-") for vm in vms]),
+        Column("reason", [vm.reason for vm in vms], wrap=True),
+    ]
+    return fitted(f"VMs ({len(vms)})", columns, width,
+                  ["name", "cloud", "type", "state", "age", "startd", "reason"])
 
 
-def services_health_table(status: StatusReply, now: float) -> Table:
+def services_health_table(status: StatusReply, now: float, width: int | None = None
+                          ) -> Table:
     """The running service instances as they report themselves, with their bus problems."""
-    table = Table(title="Services", title_justify="left")
-    for col in ("service", "host", "pid", "up", "seen", "reconnects", "problems"):
-        table.add_column(col)
-    for svc in status.services:
-        table.add_row(svc.service, svc.host, str(svc.pid), _age(svc.started_at, now),
-                      f"{_age(svc.seen_at, now)} ago", str(svc.reconnects),
-                      "; ".join(svc.problems) or "-")
-    return table
+    svcs = status.services
+    columns = [
+        Column("service", [s.service for s in svcs], keep=True),
+        Column("seen", [f"{_age(s.seen_at, now)} ago" for s in svcs], keep=True),
+        Column("problems", ["; ".join(s.problems) or "-" for s in svcs], keep=True, wrap=True),
+        Column("host", [s.host for s in svcs]),
+        Column("up", [_age(s.started_at, now) for s in svcs], justify="right"),
+        Column("reconnects", [str(s.reconnects) for s in svcs], justify="right"),
+        Column("pid", [str(s.pid) for s in svcs], justify="right"),
+    ]
+    return fitted("Services", columns, width,
+                  ["service", "host", "pid", "up", "seen", "reconnects", "problems"])
 
 
-def status_tables(status: StatusReply, now: float | None = None) -> Group:
-    """`cs status`: one table each for clouds, VMs, demand, rejected jobs, planner reasons."""
+def status_tables(status: StatusReply, now: float | None = None, width: int | None = None
+                  ) -> Group:
+    """`cs status`: one table each for clouds, VMs, demand, rejected jobs, planner reasons;
+    each fits `width` columns (None: every column)."""
     now = time.time() if now is None else now
-    parts: list[Table | Text] = [clouds_table(status, now), vms_table(status, now)]
+    parts: list[Table | Text] = [clouds_table(status, now, width),
+                                 vms_table(status, now, width)]
     if status.services:
-        parts.append(services_health_table(status, now))
+        parts.append(services_health_table(status, now, width))
     demand = status.demand
     if demand is None:
         parts.append(Text("Demand: no snapshot yet (is cs-poller running?)"))
@@ -142,32 +206,35 @@ def status_tables(status: StatusReply, now: float | None = None) -> Group:
         title = f"Demand from {demand.source}, {_age(demand.taken_at, now)} ago"
         if demand.stale:
             title += f" [STALE: {demand.stale_reason}]"
-        table = Table(title=title, title_justify="left")
-        for col in ("class", "VM type", "cores", "MB", "idle", "running", "users", "clouds"):
-            table.add_column(col)
-        for cls in demand.classes:
-            table.add_row(
-                cls.key, cls.vm_type, str(cls.cores), str(cls.memory_mb), str(cls.idle),
-                str(cls.running), ", ".join(f"{u} {n}" for u, n in sorted(cls.users.items())),
-                ", ".join(cls.target_clouds) or "any")
-        parts.append(table)
+        cls = demand.classes
+        parts.append(fitted(title, [
+            Column("class", [c.key for c in cls], keep=True),
+            Column("idle", [str(c.idle) for c in cls], keep=True, justify="right"),
+            Column("running", [str(c.running) for c in cls], keep=True, justify="right"),
+            Column("VM type", [c.vm_type for c in cls]),
+            Column("cores", [str(c.cores) for c in cls], justify="right"),
+            Column("MB", [str(c.memory_mb) for c in cls], justify="right"),
+            Column("clouds", [", ".join(c.target_clouds) or "any" for c in cls]),
+            Column("users", [", ".join(f"{u} {n}" for u, n in sorted(c.users.items()))
+                             for c in cls], wrap=True),
+        ], width, ["class", "VM type", "cores", "MB", "idle", "running", "users", "clouds"]))
         if demand.rejected:
             shown = (f"{len(demand.rejected)}" if demand.rejected_total <= len(demand.rejected)
                      else f"first {len(demand.rejected)} of {demand.rejected_total}")
-            rejected = Table(title=f"Rejected jobs ({shown})", title_justify="left")
-            rejected.add_column("job")
-            rejected.add_column("reason")
-            for job in demand.rejected:
-                rejected.add_row(job.job, job.reason)
-            parts.append(rejected)
+            parts.append(fitted(f"Rejected jobs ({shown})", [
+                Column("job", [j.job for j in demand.rejected], keep=True),
+                Column("reason", [j.reason for j in demand.rejected], keep=True, wrap=True),
+            ], width))
     if status.plan is not None:
-        plan = Table(title=f"Planner ({status.plan.planner}, {_age(status.plan.at, now)} ago)",
-                     title_justify="left")
-        for col in ("decision", "cloud", "class", "count", "reason"):
-            plan.add_column(col)
-        for d in status.plan.decisions:
-            plan.add_row(d.kind, d.cloud or "-", d.class_key or "-", str(d.count), d.reason)
-        parts.append(plan)
+        ds = status.plan.decisions
+        parts.append(fitted(
+            f"Planner ({status.plan.planner}, {_age(status.plan.at, now)} ago)", [
+                Column("decision", [d.kind for d in ds], keep=True),
+                Column("count", [str(d.count) for d in ds], keep=True, justify="right"),
+                Column("reason", [d.reason for d in ds], keep=True, wrap=True),
+                Column("cloud", [d.cloud or "-" for d in ds]),
+                Column("class", [d.class_key or "-" for d in ds]),
+            ], width, ["decision", "cloud", "class", "count", "reason"]))
     return Group(*parts)
 
 

@@ -61,3 +61,17 @@ def test_quota_use_shows_configured_and_reported_limits() -> None:
         cloud="c", source="libvirt host h", max_cores=16, others_cores=2,
         max_memory_mb=15360)})
     assert views.quota_text(both) == "4 cores/8 & cloud 16 - 2 others, 8192 MB/cloud 15360"
+
+
+def test_tables_fit_their_width_leaving_out_secondary_columns_never_the_state() -> None:
+    narrow = Console(width=80, record=True)
+    narrow.print(views.vms_table(STATUS, 10.0, width=60))
+    text = narrow.export_text()
+    assert all(len(line) <= 60 for line in text.splitlines())
+    row = next(line for line in text.splitlines() if VM.vm_id in line)
+    assert f" {VM.cloud} " in row and f" {VM.state} " in row and "…" not in text
+    assert "VMs (1) (+" in text and "columns: -o wide)" in text
+    assert "Unclaimed/Idle" not in text  # the startd column was left out
+    wide = Console(width=300, record=True)
+    wide.print(views.vms_table(STATUS, 10.0, width=None))
+    assert "Unclaimed/Idle" in wide.export_text() and "-o wide" not in wide.export_text()
