@@ -15,6 +15,8 @@ from bus.schemas import (
     CloudToggleRequest,
     ConfigReloadReply,
     ConfigReloadRequest,
+    HistoryReply,
+    HistoryRequest,
     InstanceList,
     InstancesRequest,
     StatusReply,
@@ -71,6 +73,13 @@ class AdminClient:
         """The whole status."""
         return await self.bus.request(
             subjects.admin_endpoint(subjects.ADMIN_STATUS), StatusRequest(), StatusReply,
+            self.timeout_s)
+
+    async def history(self, since_s: float, max_points: int) -> HistoryReply:
+        """The site's history over the last `since_s` seconds, in at most `max_points`."""
+        return await self.bus.request(
+            subjects.admin_endpoint(subjects.ADMIN_HISTORY),
+            HistoryRequest(since_s=since_s, max_points=max_points), HistoryReply,
             self.timeout_s)
 
     async def set_enabled(self, cloud: str, enabled: bool) -> CloudToggleReply:

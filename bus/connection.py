@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import functools
 import logging
 import ssl
@@ -582,6 +583,33 @@ class Bus:
             await self.dead_letter(subject, raw.data or b"", headers, str(exc))
             return None
         return Traced(value, codec.trace_of(headers))
+
+    async def read_since(self, stream: str, subject: str, since: float, expected: type[M],
+                         timeout: float = 10.0, batch: int = 500) -> list[M]:
+        """Every message of `subject` in `stream` stored at or after `since` (epoch seconds),
+        oldest first; undecodable ones are dead-lettered and skipped. Reads what was there
+        when asked (the consumer's pending count then), in batches."""
+        start = datetime.datetime.fromtimestamp(since, datetime.UTC)
+        psub = await self.js.pull_subscribe(
+            subject, stream=stream, config=ConsumerConfig(
+                deliver_policy=DeliverPolicy.BY_START_TIME, opt_start_time=start,
+                ack_policy=AckPolicy.NONE, inactive_threshold=60.0))
+        out: list[M] = []
+        try:
+            pending = (await psub.consumer_info()).num_pending or 0
+            while pending > 0:
+                msgs = await psub.fetch(min(batch, pending), timeout=timeout)
+                pending -= len(msgs)
+                for msg in msgs:
+                    headers = codec.headers_of(msg.headers)
+                    try:
+                        out.append(codec.decode(msg.data, headers, expected, msg.subject))
+                    except DecodeError as exc:
+                        await self.dead_letter(msg.subject, msg.data, headers, str(exc))
+        finally:
+            with contextlib.suppress(Exception):
+                await psub.unsubscribe()
+        return out
 
     async def request(
         self, subject: str, msg: Message, reply_type: type[R], timeout: float = 5.0

@@ -35,6 +35,16 @@ def stream_configs(replicas: int = 1) -> list[StreamConfig]:
             storage=StorageType.FILE,
             num_replicas=replicas,
         ),
+        StreamConfig(
+            name=subjects.HISTORY_STREAM,
+            subjects=[subjects.history()],
+            retention=RetentionPolicy.LIMITS,
+            max_age=subjects.HISTORY_MAX_AGE_S,
+            duplicate_window=subjects.HISTORY_DEDUP_S,
+            discard=DiscardPolicy.OLD,
+            storage=StorageType.FILE,
+            num_replicas=replicas,
+        ),
     ]
 
 

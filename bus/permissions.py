@@ -42,7 +42,8 @@ SERVICE_ROLES = {
 """The role each service's user gets."""
 
 _JS = "$JS.API"
-_ALL_STREAMS = (subjects.INTENT_STREAM, subjects.CONDOR_STREAM, subjects.SNAPSHOT_STREAM)
+_ALL_STREAMS = (subjects.INTENT_STREAM, subjects.CONDOR_STREAM, subjects.SNAPSHOT_STREAM,
+                subjects.HISTORY_STREAM)
 _ALL_BUCKETS = (subjects.CLOUDS_BUCKET, subjects.VMS_BUCKET, subjects.HEALTH_BUCKET,
                 subjects.CAPACITY_BUCKET, subjects.SERVICES_BUCKET)
 
@@ -88,6 +89,14 @@ def _read_snapshots() -> list[str]:
             f"{_JS}.CONSUMER.DELETE.{stream}.>"]
 
 
+def _read_history() -> list[str]:
+    """Read the history stream from a time on (an ephemeral pull consumer)."""
+    stream = subjects.HISTORY_STREAM
+    return [f"{_JS}.CONSUMER.CREATE.{stream}", f"{_JS}.CONSUMER.CREATE.{stream}.>",
+            f"{_JS}.CONSUMER.DELETE.{stream}.>", f"{_JS}.CONSUMER.INFO.{stream}.>",
+            f"{_JS}.CONSUMER.MSG.NEXT.{stream}.>"]
+
+
 def _work_queue(stream: str, durable: str) -> list[str]:
     """Bind to, pull from and acknowledge a durable consumer of a work-queue stream
     (`durable` "*": any of the stream's; NATS wildcards are whole tokens)."""
@@ -131,6 +140,7 @@ def roles() -> dict[str, Role]:
             publish=(*common_pub, *_read_kv(*_ALL_BUCKETS), *_read_snapshots(),
                      *_write_kv(subjects.CLOUDS_BUCKET, subjects.VMS_BUCKET),
                      subjects.intents_all(), subjects.condor_action(),
+                     subjects.history(), *_read_history(),
                      f"{subjects.ROOT}.provider.*.{subjects.PROVIDER_INSTANCES}"),
             subscribe=(*common_sub, f"{subjects.ADMIN_GROUP}.>", *micro)),
         "operator": Role(
@@ -139,7 +149,8 @@ def roles() -> dict[str, Role]:
                      f"{subjects.ROOT}.provider.*.{subjects.PROVIDER_INSTANCES}"),
             subscribe=(*common_sub, subjects.everything())),
         "viewer": Role(
-            publish=(subjects.admin_endpoint(subjects.ADMIN_STATUS), subjects.SERVICE_INFO,
+            publish=(subjects.admin_endpoint(subjects.ADMIN_STATUS),
+                     subjects.admin_endpoint(subjects.ADMIN_HISTORY), subjects.SERVICE_INFO,
                      f"{subjects.SERVICE_INFO}.>",
                      f"{subjects.ROOT}.provider.*.{subjects.PROVIDER_INSTANCES}"),
             subscribe=tuple(common_sub)),

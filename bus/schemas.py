@@ -573,6 +573,61 @@ class ConfigReloadReply(Message):
     """Clouds with a record in KV but none in the file: left as they are."""
 
 
+# ---- history (admin -> its stream -> status page and `cs status --since`) -------------
+
+
+class HistoryPoint(Message):
+    """The site at one moment, kept for a day (stream `CS_HISTORY`, one point a
+    `history_interval_s`): what the status page's charts and `cs status --since` show."""
+
+    at: float
+    idle: dict[str, int] = Field(default_factory=dict)
+    """Idle jobs per demand class key (the largest classes, the rest under "other")."""
+    running_jobs: int = 0
+    labels: dict[str, str] = Field(default_factory=dict)
+    """Per class key, its VM type (for legends)."""
+    vms: dict[str, dict[str, int]] = Field(default_factory=dict)
+    """Per cloud, VMs per state."""
+    boots: int = 0
+    """VMs booked since the previous point."""
+    failures: int = 0
+    """VMs that went into error since the previous point."""
+
+    def total_idle(self) -> int:
+        """Idle jobs of every class."""
+        return sum(self.idle.values())
+
+    def vms_in(self, *states: str) -> int:
+        """VMs over every cloud in any of `states` (all states when none is named)."""
+        return sum(n for by_state in self.vms.values() for s, n in by_state.items()
+                   if not states or s in states)
+
+    def summary(self) -> str:
+        """`history 8 idle, 8 VMs (8 running), 0 boots, 0 failures`."""
+        return (f"history {self.total_idle()} idle, {self.vms_in()} VMs "
+                f"({self.vms_in('running')} running), {self.boots} boots, "
+                f"{self.failures} failures")
+
+
+class HistoryRequest(Message):
+    """Ask the admin service for the history since `since_s` seconds ago."""
+
+    since_s: float = 3600.0
+    max_points: int = 120
+    """Most points in the reply: a longer span is shown in coarser steps."""
+
+
+class HistoryReply(Message):
+    """The history asked for, oldest first, at most `max_points` points: each the last of
+    its step for the gauges (idle, VMs), with the boots and failures of the step added up."""
+
+    interval_s: float
+    """How often points are taken."""
+    step_s: float
+    """How much time one point of this reply stands for."""
+    points: tuple[HistoryPoint, ...] = ()
+
+
 ALL_SCHEMAS: tuple[type[Message], ...] = (
     DemandClass,
     RejectedJob,
@@ -607,5 +662,8 @@ ALL_SCHEMAS: tuple[type[Message], ...] = (
     ConfigReloadRequest,
     ConfigReloadReply,
     CloudCapacity,
+    HistoryPoint,
+    HistoryRequest,
+    HistoryReply,
 )
 """Every schema, by which `Cs-Type` header values are resolved."""

@@ -18,6 +18,11 @@ INTENT_STREAM = "CS_INTENTS"
 CONDOR_STREAM = "CS_CONDOR"
 CONDOR_DURABLE = "poller-condor"
 SNAPSHOT_STREAM = "CS_SNAPSHOTS"
+HISTORY_STREAM = "CS_HISTORY"
+HISTORY_MAX_AGE_S = 24 * 3600.0
+"""How long history points are kept."""
+HISTORY_DEDUP_S = 300.0
+"""Points of one step published by several admin replicas are stored once within this."""
 CLOUDS_BUCKET = "cs-clouds"
 VMS_BUCKET = "cs-vms"
 HEALTH_BUCKET = "cs-health"
@@ -36,6 +41,7 @@ ADMIN_CLOUD_DISABLE = "cloud-disable"
 ADMIN_VM_KILL = "vm-kill"
 ADMIN_VM_DRAIN = "vm-drain"
 ADMIN_CONFIG_RELOAD = "config-reload"
+ADMIN_HISTORY = "history"
 SERVICE_INFO = "$SRV.INFO"
 """Every service on the NATS services API answers here with its name, id and endpoints."""
 PROVIDER_INSTANCES = "instances"
@@ -68,6 +74,16 @@ def pool() -> str:
 def plan_report() -> str:
     """The planner's latest PlanReport: its decisions and reasons."""
     return f"{ROOT}.plan"
+
+
+def history() -> str:
+    """The admin service's HistoryPoints (kept for a day in the history stream)."""
+    return f"{ROOT}.history"
+
+
+def history_point_id(step: int) -> str:
+    """Message id of the point of one step: replicas publishing the same step store one."""
+    return f"history-{step}"
 
 
 def snapshot_subjects() -> list[str]:

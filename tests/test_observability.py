@@ -8,56 +8,28 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
 from runtime.observe import PORT_OFFSETS
-from tests.demo import ROOT, free_port, site_toml
+from tests.demo import ROOT, site_toml
 from tests.natsserver import NatsServer
+from tests.observed import CHROMIUM, CLOUD, SHOT_SIZE, chromium, history, observed
 from tests.system import System
 
 pytestmark = pytest.mark.e2e
 
-CLOUD = "container-cloud"
 DASHBOARD = ROOT / "container" / "grafana-dashboard.json"
 RUNNING_GREEN = (0xDA, 0xFB, 0xE1)  # the status page's background of a running VM's row
-TABLES = """[metrics]
-base_port = {base}
-[logging]
-format = "json"
-[admin]
-status_page = "127.0.0.1:{page}"
-"""
-
-
-def free_block(size: int) -> int:
-    """The first of `size` consecutive ports nothing listens on."""
-    for _ in range(50):
-        base = free_port()
-        if base + size > 65535:
-            continue
-        sockets = []
-        try:
-            for port in range(base, base + size):
-                s = socket.socket()
-                sockets.append(s)
-                s.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in sockets:
-                s.close()
-    raise AssertionError("no block of free ports")
 
 
 def get(url: str) -> tuple[int, str]:
@@ -85,36 +57,10 @@ def families(text: str) -> set[str]:
         n + suffix for n in names for suffix in ("_bucket", "_sum", "_count")}
 
 
-CHROMIUM = ["chromium", "--headless", "--no-sandbox", "--disable-gpu",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync",
-            "--no-first-run"]
-
-
-def chromium(*args: str, profile: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*CHROMIUM, f"--user-data-dir={profile}", *args],
-                          capture_output=True, text=True, timeout=120)
-
-
 @pytest.fixture(scope="module")
-def system(tmp_path_factory: pytest.TempPathFactory) -> object:
-    tmp = tmp_path_factory.mktemp("observed")
-    nats = NatsServer(tmp / "nats")
-    nats.start()
-    shutil.copy(ROOT / "examples" / "demo-queue.txt", tmp / "queue.txt")
-    base, page = free_block(len(PORT_OFFSETS)), free_port()
-    config = tmp / "cs.toml"
-    config.write_text(site_toml("observed", TABLES.format(base=base, page=page)))
-    running = System(tmp, config, nats.url)
-    running.start()
-    try:
-        running.wait_for("8 running VMs", lambda d: sum(
-            v["state"] == "running" for v in d["vms"]) == 8)
-        yield running, base, page
-    finally:
-        try:
-            running.stop()
-        finally:
-            nats.stop()
+def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[System, int, int]]:
+    with observed(tmp_path_factory.mktemp("observed")) as running:
+        yield running
 
 
 def test_every_service_exports_its_metrics(system: tuple[System, int, int]) -> None:
@@ -199,15 +145,29 @@ def test_the_status_page_in_a_browser(system: tuple[System, int, int], tmp_path:
         assert name in dom
     assert '<meta http-equiv="refresh" content="5">' in dom
     assert "VMMem: expected an integer" in dom  # the rejected job and why
+    # The charts: the history drawn as the VMs rose from 0 to 8 (the cloud was enabled after
+    # the first points).
+    vms_line = re.search(r'<polyline class="series" data-label="all VMs" data-values="([^"]*)"',
+                         dom)
+    assert vms_line, dom[:3000]
+    counts = [float(v) for v in vms_line.group(1).split(",")]
+    assert counts[0] == 0 and counts[-1] == 8 and max(counts) == 8
+    assert counts == sorted(counts)  # only up: nothing was retired
+    idle = re.search(r'data-label="all idle" data-values="([^"]*)"', dom)
+    assert idle and set(idle.group(1).split(",")) == {"8"}
+    boots = re.search(r'data-label="boots" data-values="([^"]*)"', dom)
+    assert boots and sum(float(v) for v in boots.group(1).split(",")) == 8
     shot = tmp_path / "status.png"
-    chromium(f"--screenshot={shot}", "--window-size=1280,1600", url,
-             profile=tmp_path / "profile")
+    chromium(f"--screenshot={shot}", f"--window-size={SHOT_SIZE[0]},{SHOT_SIZE[1]}",
+             url + "?since=2m", profile=tmp_path / "profile")
     image = Image.open(shot).convert("RGB")
-    assert image.size == (1280, 1600)
+    assert image.size == SHOT_SIZE
     colors = image.getcolors(maxcolors=1 << 20) or []
     assert len(colors) > 50  # text and tables, not a blank or error page
     green = sum(n for n, c in colors if c == RUNNING_GREEN)
     assert green > 8 * 1000  # 8 running VMs' rows drawn in the running colour
+    line_green = sum(n for n, c in colors if c == (0x2D, 0xA4, 0x4E))
+    assert line_green > 200  # the chart's "running" line drawn
 
     # It refreshes itself: a browser left on it for 12 s loads it three times (at 0, 5, 10 s).
     metrics_url = f"http://127.0.0.1:{base}/metrics"  # the admin service's
@@ -303,3 +263,43 @@ def test_the_tables_fit_80_columns_and_show_more_at_200(
     if args == ("status",):
         clouds = next(line for line in narrow if line.lstrip("│┃ ").startswith(CLOUD))
         assert "running 8" in clouds
+
+
+def test_cs_status_since_is_the_history_in_80_columns(system: tuple[System, int, int]) -> None:
+    running, _, _ = system
+    points = history(running)
+    assert points and points[0]["vms"] == {CLOUD: {}} and points[-1]["vms"] == {
+        CLOUD: {"running": 8}}
+    screen = on_screen(running, 80, "status", "--since", "1h")
+    rows = [line.split() for line in screen if re.match(r"\s*\d\d:\d\d:\d\d ", line)]
+    assert 2 <= len(rows) <= 20 and all(len(line) <= 80 for line in screen)
+    header = next(line.split() for line in screen if " running " in line)
+    assert header == ["time", "idle", "jobs", "VMs", "running", "start", "retire", "error",
+                      "boots", "fails"]
+    assert rows[-1][1:5] == ["8", "0", "8", "8"]  # idle, jobs running, VMs, VMs running
+    assert sum(int(r[8]) for r in rows) == 8  # every boot, in some step
+    assert "step(s) of" in "\n".join(screen)
+    bad = running.cs("status", "--since", "an hour", check=False)
+    assert bad.returncode == 1 and "'an hour' is not a duration" in bad.stderr
+    far = running.cs("status", "--since", "3d", check=False)
+    assert far.returncode == 1 and "ask for 1 s to 24 h" in far.stderr
+
+
+def test_the_history_outlives_a_restart_of_the_admin_service(
+    system: tuple[System, int, int],
+) -> None:
+    running, _, _ = system
+    before = history(running)
+    admin = running.procs["cs-admin"]
+    admin.terminate()
+    assert admin.wait(15) == 0
+    with (running.workdir / "cs-admin.log").open("ab") as log:
+        running.procs["cs-admin"] = subprocess.Popen(
+            [sys.executable, "-m", "services.admin"], stdout=log, stderr=subprocess.STDOUT,
+            env=running.env)
+    deadline = time.monotonic() + 30
+    while not (after := history(running, check=False)) or after[-1]["at"] <= before[-1]["at"]:
+        assert time.monotonic() < deadline, "no new history point after the restart"
+        time.sleep(0.5)
+    assert {p["at"] for p in before} <= {p["at"] for p in after}
+    assert after[0]["vms"] == {CLOUD: {}}

@@ -16,6 +16,9 @@ from bus.schemas import (
     DeadLetter,
     DemandClass,
     DemandSnapshot,
+    HistoryPoint,
+    HistoryReply,
+    HistoryRequest,
     Instance,
     InstanceList,
     InstancesRequest,
@@ -83,6 +86,9 @@ ACTION = CondorAction(action_id="retire-x", vm_id=VM.vm_id, action="retire", req
 ACTION_DONE = CondorActionDone(action_id="retire-x", vm_id=VM.vm_id, action="retire", contacted=1,
                                at=8.0)
 
+POINT = HistoryPoint(at=9.0, idle={"abc123def0": 5}, running_jobs=2,
+                     labels={"abc123def0": "worker"}, vms={"c1": {"running": 1}}, boots=1)
+
 EXAMPLES: tuple[Message, ...] = (
     ACTION, ACTION_DONE, HEALTH,
     CLASS, REJECTED, DEMAND, STARTD, POOL, CLOUD, SPEC, VM, INTENT, EVENT, DECISION, REPORT,
@@ -95,4 +101,6 @@ EXAMPLES: tuple[Message, ...] = (
     ConfigReloadRequest(),
     ConfigReloadReply(path="/etc/cs.toml", added=("c2",), refreshed=("c1",)),
     CloudCapacity(cloud="c1", source="libvirt host h1", max_cores=16, others_cores=2),
+    POINT, HistoryRequest(since_s=600.0, max_points=10),
+    HistoryReply(interval_s=60.0, step_s=60.0, points=(POINT,)),
 )

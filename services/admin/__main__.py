@@ -10,6 +10,7 @@ from bus.connection import Bus
 from bus.micro import serve
 from runtime import logs
 from runtime.runloop import ServiceBody, service_main
+from services.admin import history
 from services.admin.service import AdminService
 from services.admin.statuspage import StatusPage, listen_address
 from siteconfig import SiteConfig
@@ -21,15 +22,18 @@ def build(site: SiteConfig, log: logging.Logger) -> ServiceBody:
     """The admin service's body: seed cloud records, then answer until stopped."""
 
     page_at = listen_address(site)
+    interval_s = history.interval_of(site)
 
     async def body(bus: Bus, stop: asyncio.Event) -> None:
-        admin = AdminService(bus, site.path)
+        admin = AdminService(bus, site.path, interval_s)
         await admin.seed(site.clouds)
         service = await serve(bus, subjects.ADMIN_SERVICE, "0.1.0", subjects.ADMIN_GROUP,
                               admin.endpoints(), "cloudscheduler admin")
         log.info("%s", logs.fields(event="serving", group=subjects.ADMIN_GROUP,
                                    clouds=len(site.clouds)))
-        page = StatusPage(admin.status_reply, site.site, bus.metrics)
+        recording = asyncio.create_task(history.record(bus, admin.status_reply, interval_s,
+                                                       stop))
+        page = StatusPage(admin.status_reply, site.site, bus.metrics, admin.history_reply)
         if page_at is not None:
             try:
                 port = await page.start(*page_at)
@@ -42,6 +46,7 @@ def build(site: SiteConfig, log: logging.Logger) -> ServiceBody:
                 log.error("%s", problem)
                 bus.note_problem(problem)
         await stop.wait()
+        await recording
         await page.close()
         await service.stop()
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.live import Live
 from rich.markup import escape
@@ -130,11 +131,18 @@ def status(
     nats: NatsOption = None, as_json: JsonOption = False, output: OutputOption = "table",
     watch: Annotated[bool, typer.Option(help="Refresh until Ctrl-C.")] = False,
     interval: Annotated[float, typer.Option(help="Seconds between refreshes.")] = 2.0,
+    since: Annotated[str, typer.Option(
+        help="Instead: how demand and VMs moved over this last while (90s, 15m, 1h, up to "
+        "24h), one row a step.")] = "",
+    rows: Annotated[int, typer.Option(help="Most rows of --since.")] = 20,
 ) -> None:
     """Clouds, VMs with their states, demand, and the planner's reasons."""
     output = _output(output, as_json)
     if watch and output == "json":
         raise _fail("--watch shows tables; use --json without it (or in a loop)")
+    if since:
+        _history(nats, since, rows, output)
+        return
     if not watch:
         reply = _with_bus(nats, lambda bus: AdminClient(bus).status())
         if output == "json":
@@ -170,6 +178,32 @@ def status(
 
     with contextlib.suppress(KeyboardInterrupt):  # a Ctrl-C before the watch began
         _with_bus(nats, refresh)
+
+
+def _history(nats: str | None, since: str, rows: int, output: str) -> None:
+    """`cs status --since`: the history as a table (or JSON)."""
+    from services.admin import charts
+
+    try:
+        since_s = charts.parse_duration(since)
+    except ConfigError as exc:
+        raise _fail(f"--since: {exc}") from None
+    reply = _with_bus(nats, lambda bus: AdminClient(bus).history(since_s, rows))
+    if output == "json":
+        _print_json(reply.model_dump(mode="json"))
+        return
+    step = f"{reply.step_s:g}s" if reply.step_s < 120 else f"{reply.step_s / 60:g}min"
+    title = f"The last {since}: {len(reply.points)} step(s) of {step}"
+    if not reply.points:
+        title += " (no history yet: a point is taken every " \
+            f"{reply.interval_s:g}s by cs-admin)"
+    table = views.Table(title=title, title_justify="left", box=box.SIMPLE_HEAD,
+                        show_edge=False, collapse_padding=True)
+    for header in charts.HISTORY_HEADERS:
+        table.add_column(header, justify="left" if header == "time" else "right")
+    for row in charts.history_rows(reply.points):
+        table.add_row(*row)
+    _show(table, output)
 
 
 @cloud_app.command("list")

@@ -15,6 +15,7 @@ from bus.schemas import PoolSnapshot
 from provisioning.settings import ProvisionerServiceSettings
 from provisioning.userdata import WorkerSettings
 from runtime.observe import PORT_OFFSETS, ObserveSettings
+from services.admin.history import interval_of
 from services.admin.statuspage import listen_address
 from services.planner.core import plan
 from services.planner.settings import PlannerSettings
@@ -64,5 +65,6 @@ def check_config(site: SiteConfig) -> None:
     ProvisionerServiceSettings.from_site(site)
     WorkerSettings.from_site(site)
     listen_address(site)
+    interval_of(site)
     for service in PORT_OFFSETS:
         ObserveSettings.from_site(site, service, {})

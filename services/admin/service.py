@@ -30,6 +30,9 @@ from bus.schemas import (
     ConfigReloadReply,
     ConfigReloadRequest,
     DemandSnapshot,
+    HistoryPoint,
+    HistoryReply,
+    HistoryRequest,
     Message,
     PlanReport,
     PoolSnapshot,
@@ -46,6 +49,7 @@ from bus.schemas import (
 from registry import writes
 from registry.compact import Compactor
 from runtime import logs
+from services.admin import history
 
 log = logging.getLogger("cs-admin")
 
@@ -54,9 +58,11 @@ log = logging.getLogger("cs-admin")
 class AdminService:
     """Answers the CLI; writes desired state to KV."""
 
-    def __init__(self, bus: Bus, config_path: Path | None = None) -> None:
+    def __init__(self, bus: Bus, config_path: Path | None = None,
+                 history_interval_s: float = history.DEFAULT_INTERVAL_S) -> None:
         self.bus = bus
         self.config_path = config_path
+        self.history_interval_s = history_interval_s
         self.clouds: TypedKv[CloudRecord] = bus.kv(subjects.CLOUDS_BUCKET, CloudRecord)
         self.vms: TypedKv[VmRecord] = bus.kv(subjects.VMS_BUCKET, VmRecord)
         self.health: TypedKv[CloudHealth] = bus.kv(subjects.HEALTH_BUCKET, CloudHealth)
@@ -105,7 +111,26 @@ class AdminService:
             Endpoint(subjects.ADMIN_VM_KILL, VmKillRequest, self.kill),
             Endpoint(subjects.ADMIN_VM_DRAIN, VmDrainRequest, self.drain),
             Endpoint(subjects.ADMIN_CONFIG_RELOAD, ConfigReloadRequest, self.reload),
+            Endpoint(subjects.ADMIN_HISTORY, HistoryRequest, self.history),
         ]
+
+    async def history(self, request: HistoryRequest) -> Message:
+        """The history of the last `since_s` seconds in at most `max_points` steps."""
+        return await self.history_reply(request.since_s, request.max_points)
+
+    async def history_reply(self, since_s: float, max_points: int = 120) -> HistoryReply:
+        """What `history` answers, typed (the status page draws it too)."""
+        if not 0 < since_s <= subjects.HISTORY_MAX_AGE_S:
+            raise AdminError("400", f"history since {since_s:.0f}s: ask for 1 s to "
+                             f"{subjects.HISTORY_MAX_AGE_S / 3600:.0f} h (what is kept)")
+        if not 1 <= max_points <= history.MAX_POINTS:
+            raise AdminError("400", f"history in {max_points} points: ask for 1 to "
+                             f"{history.MAX_POINTS}")
+        now = time.time()
+        points = await self.bus.read_since(subjects.HISTORY_STREAM, subjects.history(),
+                                           now - since_s, HistoryPoint)
+        return history.downsample(points, self.history_interval_s, now - since_s, now,
+                                  max_points)
 
     async def _select(self, request: VmKillRequest, verb: str
                       ) -> tuple[list[tuple[str, Versioned[VmRecord]]], list[Skipped]]:

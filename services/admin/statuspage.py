@@ -14,17 +14,23 @@ import html
 import json
 import logging
 import time
+import urllib.parse
 from collections.abc import Awaitable, Callable
 
-from bus.errors import ConfigError
+from bus.errors import AdminError, ConfigError
 from bus.metrics import Metrics
-from bus.schemas import StatusReply
-from services.admin import views
+from bus.schemas import HistoryReply, StatusReply
+from services.admin import charts, views
+from services.admin.history import StatusSource
 from siteconfig import SiteConfig
 
 log = logging.getLogger("cs-admin")
 
 REFRESH_S = 5
+CHART_POINTS = 240
+"""Points per chart line: finer than the page is wide enough to show."""
+HistorySource = Callable[[float, int], Awaitable[HistoryReply]]
+"""The history of the last so many seconds in at most so many points."""
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 1.5em; color: #1d232a; background: #fafbfc; }
 h1 { font-size: 1.4em; margin: 0 0 .2em 0; } h2 { font-size: 1.1em; margin: 1.4em 0 .4em 0; }
@@ -34,6 +40,10 @@ th { background: #eef1f4; } .muted { color: #57606a; }
 .ok { color: #1a7f37; font-weight: 600; } .bad { color: #cf222e; font-weight: 600; }
 .running { background: #dafbe1; } .error { background: #ffebe9; }
 .booting, .requested { background: #fff8c5; }
+.charts { display: flex; flex-wrap: wrap; gap: .8em; }
+.chart { background: white; border: 1px solid #d0d7de; }
+.chart .grid { stroke: #eef1f4; } .chart .tick, .chart .legend { font-size: 11px; fill: #57606a; }
+.chart .chart-title { font-size: 13px; font-weight: 600; fill: #1d232a; }
 """
 
 
@@ -49,8 +59,8 @@ def _table(headers: list[str], rows: list[list[str]], row_class: list[str] | Non
     return f'<table id="{table_id}"><tr>{head}</tr>{"".join(body)}</table>'
 
 
-def render(status: StatusReply, now: float, site: str) -> str:
-    """The whole page for one status."""
+def render(status: StatusReply, now: float, site: str, charts: str = "") -> str:
+    """The whole page for one status (and the history's charts, drawn already)."""
     startds = views.startd_states(status)
     clouds = _table(
         ["cloud", "provider", "enabled", "max VMs", "VMs by state", "health"],
@@ -65,7 +75,8 @@ def render(status: StatusReply, now: float, site: str) -> str:
         ["service", "host", "pid", "reconnects", "problems"],
         [[s.service, s.host, str(s.pid), str(s.reconnects), "; ".join(s.problems) or "-"]
          for s in status.services], table_id="services")
-    parts = [f"<h2>Clouds</h2>{clouds}", f"<h2>VMs ({len(status.vms)})</h2>{vms}",
+    parts = [f'<div class="charts">{charts}</div>' if charts else "",
+             f"<h2>Clouds</h2>{clouds}", f"<h2>VMs ({len(status.vms)})</h2>{vms}",
              f"<h2>Services</h2>{services}"]
     demand = status.demand
     if demand is None:
@@ -101,17 +112,15 @@ def render(status: StatusReply, now: float, site: str) -> str:
             + "".join(parts) + "</body></html>")
 
 
-StatusSource = Callable[[], Awaitable[StatusReply]]
-
-
 class StatusPage:
     """Serves the page until closed."""
 
-    def __init__(self, status: StatusSource, site: str, metrics: Metrics | None = None
-                 ) -> None:
+    def __init__(self, status: StatusSource, site: str, metrics: Metrics | None = None,
+                 history: HistorySource | None = None) -> None:
         self.status = status
         self.site = site
         self.metrics = metrics
+        self.history = history
         self._server: asyncio.Server | None = None
 
     async def start(self, host: str, port: int) -> int:
@@ -131,7 +140,8 @@ class StatusPage:
             request = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
             words = request.split(b"\r\n", 1)[0].decode("latin-1").split(" ")
             method, path = words[0], words[1] if len(words) > 1 else "/"
-            status, ctype, body = await self._answer(method, path.split("?", 1)[0])
+            route, _, query = path.partition("?")
+            status, ctype, body = await self._answer(method, route, query)
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError,
                 ConnectionError):
             writer.close()
@@ -147,7 +157,20 @@ class StatusPage:
             await writer.drain()
         writer.close()
 
-    async def _answer(self, method: str, path: str) -> tuple[str, str, bytes]:
+    async def _charts(self, query: str, now: float) -> str:
+        """The history's charts over `?since=` (default the last hour); a bad value is said
+        on the page, not answered with an error."""
+        if self.history is None:
+            return ""
+        text = urllib.parse.parse_qs(query).get("since", ["1h"])[-1]
+        try:
+            since_s = charts.parse_duration(text)
+            reply = await self.history(since_s, CHART_POINTS)
+        except (ConfigError, AdminError) as exc:
+            return f'<p class="bad">history: {html.escape(str(exc))}</p>'
+        return charts.history_charts(reply, now - since_s, now)
+
+    async def _answer(self, method: str, path: str, query: str = "") -> tuple[str, str, bytes]:
         if method != "GET":
             return "405 Method Not Allowed", "text/plain", b"read-only: GET only\n"
         if self.metrics is not None and path in ("/", "/index.html", "/status.json"):
@@ -156,12 +179,13 @@ class StatusPage:
             doc = views.status_json(await self.status())
             return "200 OK", "application/json", json.dumps(doc).encode()
         if path in ("/", "/index.html"):
-            page = render(await self.status(), time.time(), self.site)
+            now = time.time()
+            page = render(await self.status(), now, self.site, await self._charts(query, now))
             return "200 OK", "text/html; charset=utf-8", page.encode()
         return "404 Not Found", "text/plain", b"not found: try / or /status.json\n"
 
 
-ADMIN_KEYS = frozenset({"status_page"})
+ADMIN_KEYS = frozenset({"status_page", "history_interval_s"})
 """The keys of the `[admin]` table."""
 
 
