@@ -22,6 +22,7 @@ from bus.schemas import CloudRecord, LibvirtCloud, OpenstackCloud
 from provisioning.settings import ProvisionerServiceSettings, ProvisionerSettings
 from provisioning.userdata import WorkerSettings
 from runtime.observe import ObserveSettings
+from services.admin import history
 from services.admin.statuspage import ADMIN_KEYS
 from services.planner.decisions import Policy
 from services.planner.settings import PlannerSettings
@@ -184,7 +185,8 @@ def test_documented_defaults_are_the_code_defaults(tmp_path: Path) -> None:
         provisioner.loops, WorkerSettings.from_site(site),
         ObserveSettings.from_site(site, "cs-admin", {}), libvirt, libvirt.libvirt,
         openstack.openstack]
-    actual: dict[str, Any] = {"admin:status_page": ""}  # [admin] is read into an address
+    actual: dict[str, Any] = {"admin:status_page": "",  # [admin] is read into an address
+                              "admin:history_interval_s": history.DEFAULT_INTERVAL_S}
     for obj in instances:
         table, named = FIELDS[type(obj)]
         for name in _fields(type(obj)):
@@ -210,19 +212,21 @@ def test_the_architecture_names_every_subject_stream_and_bucket() -> None:
     text = (DOCS / "architecture.md").read_text()
     # The docs write a subject's variable tokens as <cloud>, <vm>, ...
     plain = re.sub(r"<[a-z]+>", "X", text)
-    for name in ("INTENT_STREAM", "CONDOR_STREAM", "SNAPSHOT_STREAM", "CLOUDS_BUCKET",
+    for name in ("INTENT_STREAM", "CONDOR_STREAM", "SNAPSHOT_STREAM", "HISTORY_STREAM",
+                 "CLOUDS_BUCKET",
                  "VMS_BUCKET", "HEALTH_BUCKET", "CAPACITY_BUCKET", "SERVICES_BUCKET"):
         assert getattr(subjects, name) in text, f"{name} missing from docs/architecture.md"
     for name, fn in inspect.getmembers(subjects, inspect.isfunction):
         if fn.__module__ != subjects.__name__ or name in (
                 "check_token", "snapshot_subjects", "intent_durable", "service_key", "vm_key",
-                "admin_endpoint", "provider_group"):
+                "admin_endpoint", "provider_group", "history_point_id"):
             continue
         subject = fn(*["X"] * len(inspect.signature(fn).parameters))
         assert subject in plain, f"subject {subject} ({name}) missing from docs/architecture.md"
     for endpoint in (subjects.ADMIN_STATUS, subjects.ADMIN_CLOUD_ENABLE,
                      subjects.ADMIN_CLOUD_DISABLE, subjects.ADMIN_VM_KILL,
-                     subjects.ADMIN_VM_DRAIN, subjects.ADMIN_CONFIG_RELOAD):
+                     subjects.ADMIN_VM_DRAIN, subjects.ADMIN_CONFIG_RELOAD,
+                     subjects.ADMIN_HISTORY):
         assert subjects.admin_endpoint(endpoint) in text, endpoint
 
 
