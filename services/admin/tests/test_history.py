@@ -8,9 +8,10 @@ import pytest
 from bus import subjects
 from bus.errors import ConfigError
 from bus.permissions import roles
-from bus.schemas import DemandClass, HistoryPoint
+from bus.schemas import DemandClass, HistoryPoint, HistoryReply, StatusReply
 from bus.tests.examples import CLOUD_STATUS, DEMAND, STATUS, VM
-from services.admin import charts, history
+from services.admin import charts, history, statuspage
+from services.admin.statuspage import StatusPage
 
 
 def test_a_point_holds_idle_per_class_vms_per_cloud_and_state_and_new_boots() -> None:
@@ -77,3 +78,22 @@ def test_only_the_admin_writes_the_history_and_a_viewer_may_ask_for_it() -> None
     assert writers == {"admin"}
     ask = subjects.admin_endpoint(subjects.ADMIN_HISTORY)
     assert ask in table["viewer"].publish
+
+
+async def test_the_page_draws_the_history_and_says_what_is_wrong_with_a_bad_since() -> None:
+    asked: list[tuple[float, int]] = []
+
+    async def status() -> StatusReply:
+        return STATUS
+
+    async def past(since_s: float, max_points: int) -> HistoryReply:
+        asked.append((since_s, max_points))
+        return history.downsample(points(3), 1.0, 0.0, 1e12, max_points)
+
+    page = StatusPage(status, "site", history=past)
+    code, _, body = await page._answer("GET", "/", "since=2h")
+    assert code == "200 OK" and asked == [(7200.0, statuspage.CHART_POINTS)]
+    assert b'data-label="all VMs" data-values="0,1,2"' in body
+    code, _, body = await page._answer("GET", "/", "since=soon")
+    assert code == "200 OK" and b"history: &#x27;soon&#x27; is not a duration" in body
+    assert VM.vm_id.encode() in body  # the tables are there all the same
