@@ -141,6 +141,8 @@ def status(
     if watch and output == "json":
         raise _fail("--watch shows tables; use --json without it (or in a loop)")
     if since:
+        if watch:
+            raise _fail("--since shows the history once; use --watch without it")
         _history(nats, since, rows, output)
         return
     if not watch:
