@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from nats.aio.msg import Msg
@@ -19,12 +20,16 @@ from bus.schemas import (
     HistoryRequest,
     InstanceList,
     InstancesRequest,
+    Startd,
     StatusReply,
     StatusRequest,
     VmDrainReply,
     VmDrainRequest,
     VmKillReply,
     VmKillRequest,
+    VmListReply,
+    VmListRequest,
+    VmRecord,
 )
 
 
@@ -74,6 +79,32 @@ class AdminClient:
         return await self.bus.request(
             subjects.admin_endpoint(subjects.ADMIN_STATUS), StatusRequest(), StatusReply,
             self.timeout_s)
+
+    async def vm_pages(self, cloud: str = "", limit: int = 1000
+                       ) -> AsyncIterator[VmListReply]:
+        """The registry page by page (on `cloud`, or every cloud), in key order."""
+        after = ""
+        while True:
+            page = await self.bus.request(
+                subjects.admin_endpoint(subjects.ADMIN_VM_LIST),
+                VmListRequest(cloud=cloud, after=after, limit=limit), VmListReply,
+                self.timeout_s)
+            yield page
+            if not page.next_after:
+                return
+            after = page.next_after
+
+    async def full_status(self, cloud: str = "") -> StatusReply:
+        """The status with every VM (on `cloud`, or all) and every slot of theirs, gathered
+        page by page: what `cs status --json` and v1's commands show."""
+        status = await self.status()
+        vms: list[VmRecord] = []
+        slots: list[Startd] = []
+        async for page in self.vm_pages(cloud):
+            vms += page.vms
+            slots += page.startds
+        pool = status.pool.model_copy(update={"startds": tuple(slots)}) if status.pool else None
+        return status.model_copy(update={"vms": tuple(vms), "pool": pool})
 
     async def history(self, since_s: float, max_points: int) -> HistoryReply:
         """The site's history over the last `since_s` seconds, in at most `max_points`."""

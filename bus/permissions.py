@@ -150,7 +150,8 @@ def roles() -> dict[str, Role]:
             subscribe=(*common_sub, subjects.everything())),
         "viewer": Role(
             publish=(subjects.admin_endpoint(subjects.ADMIN_STATUS),
-                     subjects.admin_endpoint(subjects.ADMIN_HISTORY), subjects.SERVICE_INFO,
+                     subjects.admin_endpoint(subjects.ADMIN_HISTORY),
+                     subjects.admin_endpoint(subjects.ADMIN_VM_LIST), subjects.SERVICE_INFO,
                      f"{subjects.SERVICE_INFO}.>",
                      f"{subjects.ROOT}.provider.*.{subjects.PROVIDER_INSTANCES}"),
             subscribe=tuple(common_sub)),

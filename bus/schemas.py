@@ -480,18 +480,58 @@ class ServiceHealth(Message):
 
 
 class StatusReply(Message):
-    """Everything an operator sees in `cs status`."""
+    """Everything an operator sees in `cs status`, in a size that does not grow with the
+    registry: VM counts per cloud and state, and only the VMs that need attention (every VM
+    comes page by page from `cs.admin.vm-list`)."""
 
     clouds: tuple[CloudStatus, ...] = ()
     services: tuple[ServiceHealth, ...] = ()
     vms: tuple[VmRecord, ...] = ()
+    """VMs that need attention (in error, retiring, being deleted, or starting for longer
+    than they should), the first ATTENTION_MAX of them by cloud and name."""
     demand: DemandSnapshot | None = None
     pool: PoolSnapshot | None = None
+    """The poller's pool snapshot, with the slots of the VMs in `vms` only."""
     plan: PlanReport | None = None
+    vm_total: int = 0
+    """VMs in the registry."""
+    attention_total: int = 0
+    """VMs that need attention (`vms` holds the first of them)."""
+    slots_total: int = 0
+    """Slots of ours in the pool snapshot."""
 
     def summary(self) -> str:
-        """`status 2 clouds, 8 VMs`."""
-        return f"status {len(self.clouds)} clouds, {len(self.vms)} VMs"
+        """`status 2 clouds, 8 VMs, 1 needing attention`."""
+        return (f"status {len(self.clouds)} clouds, {self.vm_total} VMs, "
+                f"{self.attention_total} needing attention")
+
+
+ATTENTION_MAX = 500
+"""Most VMs needing attention that one status reply carries."""
+
+
+class VmListRequest(Message):
+    """One page of the registry: VMs after `after` (a registry key, `<cloud>.<vm>`; "" for
+    the first page), in key order, on `cloud` ("" for every cloud)."""
+
+    cloud: str = ""
+    after: str = ""
+    limit: int = 1000
+
+
+class VmListReply(Message):
+    """One page of VMs with their slots in the pool; `next_after` asks for the next page
+    ("" when this was the last)."""
+
+    vms: tuple[VmRecord, ...] = ()
+    startds: tuple[Startd, ...] = ()
+    next_after: str = ""
+    total: int = 0
+    """VMs the listing covers (on `cloud`, or all), when this page was read."""
+
+    def summary(self) -> str:
+        """`8 of 100000 VMs`."""
+        return f"{len(self.vms)} of {self.total} VMs" + (" (more)" if self.next_after else "")
 
 
 class CloudToggleRequest(Message):
@@ -665,5 +705,7 @@ ALL_SCHEMAS: tuple[type[Message], ...] = (
     HistoryPoint,
     HistoryRequest,
     HistoryReply,
+    VmListRequest,
+    VmListReply,
 )
 """Every schema, by which `Cs-Type` header values are resolved."""

@@ -226,7 +226,7 @@ def test_the_architecture_names_every_subject_stream_and_bucket() -> None:
     for endpoint in (subjects.ADMIN_STATUS, subjects.ADMIN_CLOUD_ENABLE,
                      subjects.ADMIN_CLOUD_DISABLE, subjects.ADMIN_VM_KILL,
                      subjects.ADMIN_VM_DRAIN, subjects.ADMIN_CONFIG_RELOAD,
-                     subjects.ADMIN_HISTORY):
+                     subjects.ADMIN_HISTORY, subjects.ADMIN_VM_LIST):
         assert subjects.admin_endpoint(endpoint) in text, endpoint
 
 

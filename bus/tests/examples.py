@@ -40,6 +40,8 @@ from bus.schemas import (
     VmEvent,
     VmKillReply,
     VmKillRequest,
+    VmListReply,
+    VmListRequest,
     VmRecord,
     VmSpec,
 )
@@ -79,7 +81,7 @@ SERVICE = ServiceHealth(service="cs-planner", instance="host1-42", host="host1",
                         started_at=1.0, seen_at=9.0, reconnects=1,
                         problems=('nats: permissions violation for publish to "cs.intent.c1"',))
 STATUS = StatusReply(clouds=(CLOUD_STATUS,), vms=(VM,), demand=DEMAND, pool=POOL, plan=REPORT,
-                     services=(SERVICE,))
+                     services=(SERVICE,), vm_total=1, attention_total=1, slots_total=1)
 
 ACTION = CondorAction(action_id="retire-x", vm_id=VM.vm_id, action="retire", requested_at=7.0,
                       reason="idle past keep-alive")
@@ -103,4 +105,6 @@ EXAMPLES: tuple[Message, ...] = (
     CloudCapacity(cloud="c1", source="libvirt host h1", max_cores=16, others_cores=2),
     POINT, HistoryRequest(since_s=600.0, max_points=10),
     HistoryReply(interval_s=60.0, step_s=60.0, points=(POINT,)),
+    VmListRequest(cloud="c1", after="c1.a", limit=10),
+    VmListReply(vms=(VM,), startds=(STARTD,), next_after="c1.b", total=3),
 )

@@ -31,9 +31,10 @@ def build(site: SiteConfig, log: logging.Logger) -> ServiceBody:
                               admin.endpoints(), "cloudscheduler admin")
         log.info("%s", logs.fields(event="serving", group=subjects.ADMIN_GROUP,
                                    clouds=len(site.clouds)))
-        recording = asyncio.create_task(history.record(bus, admin.status_reply, interval_s,
-                                                       stop))
-        page = StatusPage(admin.status_reply, site.site, bus.metrics, admin.history_reply)
+        recording = asyncio.create_task(history.record(bus, admin.history_point,
+                                                       interval_s, stop))
+        page = StatusPage(admin.status_reply, site.site, bus.metrics, admin.history_reply,
+                          admin.vm_page)
         if page_at is not None:
             try:
                 port = await page.start(*page_at)

@@ -9,6 +9,7 @@ import logging
 import os
 import signal
 import sys
+import textwrap
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -26,7 +27,7 @@ from bus import codec, subjects
 from bus.client import AdminClient, discover
 from bus.connection import Bus, redacted
 from bus.errors import AdminError, BusUnavailable, ConfigError, DecodeError
-from bus.schemas import VmDrainRequest, VmKillRequest
+from bus.schemas import PoolSnapshot, StatusReply, VmDrainRequest, VmKillRequest
 from services.admin import views
 
 T = TypeVar("T")
@@ -135,8 +136,12 @@ def status(
         help="Instead: how demand and VMs moved over this last while (90s, 15m, 1h, up to "
         "24h), one row a step.")] = "",
     rows: Annotated[int, typer.Option(help="Most rows of --since.")] = 20,
+    every_vm: Annotated[bool, typer.Option(
+        "--all", help="Every VM, not only those that need attention (--json has them all).")
+    ] = False,
 ) -> None:
-    """Clouds, VMs with their states, demand, and the planner's reasons."""
+    """Clouds with their VMs by state, the VMs that need attention, demand, and the
+    planner's reasons."""
     output = _output(output, as_json)
     if watch and output == "json":
         raise _fail("--watch shows tables; use --json without it (or in a loop)")
@@ -145,8 +150,11 @@ def status(
             raise _fail("--since shows the history once; use --watch without it")
         _history(nats, since, rows, output)
         return
+    def read(client: AdminClient) -> Awaitable[StatusReply]:
+        return client.full_status() if every_vm or output == "json" else client.status()
+
     if not watch:
-        reply = _with_bus(nats, lambda bus: AdminClient(bus).status())
+        reply = _with_bus(nats, lambda bus: read(AdminClient(bus)))
         if output == "json":
             _print_json(views.status_json(reply))
         else:
@@ -169,13 +177,13 @@ def status(
             # Piped or logged: one dated status after another, not a redrawn screen.
             while True:
                 out.rule(time.strftime("%Y-%m-%d %H:%M:%S"))
-                out.print(views.status_tables(await client.status(), width=_width(output)))
+                out.print(views.status_tables(await read(client), width=_width(output)))
                 if await stopped():
                     return
-        with Live(views.status_tables(await client.status(), width=_width(output)),
+        with Live(views.status_tables(await read(client), width=_width(output)),
                   console=out, auto_refresh=False, screen=False) as live:
             while not await stopped():
-                live.update(views.status_tables(await client.status(), width=_width(output)),
+                live.update(views.status_tables(await read(client), width=_width(output)),
                             refresh=True)
 
     with contextlib.suppress(KeyboardInterrupt):  # a Ctrl-C before the watch began
@@ -274,14 +282,39 @@ def vm_list(
 ) -> None:
     """VMs with cloud, type, state, age and startd state."""
     output = _output(output, as_json)
-    reply = _with_bus(nats, lambda bus: AdminClient(bus).status())
-    vms = [vm for vm in views.status_json(reply)["vms"] if not cloud or vm["cloud"] == cloud]
-    if output == "json":
-        _print_json(vms)
-    else:
-        _show(views.vms_table(reply.model_copy(update={"vms": tuple(
-            v for v in reply.vms if not cloud or v.cloud == cloud)}), time.time(),
-            _width(output)), output)
+    if cloud:
+        try:
+            subjects.check_token(cloud, "cloud")
+        except ConfigError as exc:
+            raise _fail(str(exc)) from None
+
+    async def work(bus: Bus) -> None:
+        # Printed page by page as the pages come: the first line does not wait for the
+        # last of 100,000 VMs.
+        only: set[str] | None = None
+        first = True
+        async for page in AdminClient(bus).vm_pages(cloud or ""):
+            reply = StatusReply(vms=page.vms, pool=PoolSnapshot(
+                source="", taken_at=0.0, startds=page.startds))
+            if output == "json":
+                for i, doc in enumerate(views.status_json(reply)["vms"]):
+                    lead = "[\n" if first and i == 0 else ",\n"
+                    print(lead + textwrap.indent(json.dumps(doc, indent=2, sort_keys=True),
+                                                 "  "), end="")
+                    first = False
+                continue
+            table = views.vms_table(reply, time.time(), _width(output),
+                                    title=f"VMs ({page.total})", only=only, header=first)
+            if first:
+                only = {str(col.header) for col in table.columns}
+            first = False
+            _show(table, output)
+        if output == "json":
+            print("[]" if first else "\n]")
+        elif first:
+            _show(views.vms_table(StatusReply(), time.time(), _width(output)), output)
+
+    _with_bus(nats, work)
 
 
 @vm_app.command("kill")
@@ -352,7 +385,7 @@ async def _wait_gone(client: AdminClient, pending: dict[str, str], timeout: floa
         task = progress.add_task(doing, total=total)
         deadline = asyncio.get_running_loop().time() + timeout
         while pending:
-            status = await client.status()
+            status = await client.full_status()
             # A drained VM's record lives on under the kill's intent until deleted; a record
             # of the same name created after the request is a new VM.
             still = {vm.vm_id for vm in status.vms

@@ -11,12 +11,12 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from bus import subjects
 from bus.connection import Bus
 from bus.errors import ConfigError
-from bus.schemas import HistoryPoint, HistoryReply, StatusReply
+from bus.schemas import HistoryPoint, HistoryReply, StatusReply, VmRecord
 from runtime import logs
 from siteconfig import SiteConfig
 
@@ -34,9 +34,10 @@ StatusSource = Callable[[], Awaitable[StatusReply]]
 """Where the status comes from (the admin service's own reading of KV and the streams)."""
 
 
-def take(status: StatusReply, since: float, now: float) -> HistoryPoint:
+def take(status: StatusReply, vms: Sequence[VmRecord], since: float, now: float
+         ) -> HistoryPoint:
     """The point for `now`: idle jobs per class, VMs per cloud and state, and the boots and
-    failures since `since` (the previous point)."""
+    failures (in `vms`, the whole registry) since `since` (the previous point)."""
     idle: dict[str, int] = {}
     labels: dict[str, str] = {}
     running = 0
@@ -47,25 +48,27 @@ def take(status: StatusReply, since: float, now: float) -> HistoryPoint:
         key = cls.key if i < MAX_CLASSES else OTHER
         idle[key] = idle.get(key, 0) + cls.idle
         labels[key] = cls.vm_type if i < MAX_CLASSES else OTHER
-    vms: dict[str, dict[str, int]] = {c.name: dict(c.vms_by_state) for c in status.clouds}
-    boots = sum(since < vm.created_at <= now for vm in status.vms)
-    failures = sum(vm.state == "error" and since < vm.updated_at <= now for vm in status.vms)
-    return HistoryPoint(at=now, idle=idle, running_jobs=running, labels=labels, vms=vms,
+    by_cloud = {c.name: dict(c.vms_by_state) for c in status.clouds}
+    boots = sum(since < vm.created_at <= now for vm in vms)
+    failures = sum(vm.state == "error" and since < vm.updated_at <= now for vm in vms)
+    return HistoryPoint(at=now, idle=idle, running_jobs=running, labels=labels, vms=by_cloud,
                         boots=boots, failures=failures)
 
 
 def downsample(points: list[HistoryPoint], interval_s: float, since: float, now: float,
                max_points: int) -> HistoryReply:
     """The points of [since, now], all of them while they are at most `max_points`; else
-    one a step of (now - since) / max_points: the step's last point for the gauges (idle
-    jobs, VMs), with the boots and failures of the whole step added up."""
+    one a step of 1/max_points of the time they cover: the step's last point for the gauges
+    (idle jobs, VMs), with the boots and failures of the whole step added up."""
     inside = sorted((p for p in points if since <= p.at <= now), key=lambda p: p.at)
     if len(inside) <= max_points:
         return HistoryReply(interval_s=interval_s, step_s=interval_s, points=tuple(inside))
-    step = max(interval_s, (now - since) / max_points)
+    start = inside[0].at  # a history younger than the span asked for is spread over it
+    step = max(interval_s, (now - start) / max_points)
     buckets: dict[int, list[HistoryPoint]] = {}
-    for point in inside:
-        buckets.setdefault(int((point.at - since) // step), []).append(point)
+    for point in inside:  # a point at `now` itself belongs to the last step
+        buckets.setdefault(min(int((point.at - start) // step), max_points - 1),
+                           []).append(point)
     out = [group[-1].model_copy(update={"boots": sum(p.boots for p in group),
                                         "failures": sum(p.failures for p in group)})
            for _, group in sorted(buckets.items())]
@@ -83,7 +86,11 @@ def interval_of(site: SiteConfig) -> float:
     return value
 
 
-async def record(bus: Bus, status: StatusSource, interval_s: float,
+PointSource = Callable[[float, float], Awaitable[HistoryPoint]]
+"""The point for a moment (`now`), with the boots and failures since another (`since`)."""
+
+
+async def record(bus: Bus, point_at: PointSource, interval_s: float,
                  stop: asyncio.Event) -> None:
     """Publish a point at every step boundary until `stop`. Every admin replica does; the
     stream keeps one point per step (the message id is the step's number)."""
@@ -96,7 +103,7 @@ async def record(bus: Bus, status: StatusSource, interval_s: float,
             return
         now = time.time()
         try:
-            point = take(await status(), last, now)
+            point = await point_at(last, now)
             await bus.js_publish(subjects.history(), point,
                                  msg_id=subjects.history_point_id(int(now // interval_s)))
             last = now

@@ -8,6 +8,8 @@ of a cloud that already has a record.
 
 from __future__ import annotations
 
+import asyncio
+import bisect
 import logging
 import time
 from collections import Counter
@@ -21,6 +23,7 @@ from bus.connection import Bus, TypedKv, Versioned
 from bus.errors import AdminError, ConfigError
 from bus.micro import Endpoint
 from bus.schemas import (
+    ATTENTION_MAX,
     CloudCapacity,
     CloudHealth,
     CloudRecord,
@@ -44,6 +47,8 @@ from bus.schemas import (
     VmDrainRequest,
     VmKillReply,
     VmKillRequest,
+    VmListReply,
+    VmListRequest,
     VmRecord,
 )
 from registry import writes
@@ -52,6 +57,22 @@ from runtime import logs
 from services.admin import history
 
 log = logging.getLogger("cs-admin")
+
+REGISTRY_REUSE_S = 2.0
+"""How long one read of the registry serves the next pages of a listing."""
+VM_PAGE_MAX = 5000
+"""Most VMs one page of `vm-list` may hold (a page of VM records stays well under NATS'
+1 MB message limit once compressed)."""
+STARTING_TOO_LONG_S = 300.0
+"""A VM requested or booting for longer than this needs attention."""
+
+
+def needs_attention(vm: VmRecord, now: float) -> bool:
+    """Whether an operator should look at `vm`: in error, retiring, being deleted, or
+    starting for longer than STARTING_TOO_LONG_S."""
+    if vm.state in ("error", "retiring", "deleting"):
+        return True
+    return vm.state in ("requested", "booting") and now - vm.created_at > STARTING_TOO_LONG_S
 
 
 
@@ -69,6 +90,9 @@ class AdminService:
         self.services: TypedKv[ServiceHealth] = bus.kv(subjects.SERVICES_BUCKET, ServiceHealth)
         self.capacity: TypedKv[CloudCapacity] = bus.kv(subjects.CAPACITY_BUCKET,
                                                        CloudCapacity)
+        self._reading = asyncio.Lock()
+        self._read: list[tuple[str, VmRecord]] = []
+        self._read_at = -REGISTRY_REUSE_S - 1.0
 
     async def seed(self, configured: Sequence[CloudRecord]) -> dict[str, tuple[str, ...]]:
         """Make KV hold every configured cloud, keeping each existing record's enabled flag;
@@ -112,7 +136,13 @@ class AdminService:
             Endpoint(subjects.ADMIN_VM_DRAIN, VmDrainRequest, self.drain),
             Endpoint(subjects.ADMIN_CONFIG_RELOAD, ConfigReloadRequest, self.reload),
             Endpoint(subjects.ADMIN_HISTORY, HistoryRequest, self.history),
+            Endpoint(subjects.ADMIN_VM_LIST, VmListRequest, self.vm_list),
         ]
+
+    async def history_point(self, since: float, now: float) -> HistoryPoint:
+        """The site now, for the history (boots and failures since `since`)."""
+        status = await self.status_reply()  # reads the registry afresh: self._read
+        return history.take(status, [vm for _, vm in self._read], since, now)
 
     async def history(self, request: HistoryRequest) -> Message:
         """The history of the last `since_s` seconds in at most `max_points` steps."""
@@ -218,13 +248,52 @@ class AdminService:
         """Clouds, VMs, demand and the planner's latest reasons."""
         return await self.status_reply()
 
+    async def _registry(self, reuse: bool = False) -> list[tuple[str, VmRecord]]:
+        """The registry in key order: read afresh, or (`reuse`) as read within the last
+        REGISTRY_REUSE_S, so a client paging through 100,000 VMs costs one read, not one a
+        page. Pages are asked for by key, so a page read from a newer copy goes on after
+        the last key seen, neither repeating nor skipping a VM that stayed."""
+        async with self._reading:
+            fresh = time.monotonic() - self._read_at <= REGISTRY_REUSE_S
+            if not (reuse and fresh):
+                # Compacted as read: the whole registry at once, 20,000 VMs at 1 KB each,
+                # not 3.
+                entries = await self.vms.items(compact=Compactor())
+                self._read = sorted(((k, v.value) for k, v in entries.items()),
+                                    key=lambda kv: kv[0])
+                self._read_at = time.monotonic()
+            return self._read
+
+    async def vm_list(self, request: VmListRequest) -> Message:
+        """One page of the registry, in key order, with the VMs' slots."""
+        return await self.vm_page(request)
+
+    async def vm_page(self, request: VmListRequest) -> VmListReply:
+        """What `vm_list` answers, typed (the status page pages through it too)."""
+        if not 1 <= request.limit <= VM_PAGE_MAX:
+            raise AdminError("400", f"a page of {request.limit} VMs: ask for 1 to {VM_PAGE_MAX}")
+        registry = await self._registry(reuse=bool(request.after))
+        if request.cloud:
+            head = f"{request.cloud}."
+            lo = bisect.bisect_left(registry, head, key=lambda kv: kv[0])
+            hi = bisect.bisect_left(registry, f"{request.cloud}/", key=lambda kv: kv[0])
+            registry = registry[lo:hi]  # "/" sorts right after "."
+        start = bisect.bisect_right(registry, request.after, key=lambda kv: kv[0])
+        page = registry[start:start + request.limit]
+        ids = {vm.vm_id for _, vm in page}
+        pool = await self.bus.last(subjects.pool(), PoolSnapshot)
+        startds = tuple(s for s in (pool.value.startds if pool else ()) if s.vm_id in ids)
+        more = start + request.limit < len(registry)
+        return VmListReply(vms=tuple(vm for _, vm in page), startds=startds,
+                           next_after=page[-1][0] if more and page else "",
+                           total=len(registry))
+
     async def status_reply(self) -> StatusReply:
         """What `status` answers, typed (the status page reads it too)."""
+        now = time.time()
         clouds = [v.value for v in (await self.clouds.items()).values()]
         health = {k: v.value for k, v in (await self.health.items()).items()}
-        # Compacted as read: the whole registry at once, 20,000 VMs at 1 KB each, not 3.
-        vms = sorted((v.value for v in (await self.vms.items(compact=Compactor())).values()),
-                     key=lambda vm: (vm.cloud, vm.vm_id))
+        vms = [vm for _, vm in await self._registry()]
         capacity = {k: v.value for k, v in (await self.capacity.items()).items()}
         by_cloud: dict[str, Counter[str]] = {}
         cores: Counter[str] = Counter()
@@ -233,11 +302,15 @@ class AdminService:
             by_cloud.setdefault(vm.cloud, Counter())[vm.state] += 1
             cores[vm.cloud] += vm.spec.cores
             memory[vm.cloud] += vm.spec.memory_mb
+        attention = [vm for vm in vms if needs_attention(vm, now)]
+        shown = sorted(attention, key=lambda vm: (vm.cloud, vm.vm_id))[:ATTENTION_MAX]
         demand = await self.bus.last(subjects.demand(), DemandSnapshot)
         pool = await self.bus.last(subjects.pool(), PoolSnapshot)
         plan = await self.bus.last(subjects.plan_report(), PlanReport)
         services = sorted((v.value for v in (await self.services.items()).values()),
                           key=lambda s: (s.service, s.host, s.pid))
+        ids = {vm.vm_id for vm in shown}
+        slots = pool.value.startds if pool else ()
         return StatusReply(
             services=tuple(services),
             clouds=tuple(
@@ -249,10 +322,12 @@ class AdminService:
                             address=c.uri or c.os_cloud, priority=c.priority)
                 for c in sorted(clouds, key=lambda c: c.name)
             ),
-            vms=tuple(vms),
+            vms=tuple(shown),
             demand=demand.value if demand else None,
-            pool=pool.value if pool else None,
+            pool=pool.value.model_copy(update={"startds": tuple(
+                s for s in slots if s.vm_id in ids)}) if pool else None,
             plan=plan.value if plan else None,
+            vm_total=len(vms), attention_total=len(attention), slots_total=len(slots),
         )
 
     async def enable(self, request: CloudToggleRequest) -> Message:

@@ -19,7 +19,15 @@ from collections.abc import Awaitable, Callable
 
 from bus.errors import AdminError, ConfigError
 from bus.metrics import Metrics
-from bus.schemas import HistoryReply, StatusReply
+from bus.schemas import (
+    HistoryReply,
+    PoolSnapshot,
+    Startd,
+    StatusReply,
+    VmListReply,
+    VmListRequest,
+    VmRecord,
+)
 from services.admin import charts, views
 from services.admin.history import StatusSource
 from siteconfig import SiteConfig
@@ -31,6 +39,12 @@ CHART_POINTS = 240
 """Points per chart line: finer than the page is wide enough to show."""
 HistorySource = Callable[[float, int], Awaitable[HistoryReply]]
 """The history of the last so many seconds in at most so many points."""
+VmPageSource = Callable[[VmListRequest], Awaitable[VmListReply]]
+"""One page of the registry."""
+PAGE_VMS = 500
+"""VMs on one page of the status page's listing."""
+VM_PAGE_READ = 5000
+"""VMs read a page at a time for `/status.json`."""
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 1.5em; color: #1d232a; background: #fafbfc; }
 h1 { font-size: 1.4em; margin: 0 0 .2em 0; } h2 { font-size: 1.1em; margin: 1.4em 0 .4em 0; }
@@ -59,25 +73,56 @@ def _table(headers: list[str], rows: list[list[str]], row_class: list[str] | Non
     return f'<table id="{table_id}"><tr>{head}</tr>{"".join(body)}</table>'
 
 
-def render(status: StatusReply, now: float, site: str, charts: str = "") -> str:
-    """The whole page for one status (and the history's charts, drawn already)."""
+def _vm_rows(status: StatusReply) -> tuple[list[list[str]], list[str]]:
     startds = views.startd_states(status)
+    return ([[v.vm_id, v.cloud, v.spec.vm_type, v.state, startds.get(v.vm_id, "-"),
+              v.reason or ""] for v in status.vms], [v.state for v in status.vms])
+
+
+VM_HEADERS = ["VM", "cloud", "type", "state", "startd", "reason"]
+
+
+def _vm_page(page: VmListReply, after: str, query: dict[str, list[str]]) -> str:
+    """One page of every VM, with a link to the next."""
+    rows, states = _vm_rows(StatusReply(vms=page.vms, pool=PoolSnapshot(
+        source="", taken_at=0.0, startds=page.startds)))
+    where = f" after {html.escape(after)}" if after else ""
+    links = []
+    if after:
+        links.append(f'<a href="/?{html.escape(_query(query, after=""))}">first page</a>')
+    if page.next_after:
+        links.append(f'<a id="next" href="/?{html.escape(_query(query, after=page.next_after))}"'
+                     f">next {PAGE_VMS}</a>")
+    nav = f'<p class="muted">{" · ".join(links)}</p>' if links else ""
+    return (f"<h2>VMs ({page.total}; {len(page.vms)} shown{where})</h2>"
+            + _table(VM_HEADERS, rows, states, table_id="vms") + nav)
+
+
+def _query(query: dict[str, list[str]], **changes: str) -> str:
+    merged = {k: v[-1] for k, v in query.items()}
+    merged.update(changes)
+    return urllib.parse.urlencode({k: v for k, v in merged.items() if v})
+
+
+def render(status: StatusReply, now: float, site: str, charts: str = "",
+           listing: str = "") -> str:
+    """The whole page for one status (with the history's charts and a page of every VM,
+    drawn already)."""
     clouds = _table(
         ["cloud", "provider", "enabled", "max VMs", "VMs by state", "health"],
         [[c.name, c.provider, "yes" if c.enabled else "no", str(c.max_vms),
           ", ".join(f"{s} {n}" for s, n in sorted(c.vms_by_state.items())) or "-",
           views.health_text(c.health, now)] for c in status.clouds], table_id="clouds")
-    vms = _table(
-        ["VM", "cloud", "type", "state", "startd", "reason"],
-        [[v.vm_id, v.cloud, v.spec.vm_type, v.state, startds.get(v.vm_id, "-"), v.reason or ""]
-         for v in status.vms], [v.state for v in status.vms], table_id="vms")
+    rows, states = _vm_rows(status)
+    attention = _table(VM_HEADERS, rows, states, table_id="attention")
     services = _table(
         ["service", "host", "pid", "reconnects", "problems"],
         [[s.service, s.host, str(s.pid), str(s.reconnects), "; ".join(s.problems) or "-"]
          for s in status.services], table_id="services")
     parts = [f'<div class="charts">{charts}</div>' if charts else "",
-             f"<h2>Clouds</h2>{clouds}", f"<h2>VMs ({len(status.vms)})</h2>{vms}",
-             f"<h2>Services</h2>{services}"]
+             f"<h2>Clouds</h2>{clouds}",
+             f"<h2>VMs needing attention ({status.attention_total} of {status.vm_total})"
+             f"</h2>{attention}", listing, f"<h2>Services</h2>{services}"]
     demand = status.demand
     if demand is None:
         parts.append('<h2>Demand</h2><p class="muted">no snapshot yet (is cs-poller '
@@ -116,11 +161,13 @@ class StatusPage:
     """Serves the page until closed."""
 
     def __init__(self, status: StatusSource, site: str, metrics: Metrics | None = None,
-                 history: HistorySource | None = None) -> None:
+                 history: HistorySource | None = None, vms: VmPageSource | None = None
+                 ) -> None:
         self.status = status
         self.site = site
         self.metrics = metrics
         self.history = history
+        self.vms = vms
         self._server: asyncio.Server | None = None
 
     async def start(self, host: str, port: int) -> int:
@@ -157,6 +204,33 @@ class StatusPage:
             await writer.drain()
         writer.close()
 
+    async def _everything(self) -> StatusReply:
+        """The status with every VM (`/status.json`, the same document as `cs status
+        --json`), gathered page by page."""
+        status = await self.status()
+        if self.vms is None:
+            return status
+        vms: list[VmRecord] = []
+        slots: list[Startd] = []
+        after = ""
+        while True:
+            page = await self.vms(VmListRequest(after=after, limit=VM_PAGE_READ))
+            vms += page.vms
+            slots += page.startds
+            if not page.next_after:
+                break
+            after = page.next_after
+        pool = status.pool.model_copy(update={"startds": tuple(slots)}) if status.pool else None
+        return status.model_copy(update={"vms": tuple(vms), "pool": pool})
+
+    async def _listing(self, query: str) -> str:
+        """A page of every VM, from `?after=` (a registry key) on."""
+        if self.vms is None:
+            return ""
+        args = urllib.parse.parse_qs(query)
+        after = args.get("after", [""])[-1]
+        return _vm_page(await self.vms(VmListRequest(after=after, limit=PAGE_VMS)), after, args)
+
     async def _charts(self, query: str, now: float) -> str:
         """The history's charts over `?since=` (default the last hour); a bad value is said
         on the page, not answered with an error."""
@@ -176,11 +250,12 @@ class StatusPage:
         if self.metrics is not None and path in ("/", "/index.html", "/status.json"):
             self.metrics.status_page_requests.labels(path).inc()
         if path == "/status.json":
-            doc = views.status_json(await self.status())
+            doc = views.status_json(await self._everything())
             return "200 OK", "application/json", json.dumps(doc).encode()
         if path in ("/", "/index.html"):
             now = time.time()
-            page = render(await self.status(), now, self.site, await self._charts(query, now))
+            page = render(await self.status(), now, self.site, await self._charts(query, now),
+                          await self._listing(query))
             return "200 OK", "text/html; charset=utf-8", page.encode()
         return "404 Not Found", "text/plain", b"not found: try / or /status.json\n"
 

@@ -77,7 +77,7 @@ def status_main(argv: Sequence[str] | None = None) -> int:
         return 2
 
     async def work(bus: Bus) -> StatusReply:
-        return await AdminClient(bus).status()
+        return await AdminClient(bus).full_status()
 
     status = _run(_nats(args.server, args.port), work)
     if args.vm:
@@ -159,7 +159,7 @@ def _act(nats: str | None, cloud: str, vm: str | None, every: bool, number: int 
         client = AdminClient(bus)
         ids: tuple[str, ...] = (vm,) if vm else ()
         if number:
-            status = await client.status()
+            status = await client.full_status(cloud)
             # The youngest first: they have done (and lose) the least work.
             mine = sorted((v for v in status.vms if v.cloud == cloud
                            and v.state not in ("deleting", "gone")),

@@ -49,22 +49,28 @@ def _cell_width(cell: str | Text) -> int:
 
 
 def fitted(title: str, columns: list[Column], width: int | None,
-           order: list[str] | None = None) -> Table:
+           order: list[str] | None = None, only: set[str] | None = None,
+           header: bool = True) -> Table:
     """A table of `columns` that fits `width` characters (None: all columns). `columns` come
-    in order of importance; `order`, by header, is the order they are shown in."""
+    in order of importance; `order`, by header, is the order they are shown in. `only`
+    forces the columns shown (a page of a listing shows those of the first page), and
+    `header` False leaves the title and the column names out (a later page)."""
     chosen: list[Column] = []
     used = 1  # the right-hand border
     for col in columns:
         natural = max([len(col.header), *(_cell_width(c) for c in col.cells)])
         need = (min(natural, WRAP_MIN) if col.wrap else natural) + 3  # border and padding
-        if col.keep or width is None or used + need <= width:
+        if only is not None:
+            if col.header in only:
+                chosen.append(col)
+        elif col.keep or width is None or used + need <= width:
             chosen.append(col)
             used += need
     hidden = len(columns) - len(chosen)
     if order:
         chosen.sort(key=lambda c: order.index(c.header) if c.header in order else len(order))
-    table = Table(title=title + (f" (+{hidden} columns: -o wide)" if hidden else ""),
-                  title_justify="left")
+    table = Table(title=title + (f" (+{hidden} columns: -o wide)" if hidden else "")
+                  if header else None, title_justify="left", show_header=header)
     for col in chosen:
         table.add_column(col.header, no_wrap=not col.wrap, overflow="fold" if col.wrap
                          else "ellipsis", justify=col.justify)
@@ -156,8 +162,10 @@ def clouds_table(status: StatusReply, now: float, width: int | None = None) -> T
                                              "VMs by state", "quota use", "health"])
 
 
-def vms_table(status: StatusReply, now: float, width: int | None = None) -> Table:
-    """`cs vm list`: the VMs of `status` with their startd state."""
+def vms_table(status: StatusReply, now: float, width: int | None = None,
+              title: str = "", only: set[str] | None = None, header: bool = True) -> Table:
+    """`cs vm list`: the VMs of `status` with their startd state (`title`, `only` and
+    `header` as `fitted` takes them)."""
     startds = startd_states(status)
     vms = status.vms
     columns = [
@@ -169,8 +177,8 @@ def vms_table(status: StatusReply, now: float, width: int | None = None) -> Tabl
         Column("startd", [startds.get(vm.vm_id, "-") for vm in vms]),
         Column("reason", [vm.reason for vm in vms], wrap=True),
     ]
-    return fitted(f"VMs ({len(vms)})", columns, width,
-                  ["name", "cloud", "type", "state", "age", "startd", "reason"])
+    return fitted(title or f"VMs ({len(vms)})", columns, width,
+                  ["name", "cloud", "type", "state", "age", "startd", "reason"], only, header)
 
 
 def services_health_table(status: StatusReply, now: float, width: int | None = None
@@ -195,8 +203,15 @@ def status_tables(status: StatusReply, now: float | None = None, width: int | No
     """`cs status`: one table each for clouds, VMs, demand, rejected jobs, planner reasons;
     each fits `width` columns (None: every column)."""
     now = time.time() if now is None else now
-    parts: list[Table | Text] = [clouds_table(status, now, width),
-                                 vms_table(status, now, width)]
+    parts: list[Table | Text] = [clouds_table(status, now, width)]
+    if len(status.vms) == status.vm_total:  # every VM (--all)
+        parts.append(vms_table(status, now, width))
+    else:
+        title = f"VMs needing attention ({status.attention_total} of {status.vm_total})"
+        parts.append(vms_table(status, now, width, title=title))
+        first = (f"the first {len(status.vms)} shown; " if len(status.vms) <
+                 status.attention_total else "")
+        parts.append(Text(f"{first}every VM: cs vm list, or cs status --all", style="dim"))
     if status.services:
         parts.append(services_health_table(status, now, width))
     demand = status.demand

@@ -18,18 +18,18 @@ def test_a_point_holds_idle_per_class_vms_per_cloud_and_state_and_new_boots() ->
     status = STATUS.model_copy(update={"vms": (
         VM, VM.model_copy(update={"vm_id": "old", "created_at": 1.0}),
         VM.model_copy(update={"vm_id": "bad", "state": "error", "updated_at": 4.0}))})
-    point = history.take(status, since=2.0, now=5.0)
+    point = history.take(status, status.vms, since=2.0, now=5.0)
     assert point.idle == {DEMAND.classes[0].key: 5} and point.running_jobs == 2
     assert point.labels == {DEMAND.classes[0].key: DEMAND.classes[0].vm_type}
     assert point.vms == {CLOUD_STATUS.name: dict(CLOUD_STATUS.vms_by_state)}
     assert (point.boots, point.failures) == (2, 1)  # created at 3.0 twice; one error at 4.0
-    assert history.take(status, since=5.0, now=9.0).boots == 0
+    assert history.take(status, status.vms, since=5.0, now=9.0).boots == 0
 
 
 def test_a_queue_of_many_classes_keeps_the_largest_by_name_and_adds_up_the_rest() -> None:
     classes = tuple(DemandClass(key=f"k{i:03d}", vm_type="t", idle=i) for i in range(50))
     status = STATUS.model_copy(update={"demand": DEMAND.model_copy(update={"classes": classes})})
-    point = history.take(status, 0.0, 1.0)
+    point = history.take(status, (), 0.0, 1.0)
     assert len(point.idle) == history.MAX_CLASSES + 1
     assert point.idle["k049"] == 49 and "k000" not in point.idle
     assert point.total_idle() == sum(range(50))

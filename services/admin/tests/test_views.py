@@ -75,3 +75,13 @@ def test_tables_fit_their_width_leaving_out_secondary_columns_never_the_state() 
     wide = Console(width=300, record=True)
     wide.print(views.vms_table(STATUS, 10.0, width=None))
     assert "Unclaimed/Idle" in wide.export_text() and "-o wide" not in wide.export_text()
+
+
+def test_status_shows_the_vms_needing_attention_and_says_how_to_see_all() -> None:
+    some = STATUS.model_copy(update={"vm_total": 100_000, "attention_total": 700})
+    console = Console(width=200, record=True)
+    console.print(views.status_tables(some, now=10.0))
+    text = console.export_text()
+    assert "VMs needing attention (700 of 100000)" in text
+    assert "the first 1 shown; every VM: cs vm list, or cs status --all" in text
+    assert VM.vm_id in text
