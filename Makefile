@@ -57,3 +57,4 @@ bench: $(STAMP)
 	PYTHONPATH=. $(VENV)/bin/python -W ignore bench/openstack_bench.py
 	PYTHONPATH=. $(VENV)/bin/python bench/condor_bench.py
 	PYTHONPATH=. $(VENV)/bin/python bench/pool_bench.py
+	PYTHONPATH=. $(VENV)/bin/python bench/scale_bench.py
