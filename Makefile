@@ -58,3 +58,4 @@ bench: $(STAMP)
 	PYTHONPATH=. $(VENV)/bin/python bench/condor_bench.py
 	PYTHONPATH=. $(VENV)/bin/python bench/pool_bench.py
 	PYTHONPATH=. $(VENV)/bin/python bench/scale_bench.py
+	PYTHONPATH=. $(VENV)/bin/python bench/replica_bench.py

@@ -1,0 +1,156 @@
+"""Horizontal scale of the provisioner: one cloud's boot intents shared by 1, 2 and 4
+provisioner processes (one durable consumer, as replicas share it), next to a bare loop of
+the same libvirt calls in the same run.
+
+    PYTHONPATH=. python bench/replica_bench.py [--boots 2000] [--replicas 1,2,4]
+
+Each replica is a process of its own running the provisioner loop (CloudWorker and the
+libvirt driver) on libvirt's test driver, which keeps its domains inside the process: each
+replica boots into a host of its own, so the driver is never the shared limit, the cores
+are. For each count: the VMs are booked, the intents published, and the time until every VM
+has left `requested` is taken, with the CPU the replicas spent. The provisioner's overhead per
+boot is that CPU less the bare loop's CPU for the same boots. Prints a table, then every
+figure as `name=value`. (Nova's testbed at 1 and 2 replicas is not measured here yet.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from bench.libvirt_bench import OPTS, SITE, WORKER, bare, host, vms_of
+from bench.scale_bench import cpu_s
+from bus import subjects
+from bus.connection import Bus
+from bus.schemas import CloudRecord, Intent
+from provisioning.settings import ProvisionerSettings
+from provisioning.worker import CloudWorker
+from services.provisioner_libvirt.driver import LibvirtDriver
+from tests.natsserver import NatsServer
+
+
+def record(cloud: str, uri: str, boots: int) -> CloudRecord:
+    """The shared cloud."""
+    return CloudRecord(name=cloud, provider="libvirt", enabled=True, max_vms=boots, uri=uri,
+                       libvirt=OPTS)
+
+
+async def serve(url: str, cloud: str, uri: str, boots: int) -> None:
+    """One replica: consume the cloud's intents until SIGTERM."""
+    bus = await Bus.connect(url, "bench-replica")
+    await bus.ensure_infra()
+    driver = LibvirtDriver(record(cloud, uri, boots), SITE, WORKER)
+    await driver.list()  # connected, as a running provisioner is
+    worker = CloudWorker(bus, "libvirt", cloud, driver, ProvisionerSettings())
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    print("ready", flush=True)
+    await worker.consume(stop)
+    await driver.close()
+    await bus.close()
+
+
+async def drive(url: str, cloud: str, boots: int, pids: list[int]) -> tuple[float, float]:
+    """Book `boots` VMs on `cloud`, publish their intents; seconds until every one has left
+    `requested`, and the CPU seconds the processes `pids` spent meanwhile."""
+    bus = await Bus.connect(url, "bench")
+    await bus.ensure_infra()
+    vms = vms_of(cloud, boots)
+    kv = bus.kv(subjects.VMS_BUCKET, type(vms[0]))
+    try:
+        for first in range(0, boots, 500):
+            await asyncio.gather(*(kv.create(subjects.vm_key(cloud, vm.vm_id), vm)
+                                   for vm in vms[first:first + 500]))
+        await asyncio.sleep(1.0)  # every consumer is pulling
+        cpu_before = sum(cpu_s(pid) for pid in pids)
+        start = time.perf_counter()
+        for vm in vms:
+            await bus.js_publish(subjects.intent(cloud), Intent(
+                intent_id=vm.intent_id, action="boot", cloud=cloud, vm_id=vm.vm_id,
+                spec=vm.spec, created_at=time.time()))
+        pending = {subjects.vm_key(cloud, vm.vm_id) for vm in vms}
+        while pending:
+            for key in list(pending):
+                entry = await kv.get(key)
+                if entry is not None and entry.value.state != "requested":
+                    pending.discard(key)
+            await asyncio.sleep(0.05)
+        elapsed = time.perf_counter() - start
+        return elapsed, sum(cpu_s(pid) for pid in pids) - cpu_before
+    finally:
+        await bus.close()
+
+
+def boots_with(url: str, uri: str, boots: int, replicas: int) -> tuple[float, float]:
+    """Seconds for `boots` boots with `replicas` provisioner processes, and their CPU."""
+    cloud = f"rep{uuid.uuid4().hex[:6]}"
+    procs = [subprocess.Popen([sys.executable, "-m", "bench.replica_bench", "--serve", url,
+                               cloud, uri, str(boots)], stdout=subprocess.PIPE, text=True)
+             for _ in range(replicas)]
+    try:
+        for proc in procs:
+            assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        return asyncio.run(drive(url, cloud, boots, [p.pid for p in procs]))
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(60)
+
+
+def main() -> None:
+    """Run every count, print the figures."""
+    if sys.argv[1:2] == ["--serve"]:
+        url, cloud, uri, boots = sys.argv[2:6]
+        asyncio.run(serve(url, cloud, uri, int(boots)))
+        return
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--boots", type=int, default=2000)
+    parser.add_argument("--replicas", default="1,2,4")
+    args = parser.parse_args()
+    counts = [int(n) for n in args.replicas.split(",")]
+    with tempfile.TemporaryDirectory() as tmp:
+        nats = NatsServer(Path(tmp) / "nats")
+        nats.start()
+        try:
+            uri = host(Path(tmp))
+            cpu_start = time.process_time()
+            bare_s = bare(uri, args.boots)
+            bare_cpu = time.process_time() - cpu_start
+            runs = {n: boots_with(nats.url, uri, args.boots, n) for n in counts}
+        finally:
+            nats.stop()
+    bare_rate = args.boots / bare_s
+    print(f"{args.boots} boots on libvirt's test driver ({platform.machine()}, "
+          f"{os.cpu_count()} cores):")
+    print(f"  {'':22} {'s':>8} {'boots/s':>9} {'ratio':>7} {'CPU ms/boot':>12} "
+          f"{'overhead ms':>12}")
+    per_boot_bare = 1000 * bare_cpu / args.boots
+    print(f"  {'bare libvirt loop':22} {bare_s:8.2f} {bare_rate:9.1f} {1.0:7.2f} "
+          f"{per_boot_bare:12.3f} {0.0:12.3f}")
+    for n, (elapsed, cpu) in runs.items():
+        rate = args.boots / elapsed
+        per_boot = 1000 * cpu / args.boots
+        print(f"  {f'{n} replica(s)':22} {elapsed:8.2f} {rate:9.1f} {rate / bare_rate:7.2f} "
+              f"{per_boot:12.3f} {per_boot - per_boot_bare:12.3f}")
+    print(f"replica_boots={args.boots}")
+    print(f"replica_bare_boots_per_s={bare_rate:.1f}")
+    print(f"replica_bare_cpu_ms_per_boot={per_boot_bare:.3f}")
+    for n, (elapsed, cpu) in runs.items():
+        rate = args.boots / elapsed
+        print(f"replica_{n}_boots_per_s={rate:.1f}")
+        print(f"replica_{n}_ratio={rate / bare_rate:.2f}")
+        print(f"replica_{n}_overhead_cpu_ms_per_boot={1000 * cpu / args.boots - per_boot_bare:.3f}")
+
+
+if __name__ == "__main__":
+    main()
