@@ -15,7 +15,7 @@ import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Generic, NamedTuple, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 from urllib.parse import urlparse
 
 import nats
@@ -36,6 +36,8 @@ R = TypeVar("R", bound=Message)
 
 log = logging.getLogger("bus")
 
+READ_CONSUMER_IDLE_S = 5.0
+"""How long the server keeps a finished read's consumer that could not be deleted."""
 _MAX_LISTED_SUBJECTS = 100_000
 """nats-server answers a stream's subject list in pages of this many."""
 
@@ -153,7 +155,9 @@ class TypedKv(Generic[M]):
         target = await self._last_seq()
         if not target:
             return out
-        watcher = await kv.watchall()
+        # A snapshot's watch ends here: its consumer is dropped by the server soon after, not
+        # kept the library's default 5 minutes (see `Bus.drop_consumer`).
+        watcher = await kv.watchall(inactive_threshold=READ_CONSUMER_IDLE_S)
         try:
             while True:
                 entry = await watcher.updates(timeout=timeout)  # type: ignore[no-untyped-call]
@@ -167,7 +171,10 @@ class TypedKv(Generic[M]):
                         break
                     target = latest
         finally:
-            await watcher.stop()  # type: ignore[no-untyped-call]
+            # nats-py's KeyWatcher keeps its subscription in `_sub` (no public handle).
+            await self._bus.drop_consumer(f"KV_{self._bucket}", watcher._sub)
+            with contextlib.suppress(Exception):  # its tasks; the subscription is gone
+                await watcher.stop()  # type: ignore[no-untyped-call]
         return out
 
     async def _read_under(
@@ -203,15 +210,15 @@ class TypedKv(Generic[M]):
         # that keeps several), then whatever is written meanwhile, in order.
         sub = await self._bus.js.subscribe(
             f"{head}{prefix}>", stream=stream, cb=on_msg, ordered_consumer=True,
-            deliver_policy=DeliverPolicy.LAST_PER_SUBJECT, inactive_threshold=60.0)
+            deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
+            inactive_threshold=READ_CONSUMER_IDLE_S)
         try:
             while waiting:
                 waiting.discard(await hand(await asyncio.wait_for(arrived.get(), timeout)))
             while not arrived.empty():  # sent with the last awaited key: newer still
                 await hand(arrived.get_nowait())
         finally:
-            with contextlib.suppress(Exception):
-                await sub.unsubscribe()
+            await self._bus.drop_consumer(stream, sub)
         return True
 
     async def create(self, key: str, value: M) -> int | None:
@@ -593,7 +600,7 @@ class Bus:
         psub = await self.js.pull_subscribe(
             subject, stream=stream, config=ConsumerConfig(
                 deliver_policy=DeliverPolicy.BY_START_TIME, opt_start_time=start,
-                ack_policy=AckPolicy.NONE, inactive_threshold=60.0))
+                ack_policy=AckPolicy.NONE, inactive_threshold=READ_CONSUMER_IDLE_S))
         out: list[M] = []
         try:
             pending = (await psub.consumer_info()).num_pending or 0
@@ -607,9 +614,22 @@ class Bus:
                     except DecodeError as exc:
                         await self.dead_letter(msg.subject, msg.data, headers, str(exc))
         finally:
-            with contextlib.suppress(Exception):
-                await psub.unsubscribe()
+            await self.drop_consumer(stream, psub)
         return out
+
+    async def drop_consumer(self, stream: str, sub: Any) -> None:
+        """Unsubscribe and delete a read's ephemeral consumer now. Left to expire, a provisioner
+        serving 200 clouds (a read per cloud every reconcile) kept some 2,400 alive on the VM
+        bucket, and nats-server refused the stream's 1,001st consumer: every read and watch of
+        the registry failed (found by bench/scale_bench.py)."""
+        name = ""
+        with contextlib.suppress(Exception):
+            name = (await sub.consumer_info()).name or ""
+        with contextlib.suppress(Exception):
+            await sub.unsubscribe()
+        if name:
+            with contextlib.suppress(Exception):
+                await self.js.delete_consumer(stream, name)
 
     async def request(
         self, subject: str, msg: Message, reply_type: type[R], timeout: float = 5.0

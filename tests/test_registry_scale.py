@@ -127,3 +127,16 @@ async def test_one_clouds_vms_out_of_more_than_100000_keys(own_bus: Bus) -> None
     assert sorted(under_small) == sorted(subjects.vm_key("small", f"vm-{i:06d}")
                                          for i in range(30))
     print(f"read of {big} keys through the whole-bucket path: {took:.1f} s")
+
+
+async def test_reads_leave_no_consumer_behind(own_bus: Bus) -> None:
+    """A provisioner of 200 clouds reads the registry 40 times a second: consumers left to
+    expire piled up past what nats-server allows a stream (1,000), and every read failed."""
+    kv: TypedKv[VmRecord] = own_bus.kv(subjects.VMS_BUCKET, VmRecord)
+    await fill(kv, [record(f"c{i}", i) for i in range(20)])
+    for i in range(20):
+        assert len(await kv.items(prefix=f"c{i}.")) == 1
+        assert len(await kv.items()) == 20
+    await own_bus.read_since(subjects.HISTORY_STREAM, subjects.history(), 0.0, VmRecord)
+    for stream in (f"KV_{subjects.VMS_BUCKET}", subjects.HISTORY_STREAM):
+        assert (await own_bus.js.stream_info(stream)).state.consumer_count == 0, stream
