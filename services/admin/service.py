@@ -249,12 +249,14 @@ class AdminService:
         return await self.status_reply()
 
     async def _registry(self, reuse: bool = False) -> list[tuple[str, VmRecord]]:
-        """The registry in key order: read afresh, or (`reuse`) as read within the last
-        REGISTRY_REUSE_S, so a client paging through 100,000 VMs costs one read, not one a
-        page. Pages are asked for by key, so a page read from a newer copy goes on after
-        the last key seen, neither repeating nor skipping a VM that stayed."""
+        """The registry in key order: read afresh, or (`reuse`) as last read if it served a
+        page within the last REGISTRY_REUSE_S, so a client paging through 100,000 VMs costs
+        one read, not one a page (however long it takes to print each). Pages are asked for
+        by key, so a page read from a newer copy goes on after the last key seen, neither
+        repeating nor skipping a VM that stayed."""
         async with self._reading:
             fresh = time.monotonic() - self._read_at <= REGISTRY_REUSE_S
+            self._read_at = time.monotonic() if reuse and fresh else self._read_at
             if not (reuse and fresh):
                 # Compacted as read: the whole registry at once, 20,000 VMs at 1 KB each,
                 # not 3.
