@@ -44,6 +44,10 @@ META_SITE = "cs_site"
 META_CLOUD = "cs_cloud"
 META_INTENT = "cs_intent"
 META_TYPE = "cs_vmtype"
+DELETE_LOOKS = 3
+"""Times a delete looks for the server before it calls it gone."""
+DELETE_LOOK_S = 1.0
+"""Seconds between those looks."""
 
 STATES: dict[str, InstanceState] = {
     "BUILD": "creating", "REBUILD": "creating",
@@ -277,8 +281,18 @@ class OpenstackDriver:
     async def delete(self, vm_id: str) -> None:
         """Delete every server of ours with this name and wait until Nova no longer lists
         them (the registry entry goes only then); none left is success."""
-        await self._call(f"delete {vm_id}", lambda conn: self._delete_and_wait(
-            conn, self._servers(conn, vm_id), vm_id))
+        def run(conn: openstack.connection.Connection) -> None:
+            servers = self._servers(conn, vm_id)
+            for _ in range(DELETE_LOOKS - 1):
+                if servers:
+                    break
+                # A server created a moment ago can be missing from Nova's list while it
+                # moves from a build request into its cell: look again before calling it
+                # gone, or it would outlive its registry entry (seen in the contract test).
+                time.sleep(DELETE_LOOK_S)
+                servers = self._servers(conn, vm_id)
+            self._delete_and_wait(conn, servers, vm_id)
+        await self._call(f"delete {vm_id}", run)
 
     async def delete_instance(self, instance_id: str) -> None:
         """Delete the server with this id, if it is ours, and wait until it is gone."""
