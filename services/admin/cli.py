@@ -542,9 +542,11 @@ def trace(
         async for msg in bus.tail(subject):
             if trace_id and msg.headers.get(codec.HEADER_TRACE) != trace_id:
                 continue
-            if keep is not None and not keep(msg):
+            value = tracing.decoded(msg)
+            if keep is not None and not keep(msg, value):
                 continue
-            line = tracing.json_line(msg) if as_json else tracing.text_line(msg, time.time())
+            line = (tracing.json_line(msg, value) if as_json
+                    else tracing.text_line(msg, time.time(), value))
             print(line, flush=True)
             seen += 1
             if count and seen >= count:

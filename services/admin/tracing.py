@@ -17,7 +17,11 @@ _VOLATILE = frozenset({"taken_at", "at", "reported_at", "seen_at"})
 """Fields that change on every publication of an unchanged snapshot or report."""
 
 
-def decoded(msg: RawMessage) -> Message | DecodeError:
+Decoded = Message | DecodeError
+"""A message's body as its schema, or why it could not be read."""
+
+
+def decoded(msg: RawMessage) -> Decoded:
     """The message's body as its schema, or why it could not be read."""
     try:
         return codec.decode_any(msg.data, msg.headers, msg.subject)
@@ -25,11 +29,11 @@ def decoded(msg: RawMessage) -> Message | DecodeError:
         return exc
 
 
-def json_line(msg: RawMessage) -> str:
+def json_line(msg: RawMessage, value: Decoded | None = None) -> str:
     """`cs trace --json`: subject, headers and the decoded body as one JSON object; an
     undecodable body is shown as its error and size, not hidden."""
     body: Any
-    value = decoded(msg)
+    value = decoded(msg) if value is None else value
     if isinstance(value, DecodeError):
         body = {"undecodable": value.detail, "bytes": len(msg.data)}
     else:
@@ -38,9 +42,9 @@ def json_line(msg: RawMessage) -> str:
                       sort_keys=True)
 
 
-def text_line(msg: RawMessage, at: float) -> str:
+def text_line(msg: RawMessage, at: float, value: Decoded | None = None) -> str:
     """`cs trace`: time, subject, type, trace id and the summary, on one line."""
-    value = decoded(msg)
+    value = decoded(msg) if value is None else value
     if isinstance(value, DecodeError):
         summary = f"UNDECODABLE ({len(msg.data)} bytes): {value.detail}"
     else:
@@ -70,9 +74,10 @@ class Changes:
     def __init__(self) -> None:
         self._last: dict[str, Any] = {}
 
-    def keep(self, msg: RawMessage) -> bool:
-        """Whether `msg` says something its subject's previous message did not."""
-        value = decoded(msg)
+    def keep(self, msg: RawMessage, value: Decoded | None = None) -> bool:
+        """Whether `msg` says something its subject's previous message did not (`value`: its
+        body decoded already, so a followed message is decoded once)."""
+        value = decoded(msg) if value is None else value
         if isinstance(value, DecodeError):
             return True
         essence = (msg.headers.get(codec.HEADER_TRACE, ""), _essence(value))
