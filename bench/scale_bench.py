@@ -54,7 +54,7 @@ from services.admin.supervisor import MODULES
 from services.provisioner_libvirt.driver import LibvirtDriver
 from tests.demo import ROOT
 from tests.natsserver import NatsServer
-from tests.observed import free_block
+from tests.observed import free_block, samples
 
 CONFIG = """
 site = "scale"
@@ -64,12 +64,14 @@ url = "{url}"
 interval_s = 2
 register_timeout_s = 0
 [provisioner]
-reconcile_interval_s = 5
+reconcile_interval_s = {reconcile}
 vanished_grace_s = 86400   # the VMs exist only in the registry: keep them
 orphan_grace_s = 86400
 [metrics]
 base_port = {base}
 """
+RECONCILE_S = 5.0
+"""The provisioner's reconcile interval here."""
 SERVICES = ("cs-admin", "cs-planner", "cs-provisioner-libvirt")
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -83,13 +85,7 @@ def cpu_s(pid: int) -> float:
 def scrape(port: int) -> dict[str, float]:
     """Every sample of a service's /metrics page."""
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as page:
-        text = page.read().decode()
-    out = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            key, _, value = line.rpartition(" ")
-            out[key] = float(value)
-    return out
+        return samples(page.read().decode())
 
 
 def summed(samples: dict[str, float], name: str) -> float:
@@ -256,7 +252,7 @@ def one_size(vms: int, clouds: int, window: float) -> dict[str, float]:
             figures["fill_s"] = time.perf_counter() - started
             base = free_block(len(PORT_OFFSETS))
             config = work / "cs.toml"
-            config.write_text(CONFIG.format(url=nats.url, base=base))
+            config.write_text(CONFIG.format(url=nats.url, base=base, reconcile=RECONCILE_S))
             env = dict(os.environ, CS_CONFIG=str(config), CS_NATS_URL=nats.url)
             for name in SERVICES:
                 procs[name] = subprocess.Popen([sys.executable, "-m", MODULES[name]], env=env,
@@ -319,6 +315,9 @@ def main() -> None:
     parser.add_argument("--clouds", type=int, default=200)
     parser.add_argument("--window", type=float, default=20.0)
     args = parser.parse_args()
+    if args.window < 2 * RECONCILE_S:
+        parser.error(f"--window {args.window:g}: at least {2 * RECONCILE_S:g} s, so every "
+                     f"cloud is reconciled inside it (every {RECONCILE_S:g} s)")
     sizes = [int(s) for s in args.sizes.split(",")]
     results = {vms: one_size(vms, args.clouds, args.window) for vms in sizes}
     names = list(results[sizes[0]])

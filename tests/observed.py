@@ -62,6 +62,16 @@ def free_block(size: int) -> int:
     raise AssertionError("no block of free ports")
 
 
+def samples(text: str) -> dict[str, float]:
+    """`name{labels}` -> value of every sample in a /metrics page."""
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.rpartition(" ")
+            out[key] = float(value)
+    return out
+
+
 def chromium(*args: str, profile: Path) -> subprocess.CompletedProcess[str]:
     """Headless Chromium with a profile of its own."""
     return subprocess.run([*CHROMIUM, f"--user-data-dir={profile}", *args],

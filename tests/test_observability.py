@@ -23,7 +23,7 @@ from PIL import Image
 from runtime.observe import PORT_OFFSETS
 from tests.demo import ROOT, site_toml
 from tests.natsserver import NatsServer
-from tests.observed import CHROMIUM, CLOUD, SHOT_SIZE, chromium, history, observed
+from tests.observed import CHROMIUM, CLOUD, SHOT_SIZE, chromium, history, observed, samples
 from tests.system import System
 
 pytestmark = pytest.mark.e2e
@@ -38,16 +38,6 @@ def get(url: str) -> tuple[int, str]:
             return answer.status, answer.read().decode()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode()
-
-
-def samples(text: str) -> dict[str, float]:
-    """`name{labels}` -> value of every sample in a /metrics page."""
-    out = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            key, _, value = line.rpartition(" ")
-            out[key] = float(value)
-    return out
 
 
 def families(text: str) -> set[str]:
