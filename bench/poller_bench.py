@@ -17,7 +17,7 @@ import time
 
 import classad2
 
-from services.poller.condor import parse_dump
+from services.poller.classads import parse_dump
 from services.poller.demand import PROJECTION, build_demand
 
 

@@ -110,8 +110,9 @@ class TypedKv(Generic[M]):
             await self._bus.dead_letter(exc.subject, entry.value or b"", {}, str(exc))
             return None
 
-    async def _last_seq(self) -> int:
-        """The bucket stream's last sequence; 0 when it holds no message."""
+    async def last_revision(self) -> int:
+        """The bucket's newest revision (its stream's last sequence: any key's write or
+        delete); 0 when it holds no message."""
         info = await self._bus.js.stream_info(f"KV_{self._bucket}")
         return int(info.state.last_seq) if info.state.messages else 0
 
@@ -152,7 +153,7 @@ class TypedKv(Generic[M]):
         if prefix and await self._read_under(prefix, timeout, take):
             return out
         kv = await self.handle()
-        target = await self._last_seq()
+        target = await self.last_revision()
         if not target:
             return out
         # A snapshot's watch ends here: its consumer is dropped by the server soon after, not
@@ -166,7 +167,7 @@ class TypedKv(Generic[M]):
                 if entry.key.startswith(prefix):
                     await take(entry.key, entry.operation, entry.value, entry.revision or 0)
                 if (entry.revision or 0) >= target:
-                    latest = await self._last_seq()
+                    latest = await self.last_revision()
                     if latest <= (entry.revision or 0):
                         break
                     target = latest

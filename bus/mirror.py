@@ -40,6 +40,8 @@ class KvMirror(Generic[M]):
         self._revisions: dict[str, int] = {}  # of the last write seen per key, deletes too
         self._watch: asyncio.Task[None] | None = None
         self._compact = compact
+        self._high = 0  # the newest revision this mirror holds: every write up to it is in
+        self._advanced = asyncio.Event()  # set when _high grows
 
     def entries(self) -> dict[str, Versioned[M]]:
         """The mirrored bucket (a copy: the caller may keep it across awaits)."""
@@ -48,6 +50,7 @@ class KvMirror(Generic[M]):
     async def load(self) -> dict[str, Versioned[M]]:
         """Read the whole bucket afresh, make it the mirror (keeping writes the watch saw
         after the read), start the watch if it is not running; the entries."""
+        floor = await self._kv.last_revision()  # the read is at least this new
         fresh = await self._kv.items(known=self._entries, compact=self._compact)
         newest = max((v.revision for v in fresh.values()), default=0)
         for key, revision in self._revisions.items():
@@ -60,11 +63,33 @@ class KvMirror(Generic[M]):
         self._entries = fresh
         self._revisions = {k: v.revision for k, v in fresh.items()} | {
             k: r for k, r in self._revisions.items() if r > newest}
+        self._reached(floor)
         if self._watch is None or self._watch.done():
             # After the read: the watch starts with every key's last value, which the read
             # already has (skipped, not decoded a second time).
             self._watch = asyncio.create_task(self._follow())
         return self.entries()
+
+    async def current(self, timeout: float) -> bool:
+        """Wait until the mirror holds every write the bucket held when asked (one round
+        trip, then the watch catching up): a reader's answer then includes every write
+        that finished before it asked. False when the watch did not get there within
+        `timeout` (a NATS outage, a watch restarting): the mirror stays as it is."""
+        target = await self._kv.last_revision()
+        deadline = asyncio.get_running_loop().time() + timeout
+        while self._high < target:
+            self._advanced.clear()
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                return False
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._advanced.wait(), left)
+        return True
+
+    def _reached(self, revision: int) -> None:
+        if revision > self._high:
+            self._high = revision
+            self._advanced.set()
 
     def note(self, key: str, value: M | None, revision: int) -> None:
         """A write this service made (None: a delete), so the next cycle sees it even
@@ -97,15 +122,20 @@ class KvMirror(Generic[M]):
                     entry = await watcher.updates(timeout=3600)  # type: ignore[no-untyped-call]
                 except TimeoutError:
                     continue
-                if entry is None or (entry.revision or 0) <= self._revisions.get(entry.key, 0):
-                    continue  # "initial values done", or a value this mirror has
+                if entry is None:
+                    continue  # "initial values done"
+                if (entry.revision or 0) <= self._revisions.get(entry.key, 0):
+                    self._reached(entry.revision or 0)
+                    continue  # a value this mirror has
                 value: M | None = None
                 if entry.operation not in ("DEL", "PURGE"):
                     try:
                         value = self._kv.decode(entry.key, entry.value)
                     except DecodeError:
+                        self._reached(entry.revision or 0)
                         continue  # `load` dead-letters it: once per read, not per watch
                 self.note(entry.key, value, entry.revision or 0)
+                self._reached(entry.revision or 0)
                 if self._wake is not None:
                     self._wake.set()
         finally:

@@ -24,8 +24,8 @@ from bus.schemas import Message
 from bus.tests.examples import EXAMPLES
 from services.admin.cli import app
 from services.admin.offline import check_config
-from services.poller.condor import parse_dump
-from services.poller.demand import build_demand
+from services.poller.classads import _Literals, _parse_block, ad_to_job, parse_dump
+from services.poller.demand import PROJECTION, build_demand
 from services.poller.pool import build_pool
 from tests.natsserver import NatsServer
 
@@ -194,6 +194,42 @@ def test_any_classads_become_demand_or_rejections_never_a_crash(
     assert counted <= len(jobs)
     assert all(r.reason for r in demand.rejected)
     build_pool(jobs, "replay:fuzz", 1.0)  # the same ads as startds: problems, not crashes
+
+
+plain_literals = st.one_of(
+    st.integers(min_value=-10**18, max_value=10**18).map(str),
+    st.text(max_size=8).map(lambda s: f'"{s}"'),
+    st.text(alphabet=string.printable.replace('"', "").replace("\\", ""), max_size=8).map(
+        lambda s: f'"{s}"'),
+    st.sampled_from(["TRUE", "False", "true", "-0", "0", '" a b "']))
+odd_values = st.one_of(ad_values, st.sampled_from(
+    ["007", "1.0", "1e3", "0x10", "1234567890123456789", '"a\\"b"', '"\\n"', "- 5"]))
+names = st.sampled_from([*ATTRS, "vmmem", "VMMEM", "requirements", "Cmd", "Iwd"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(lines=st.lists(st.tuples(names, plain_literals), min_size=1, max_size=10),
+       odd=st.none() | st.tuples(st.integers(0, 10), names, odd_values),
+       projected=st.booleans())
+def test_ads_read_without_classad2_are_what_classad2_reads(
+    lines: list[tuple[str, str]], odd: tuple[int, str, str] | None, projected: bool,
+) -> None:
+    """The poller reads most ads from their lines (`_Literals`); wherever it does, the
+    result is classad2's own, to the value and its type."""
+    if odd is not None:
+        lines.insert(odd[0], odd[1:])
+    only = PROJECTION if projected else None
+    block = [(n, f"{name} = {value}") for n, (name, value) in enumerate(lines, start=1)]
+    fast = _Literals(only).ad([text for _, text in block])
+    try:
+        slow = ad_to_job(_parse_block(block, "fuzz.txt"), only)
+    except ConfigError:
+        # Only attributes it does not read may be wrong where the poller reads on.
+        assert fast is None or projected
+        return
+    if fast is not None:
+        assert fast == slow and [type(v) for v in fast.values()] == [
+            type(slow[k]) for k in fast]
 
 
 # ---- the CLI ----------------------------------------------------------------------------

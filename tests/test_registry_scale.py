@@ -43,8 +43,16 @@ async def own_bus(fresh_nats: NatsServer) -> AsyncIterator[Bus]:
     await bus.close()
 
 
-async def test_pages_cover_the_registry_once_in_key_order_and_by_cloud(own_bus: Bus) -> None:
-    admin = AdminService(own_bus)
+@pytest.fixture
+async def admin(own_bus: Bus) -> AsyncIterator[AdminService]:
+    service = AdminService(own_bus)
+    yield service
+    await service.close()
+
+
+async def test_pages_cover_the_registry_once_in_key_order_and_by_cloud(
+    admin: AdminService,
+) -> None:
     await fill(admin.vms, [record("pa", i) for i in range(1500)]
                + [record("pb", i) for i in range(1000)])
     keys: list[str] = []
@@ -65,9 +73,8 @@ async def test_pages_cover_the_registry_once_in_key_order_and_by_cloud(own_bus: 
 
 
 async def test_paging_while_vms_come_and_go_skips_and_repeats_none_that_stayed(
-    own_bus: Bus,
+    admin: AdminService,
 ) -> None:
-    admin = AdminService(own_bus)
     await fill(admin.vms, [record("pa", i) for i in range(0, 3000, 2)])  # even numbers
     seen: list[str] = []
     after = ""
@@ -87,8 +94,9 @@ async def test_paging_while_vms_come_and_go_skips_and_repeats_none_that_stayed(
     assert seen == sorted(seen)
 
 
-async def test_the_status_holds_counts_and_the_vms_needing_attention(own_bus: Bus) -> None:
-    admin = AdminService(own_bus)
+async def test_the_status_holds_counts_and_the_vms_needing_attention(
+    admin: AdminService,
+) -> None:
     records = [record("pa", i) for i in range(2000)]
     records += [record("pa", 2000 + i, "error") for i in range(ATTENTION_MAX + 10)]
     records += [record("pa", 3000, "booting", age_s=STARTING_TOO_LONG_S + 60),
@@ -101,6 +109,25 @@ async def test_the_status_holds_counts_and_the_vms_needing_attention(own_bus: Bu
     assert all(v.state in ("error", "booting", "retiring") for v in status.vms)
     shown = {v.vm_id for v in status.vms}
     assert "vm-003001" not in shown  # booting for 5 s: nothing to look at yet
+
+
+async def test_an_answer_holds_every_write_made_before_it_was_asked(
+    admin: AdminService,
+) -> None:
+    """The registry is answered from memory, kept by a watch: an answer waits until the
+    watch has brought every write that finished before the question, deletes included."""
+    await fill(admin.vms, [record("pa", i) for i in range(1000)])
+    assert (await admin.status_reply()).vm_total == 1000  # the mirror is loaded
+    for round_ in range(5):
+        base = 1000 + 400 * round_
+        await fill(admin.vms, [record("pa", base + i) for i in range(400)])
+        for i in range(round_ * 50, round_ * 50 + 50):
+            assert await admin.vms.delete(subjects.vm_key("pa", f"vm-{i:06d}"))
+        status = await admin.status_reply()
+        assert status.vm_total == 1000 + 400 * (round_ + 1) - 50 * (round_ + 1)
+        page = await admin.vm_page(VmListRequest(cloud="pa", limit=5000))
+        assert f"vm-{base + 399:06d}" in {v.vm_id for v in page.vms}
+        assert f"vm-{round_ * 50:06d}" not in {v.vm_id for v in page.vms}
 
 
 @pytest.mark.slow

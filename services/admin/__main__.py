@@ -27,6 +27,7 @@ def build(site: SiteConfig, log: logging.Logger) -> ServiceBody:
     async def body(bus: Bus, stop: asyncio.Event) -> None:
         admin = AdminService(bus, site.path, interval_s)
         await admin.seed(site.clouds)
+        following = asyncio.create_task(admin.follow(stop))
         service = await serve(bus, subjects.ADMIN_SERVICE, "0.1.0", subjects.ADMIN_GROUP,
                               admin.endpoints(), "cloudscheduler admin")
         log.info("%s", logs.fields(event="serving", group=subjects.ADMIN_GROUP,
@@ -47,9 +48,14 @@ def build(site: SiteConfig, log: logging.Logger) -> ServiceBody:
                 log.error("%s", problem)
                 bus.note_problem(problem)
         await stop.wait()
-        await recording
+        # A point being taken or the registry being read (seconds at 100,000 VMs) must not
+        # hold the exit: both are taken again by the next start.
+        for task in (recording, following):
+            task.cancel()
+        await asyncio.gather(recording, following, return_exceptions=True)
         await page.close()
         await service.stop()
+        await admin.close()
 
     return body
 

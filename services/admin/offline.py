@@ -19,7 +19,7 @@ from services.admin.history import interval_of
 from services.admin.statuspage import listen_address
 from services.planner.core import plan
 from services.planner.settings import PlannerSettings
-from services.poller.condor import read_dump
+from services.poller.classads import read_dump
 from services.poller.demand import PROJECTION, build_demand
 from services.poller.pool import PROJECTION as POOL_PROJECTION
 from services.poller.pool import build_pool

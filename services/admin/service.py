@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import contextlib
 import logging
 import time
 from collections import Counter
@@ -22,6 +23,7 @@ from bus import subjects
 from bus.connection import Bus, TypedKv, Versioned
 from bus.errors import AdminError, ConfigError
 from bus.micro import Endpoint
+from bus.mirror import KvMirror
 from bus.schemas import (
     ATTENTION_MAX,
     CloudCapacity,
@@ -59,7 +61,13 @@ from services.admin import history
 log = logging.getLogger("cs-admin")
 
 REGISTRY_REUSE_S = 2.0
-"""How long one read of the registry serves the next pages of a listing."""
+"""How long one sorted copy of the registry serves the next pages of a listing."""
+CATCH_UP_S = 2.0
+"""How long an answer waits for the registry's mirror to bring the writes made before it
+was asked (it answers from the mirror as it is after that)."""
+MIRROR_RELOAD_S = 300.0
+"""How often the registry's mirror is read afresh (a watch that lost a delete during a NATS
+outage is right again after this)."""
 VM_PAGE_MAX = 5000
 """Most VMs one page of `vm-list` may hold (a page of VM records stays well under NATS'
 1 MB message limit once compressed)."""
@@ -77,7 +85,12 @@ def needs_attention(vm: VmRecord, now: float) -> bool:
 
 
 class AdminService:
-    """Answers the CLI; writes desired state to KV."""
+    """Answers the CLI; writes desired state to KV.
+
+    The registry is held in memory (`bus.mirror`), not read per request: at 100,000 VMs a
+    read takes seconds, longer than the CLI waits. Each answer first waits for the mirror to
+    hold every write made before it was asked (`KvMirror.current`), so an operator's kill
+    followed by `cs status` shows the kill."""
 
     def __init__(self, bus: Bus, config_path: Path | None = None,
                  history_interval_s: float = history.DEFAULT_INTERVAL_S) -> None:
@@ -93,6 +106,43 @@ class AdminService:
         self._reading = asyncio.Lock()
         self._read: list[tuple[str, VmRecord]] = []
         self._read_at = -REGISTRY_REUSE_S - 1.0
+        # Compacted: 100,000 VMs held at a fraction of their decoded size (`registry.compact`).
+        self._mirror = KvMirror(self.vms, compact=Compactor())
+        self._loading = asyncio.Lock()
+        self._loaded = False
+
+    async def follow(self, stop: asyncio.Event) -> None:
+        """Read the registry into memory now, and afresh every MIRROR_RELOAD_S, until
+        `stop`; the mirror's watch keeps it current in between."""
+        while not stop.is_set():
+            try:
+                await self._load()
+            except Exception as exc:  # NATS away: answers wait for it, and so does this
+                log.warning("%s", logs.fields(event="registry read failed", error=repr(exc)))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), MIRROR_RELOAD_S)
+
+    async def close(self) -> None:
+        """Stop following the registry."""
+        await self._mirror.close()
+
+    async def _load(self) -> None:
+        async with self._loading:
+            await self._mirror.load()
+            self._loaded = True
+
+    async def _current(self) -> dict[str, Versioned[VmRecord]]:
+        """The registry, with every write made before this call."""
+        if not self._loaded:
+            async with self._loading:
+                if not self._loaded:  # the first answer before `follow` read it
+                    await self._mirror.load()
+                    self._loaded = True
+        if not await self._mirror.current(CATCH_UP_S):
+            log.warning("%s", logs.fields(
+                event="registry mirror behind; answering from it as it is",
+                waited_s=CATCH_UP_S))
+        return self._mirror.entries()
 
     async def seed(self, configured: Sequence[CloudRecord]) -> dict[str, tuple[str, ...]]:
         """Make KV hold every configured cloud, keeping each existing record's enabled flag;
@@ -171,7 +221,7 @@ class AdminService:
             raise AdminError("400", f"name the VMs to {verb}, or ask for all on a cloud")
         if request.cloud and await self.clouds.get(request.cloud) is None:
             raise AdminError("404", f"unknown cloud {request.cloud!r}")
-        entries = await self.vms.items()
+        entries = await self._current()
         by_id = {e.value.vm_id: (key, e) for key, e in entries.items()
                  if not request.cloud or e.value.cloud == request.cloud}
         wanted = sorted(by_id) if request.all_on_cloud else list(request.vm_ids)
@@ -249,18 +299,16 @@ class AdminService:
         return await self.status_reply()
 
     async def _registry(self, reuse: bool = False) -> list[tuple[str, VmRecord]]:
-        """The registry in key order: read afresh, or (`reuse`) as last read if it served a
-        page within the last REGISTRY_REUSE_S, so a client paging through 100,000 VMs costs
-        one read, not one a page (however long it takes to print each). Pages are asked for
-        by key, so a page read from a newer copy goes on after the last key seen, neither
-        repeating nor skipping a VM that stayed."""
+        """The registry in key order: as it is now, or (`reuse`) as last sorted if that
+        served a page within the last REGISTRY_REUSE_S, so a client paging through 100,000
+        VMs costs one sort, not one a page (however long it takes to print each), and sees
+        one registry. Pages are asked for by key, so a page from a newer copy goes on after
+        the last key seen, neither repeating nor skipping a VM that stayed."""
         async with self._reading:
             fresh = time.monotonic() - self._read_at <= REGISTRY_REUSE_S
             self._read_at = time.monotonic() if reuse and fresh else self._read_at
             if not (reuse and fresh):
-                # Compacted as read: the whole registry at once, 20,000 VMs at 1 KB each,
-                # not 3.
-                entries = await self.vms.items(compact=Compactor())
+                entries = await self._current()
                 self._read = sorted(((k, v.value) for k, v in entries.items()),
                                     key=lambda kv: kv[0])
                 self._read_at = time.monotonic()

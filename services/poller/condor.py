@@ -1,4 +1,5 @@
-"""The only module that touches HTCondor: the `htcondor2` bindings and `classad2` parsing.
+"""One of the two modules that touch HTCondor: the `htcondor2` bindings (`classads.py`, the
+other, reads ClassAd text).
 
 Two CondorSources: `BindingsSource`, a live pool asked through the bindings in a child process
 under our own timeout, and `ReplaySource`, saved `condor_q -long`/`-json` and
@@ -10,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import classad2
@@ -18,121 +19,9 @@ import htcondor2
 
 from bus.errors import ConfigError
 from services.poller import pool
+from services.poller.classads import ad_to_job, iter_dump, read_dump
 from services.poller.demand import JOB_IDLE, JOB_RUNNING, PROJECTION, JobAd
 from services.poller.source import SourceUnavailable
-
-_EXPR_ATTRS = frozenset({"Requirements"})
-_JSON_EXPR_PREFIX, _JSON_EXPR_SUFFIX = "/Expr(", ")/"
-
-
-def ad_to_job(ad: classad2.ClassAd, only: Sequence[str] | None = None) -> JobAd:
-    """Plain values for literal attributes; expression text for expressions.
-
-    With `only`, just those attributes, keyed by the names given there (ClassAd names are
-    case-insensitive, so a dump's `vmmem` arrives as `VMMem`).
-    """
-    # The ad's literals come out in one C++ call (its JSON form) and only expressions are
-    # evaluated one by one: at 100,000 jobs, a lookup and an eval per projected attribute
-    # cost four times the schedd's own query.
-    wanted = None if only is None else {name.lower(): name for name in only}
-    out: dict[str, object] = {}
-    for key, value in json.loads(ad.printJson()).items():
-        attr = key if wanted is None else wanted.get(key.lower())
-        if attr is None:
-            continue
-        expression = (isinstance(value, str) and value.startswith(_JSON_EXPR_PREFIX)
-                      and value.endswith(_JSON_EXPR_SUFFIX))
-        if attr in _EXPR_ATTRS:
-            # The JSON form carries the expression's text as ClassAds print it.
-            out[attr] = (value[len(_JSON_EXPR_PREFIX):-len(_JSON_EXPR_SUFFIX)] if expression
-                         else str(ad.lookup(key)))
-            continue
-        if expression:
-            try:
-                value = ad.eval(key)
-            except (ValueError, TypeError, RuntimeError):
-                value = None
-        if isinstance(value, bool | int | float | str):
-            out[attr] = value
-        else:
-            out[attr] = str(ad.lookup(key))
-    return out
-
-
-def _json_ad(row: dict[str, object], origin: str, index: int) -> classad2.ClassAd:
-    """A ClassAd from one condor_q -json object, expressions (`/Expr(...)/`) included, so
-    they evaluate exactly as in a -long dump."""
-    ad = classad2.ClassAd()
-    for key, value in row.items():
-        if (isinstance(value, str) and value.startswith(_JSON_EXPR_PREFIX)
-                and value.endswith(_JSON_EXPR_SUFFIX)):
-            text = value[len(_JSON_EXPR_PREFIX):-len(_JSON_EXPR_SUFFIX)]
-            try:
-                ad[key] = classad2.ExprTree(text)
-            except (classad2.ClassAdException, ValueError):
-                raise ConfigError(f"{origin}: ad #{index + 1}: {key}: not a ClassAd "
-                                  f"expression: {text!r}") from None
-        elif isinstance(value, bool | int | float | str) or value is None:
-            ad[key] = value
-        else:
-            ad[key] = json.dumps(value)  # lists and nested ads: kept as text, never used
-    return ad
-
-
-def parse_dump(text: str, origin: str, only: Sequence[str] | None = None) -> list[JobAd]:
-    """Ads from `condor_q`/`condor_status` `-long` (old ClassAd syntax) or `-json` text;
-    `only` keeps just the attributes that matter (see `ad_to_job`)."""
-    stripped = text.lstrip()
-    if stripped.startswith("["):
-        try:
-            rows = json.loads(stripped)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{origin}: not valid condor_q -json output: {exc}") from None
-        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
-            raise ConfigError(
-                f"{origin}: not valid condor_q -json output: expected a list of objects")
-        return [ad_to_job(_json_ad(row, origin, i), only) for i, row in enumerate(rows)]
-    return [ad_to_job(ad, only) for ad in _parse_long(text, origin)]
-
-
-def _parse_long(text: str, origin: str) -> list[classad2.ClassAd]:
-    """Ads separated by blank lines. classad2 silently stops at the first bad line, which
-    would drop jobs unseen, so every attribute line is checked to have made it into its ad."""
-    ads: list[classad2.ClassAd] = []
-    block: list[tuple[int, str]] = []
-    for number, line in enumerate([*text.splitlines(), ""], start=1):
-        stripped = line.strip()
-        if stripped and not stripped.startswith(("#", "-- ")):
-            block.append((number, line))
-            continue
-        if stripped or not block:
-            continue
-        try:
-            ad = classad2.parseOne("\n".join(text for _, text in block), classad2.ParserType.Old)
-        except (classad2.ClassAdException, ValueError) as exc:
-            raise ConfigError(
-                f"{origin}: line {block[0][0]}: not valid condor_q -long output: {exc}"
-            ) from None
-        if len(ad) != len(block):  # fast path: every line became an attribute
-            parsed = {name.lower() for name in ad}
-            for at, raw in block:
-                name = raw.partition("=")[0].strip().lower()
-                if name not in parsed:
-                    raise ConfigError(
-                        f"{origin}: line {at}: not valid condor_q -long output: "
-                        f"{raw.strip()!r}")
-        ads.append(ad)
-        block = []
-    return ads
-
-
-def read_dump(path: Path, only: Sequence[str] | None = None) -> list[JobAd]:
-    """Ads from a dump file; ConfigError names the file when it is missing or bad."""
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read queue dump: {exc.strerror}") from None
-    return parse_dump(text, str(path), only)
 
 
 def _schedds(names: tuple[str, ...]) -> list[htcondor2.Schedd]:
@@ -256,22 +145,19 @@ class ReplaySource:
         """`replay:` and the queue file's name."""
         return f"replay:{self.queue_file.name}"
 
-    @staticmethod
-    async def _read(path: Path, only: Sequence[str]) -> list[JobAd]:
-        try:
-            return await asyncio.to_thread(read_dump, path, only)
-        except ConfigError as exc:
-            raise SourceUnavailable(str(exc)) from None
-
-    async def jobs(self) -> list[JobAd]:
-        """The queue dump's jobs."""
-        return await self._read(self.queue_file, PROJECTION)
+    async def jobs(self) -> Iterable[JobAd]:
+        """The queue dump's jobs, read as they are used: 10 million jobs are never held at
+        once (a line of the dump that is wrong raises SourceUnavailable then)."""
+        return _unavailable_on_error(iter_dump(self.queue_file, PROJECTION))
 
     async def startds(self) -> list[JobAd]:
         """The pool dump's slots, less those of retired VMs (no pool file: no slots)."""
         if self.pool_file is None:
             return []
-        ads = await self._read(self.pool_file, pool.PROJECTION)
+        try:
+            ads = await asyncio.to_thread(read_dump, self.pool_file, pool.PROJECTION)
+        except ConfigError as exc:
+            raise SourceUnavailable(str(exc)) from None
         return [ad for ad in ads if ad.get(pool.VM_ID_ATTR) not in self.retired]
 
     async def retire(self, vm_id: str) -> int:
@@ -279,6 +165,14 @@ class ReplaySource:
         had = any(ad.get(pool.VM_ID_ATTR) == vm_id for ad in await self.startds())
         self.retired.add(vm_id)
         return 1 if had else 0
+
+
+def _unavailable_on_error(ads: Iterator[JobAd]) -> Iterator[JobAd]:
+    """`ads`, with a dump's ConfigError raised as the source being unavailable."""
+    try:
+        yield from ads
+    except ConfigError as exc:
+        raise SourceUnavailable(str(exc)) from None
 
 
 def _child_main(argv: list[str]) -> int:

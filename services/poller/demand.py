@@ -11,7 +11,7 @@ import hashlib
 import math
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bus.schemas import DemandClass, DemandSnapshot, RejectedJob
 
@@ -232,17 +232,63 @@ def class_key(need: JobNeed) -> str:
     return hashlib.sha1(repr(need.class_fields()).encode()).hexdigest()[:10]
 
 
+_PER_JOB = frozenset({"ClusterId", "ProcId", "GlobalJobId", "Owner", "JobStatus"})
+"""Attributes that differ from job to job of one class: not part of what `_Needs` keys by."""
+_NEEDS_MAX = 20_000
+"""Distinct job shapes `_Needs` remembers (a queue where every job differs gains nothing)."""
+
+
+class _Needs:
+    """`parse_job` for many jobs: the jobs of one class differ only in their ids, owner and
+    status, so the rest of an ad (its shape) is parsed once and its class key computed once.
+    The result is parse_job's own, errors and their order included."""
+
+    def __init__(self) -> None:
+        self._shapes: dict[tuple[tuple[str, object], ...], tuple[JobNeed, str] | str] = {}
+
+    def of(self, ad: JobAd) -> tuple[JobNeed, str]:
+        """The job's need (its `job` field the class's first job's) and class key;
+        BadAttribute as parse_job raises it."""
+        status = _int("JobStatus", ad.get("JobStatus"), minimum=1)
+        owner = ad.get("Owner")
+        if not isinstance(owner, str) or not owner:
+            raise BadAttribute(f"Owner: expected a user name, got {owner!r}")
+        try:
+            shape = tuple(item for item in ad.items() if item[0] not in _PER_JOB)
+            known = self._shapes.get(shape)
+        except TypeError:  # a value that is not hashable: no shortcut
+            need = parse_job(ad)
+            return need, class_key(need)
+        if known is None:
+            try:
+                need = parse_job(ad)
+                known = (need, class_key(need))
+            except BadAttribute as exc:
+                known = str(exc)
+            if len(self._shapes) >= _NEEDS_MAX:
+                self._shapes.clear()
+            self._shapes[shape] = known
+        if isinstance(known, str):
+            raise BadAttribute(known)
+        need, key = known
+        if (need.status, need.owner) != (status, owner):
+            need = replace(need, status=status, owner=owner)
+        return need, key
+
+
 def build_demand(
     ads: Iterable[JobAd], source: str, now: float,
     stale: bool = False, stale_reason: str = "",
 ) -> DemandSnapshot:
-    """Group idle and running jobs into demand classes; bad jobs go to `rejected`."""
+    """Group idle and running jobs into demand classes; bad jobs go to `rejected`. `ads` is
+    read once, as it comes: 10 million jobs are never held at once."""
     classes: dict[str, tuple[JobNeed, int, int, dict[str, int]]] = {}
     rejected: list[RejectedJob] = []
     rejected_total = 0
+    needs = _Needs()
     for ad in ads:
         try:
-            need = parse_job(ad)
+            need, key = needs.of(ad)
         except BadAttribute as exc:
             rejected_total += 1
             if len(rejected) < MAX_REJECTED_LISTED:
@@ -250,7 +296,6 @@ def build_demand(
             continue
         if need.status not in (JOB_IDLE, JOB_RUNNING):
             continue
-        key = class_key(need)
         first, idle, running, users = classes.get(key, (need, 0, 0, {}))
         if need.status == JOB_IDLE:
             idle += 1

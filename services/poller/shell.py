@@ -49,9 +49,11 @@ class Poller:
     async def _read_demand(self, now: float) -> DemandSnapshot:
         try:
             ads = await self.source.jobs()
+            # In a thread: a replayed queue of millions is read and grouped as one stream
+            # (minutes), and the loop must go on meanwhile (heartbeats, condor actions).
+            return await asyncio.to_thread(build_demand, ads, self.source.describe(), now)
         except SourceUnavailable as exc:
             return _stale(self._demand or DemandSnapshot(source="none", taken_at=now), now, exc)
-        return build_demand(ads, self.source.describe(), now)
 
     async def _read_pool(self, now: float) -> PoolSnapshot:
         try:

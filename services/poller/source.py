@@ -7,6 +7,7 @@ Both implementations live in `condor.py` (the only module that imports the bindi
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Protocol
 
 from services.poller.demand import JobAd
@@ -24,8 +25,10 @@ class CondorSource(Protocol):
         """Where demand comes from, for status (`schedd:local`, `replay:queue.txt`)."""
         ...
 
-    async def jobs(self) -> list[JobAd]:
-        """Idle and running jobs with the attributes that decide a VM."""
+    async def jobs(self) -> Iterable[JobAd]:
+        """Idle and running jobs with the attributes that decide a VM: a list, or an
+        iterator that reads them as they are used (a replayed dump of millions), which may
+        raise SourceUnavailable while it is read."""
         ...
 
     async def startds(self) -> list[JobAd]:

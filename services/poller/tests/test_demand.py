@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from bus.errors import ConfigError
-from services.poller.condor import parse_dump, read_dump
+from services.poller import classads
+from services.poller.classads import iter_dump, parse_dump, read_dump
 from services.poller.demand import (
     MAX_REJECTED_LISTED,
     PROJECTION,
@@ -173,3 +174,37 @@ def test_rejected_jobs_are_listed_up_to_a_bound_and_all_counted() -> None:
     snap = build_demand(ads, "t", 0.0)
     assert len(snap.rejected) == MAX_REJECTED_LISTED
     assert snap.rejected_total == MAX_REJECTED_LISTED + 5
+
+
+def test_a_dump_file_is_read_as_it_is_used(tmp_path: Path) -> None:
+    """Ad by ad: the first ad comes before the bad line of the second is reached (a dump of
+    10 million jobs is never whole in memory), and the error names that line."""
+    dump = tmp_path / "queue.txt"
+    dump.write_text("\n" + long_ad() + "\n" + long_ad(ProcId="1") + "VMMem = (\n")
+    ads = iter_dump(dump, PROJECTION)
+    assert next(ads)["ProcId"] == 0
+    with pytest.raises(ConfigError, match=r"queue\.txt: line 13: not valid condor_q"):
+        next(ads)
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 1 << 20])
+def test_a_json_dump_is_read_a_chunk_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int,
+) -> None:
+    monkeypatch.setattr(classads, "_CHUNK", chunk)
+    rows = [{"ClusterId": 9, "ProcId": p, "Owner": "bob \u00e9", "JobStatus": 1 + p % 2,
+             "Requirements": '/Expr(VMType =?= "w")/', "VMMem": 1024 * (1 + p % 3),
+             "Env": {"a": [1, 2]}} for p in range(300)]
+    dump = tmp_path / "queue.json"
+    dump.write_text("\n  " + json.dumps(rows, indent=1 + chunk % 2) + "\n")
+    assert read_dump(dump, PROJECTION) == [
+        classads.ad_to_job(classads._json_ad(row, "t", i), PROJECTION)
+        for i, row in enumerate(rows)]
+    for text, why in [("[{]", "Expecting property name"), ("[1, 2]", "a list of objects"),
+                      ('[{"a": 1},]', "Expecting value"), ('[{"a": 1}] x', "text after"),
+                      ('[{"a": 1}', "not closed"), ('[{"a": 1} {"b": 2}]', "expected ','"),
+                      ("[", "not closed")]:
+        dump.write_text(text)
+        with pytest.raises(ConfigError, match=rf"queue\.json: not valid condor_q -json "
+                                              rf"output: .*{why}"):
+            read_dump(dump)

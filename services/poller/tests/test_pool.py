@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from services.poller.condor import read_dump
+from services.poller.classads import read_dump
 from services.poller.pool import build_pool
 
 POOL = Path(__file__).resolve().parents[3] / "tests" / "data" / "pool.txt"
