@@ -59,3 +59,4 @@ bench: $(STAMP)
 	PYTHONPATH=. $(VENV)/bin/python bench/pool_bench.py
 	PYTHONPATH=. $(VENV)/bin/python bench/scale_bench.py
 	PYTHONPATH=. $(VENV)/bin/python bench/replica_bench.py
+	PYTHONPATH=. $(VENV)/bin/python bench/replay_bench.py

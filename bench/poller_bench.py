@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import platform
 import time
+from collections.abc import Iterator
 
 import classad2
 
@@ -21,21 +22,24 @@ from services.poller.classads import parse_dump
 from services.poller.demand import PROJECTION, build_demand
 
 
+def synthetic_ads(jobs: int, classes: int, start: int = 0) -> Iterator[str]:
+    """Jobs `start` to `jobs` of a queue of `classes` VM classes and 50 owners, one
+    condor_q -long ad each (no blank line)."""
+    for n in range(start, jobs):
+        c = n % classes
+        yield (f'ClusterId = {1000 + n // 100}\nProcId = {n % 100}\n'
+               f'GlobalJobId = "schedd.example.org#{1000 + n // 100}.{n % 100}#1764070000"\n'
+               f'Owner = "user{n % 50}"\nJobStatus = {1 if n % 4 else 2}\n'
+               f'Requirements = (VMType =?= "type{c}") && (Arch == "X86_64")\n'
+               f'VMAMI = "cloud{c % 200}:image{c}.qcow2"\nVMCPUCores = {1 + c % 8}\n'
+               f'VMMem = {2048 * (1 + c % 4)}\nRequestDisk = 1048576\nJobPrio = 0\n'
+               f'TargetClouds = "cloud{c % 200},cloud{(c + 1) % 200}"\nQDate = 1764070000\n'
+               f'Cmd = "/home/user{n % 50}/run.sh"\nIwd = "/home/user{n % 50}"\n')
+
+
 def synthetic_queue(jobs: int, classes: int) -> str:
     """`jobs` idle/running jobs of `classes` VM classes and 50 owners, condor_q -long style."""
-    ads = []
-    for n in range(jobs):
-        c = n % classes
-        ads.append(
-            f'ClusterId = {1000 + n // 100}\nProcId = {n % 100}\n'
-            f'GlobalJobId = "schedd.example.org#{1000 + n // 100}.{n % 100}#1764070000"\n'
-            f'Owner = "user{n % 50}"\nJobStatus = {1 if n % 4 else 2}\n'
-            f'Requirements = (VMType =?= "type{c}") && (Arch == "X86_64")\n'
-            f'VMAMI = "cloud{c % 200}:image{c}.qcow2"\nVMCPUCores = {1 + c % 8}\n'
-            f'VMMem = {2048 * (1 + c % 4)}\nRequestDisk = 1048576\nJobPrio = 0\n'
-            f'TargetClouds = "cloud{c % 200},cloud{(c + 1) % 200}"\nQDate = 1764070000\n'
-            f'Cmd = "/home/user{n % 50}/run.sh"\nIwd = "/home/user{n % 50}"\n')
-    return "\n".join(ads)
+    return "\n".join(synthetic_ads(jobs, classes))
 
 
 def main() -> None:

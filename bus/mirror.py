@@ -24,6 +24,13 @@ from bus.schemas import Message
 
 M = TypeVar("M", bound=Message)
 
+CATCH_UP_S = 2.0
+"""How long a reader waits for a mirror to bring the writes made before it asked (`current`)
+before it reads the bucket afresh instead, or answers from the mirror as it is."""
+RELOAD_S = 300.0
+"""How often a long-lived mirror is read afresh all the same: a watch that lost a delete in a
+NATS outage is right again after this."""
+
 log = logging.getLogger("bus")
 
 

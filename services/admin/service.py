@@ -23,7 +23,7 @@ from bus import subjects
 from bus.connection import Bus, TypedKv, Versioned
 from bus.errors import AdminError, ConfigError
 from bus.micro import Endpoint
-from bus.mirror import KvMirror
+from bus.mirror import CATCH_UP_S, RELOAD_S, KvMirror
 from bus.schemas import (
     ATTENTION_MAX,
     CloudCapacity,
@@ -62,12 +62,6 @@ log = logging.getLogger("cs-admin")
 
 REGISTRY_REUSE_S = 2.0
 """How long one sorted copy of the registry serves the next pages of a listing."""
-CATCH_UP_S = 2.0
-"""How long an answer waits for the registry's mirror to bring the writes made before it
-was asked (it answers from the mirror as it is after that)."""
-MIRROR_RELOAD_S = 300.0
-"""How often the registry's mirror is read afresh (a watch that lost a delete during a NATS
-outage is right again after this)."""
 VM_PAGE_MAX = 5000
 """Most VMs one page of `vm-list` may hold (a page of VM records stays well under NATS'
 1 MB message limit once compressed)."""
@@ -112,7 +106,7 @@ class AdminService:
         self._loaded = False
 
     async def follow(self, stop: asyncio.Event) -> None:
-        """Read the registry into memory now, and afresh every MIRROR_RELOAD_S, until
+        """Read the registry into memory now, and afresh every RELOAD_S, until
         `stop`; the mirror's watch keeps it current in between."""
         while not stop.is_set():
             try:
@@ -120,7 +114,7 @@ class AdminService:
             except Exception as exc:  # NATS away: answers wait for it, and so does this
                 log.warning("%s", logs.fields(event="registry read failed", error=repr(exc)))
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), MIRROR_RELOAD_S)
+                await asyncio.wait_for(stop.wait(), RELOAD_S)
 
     async def close(self) -> None:
         """Stop following the registry."""

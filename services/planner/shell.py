@@ -4,9 +4,11 @@ Order matters for crash safety: a VM is recorded (create-if-absent) before its i
 so a crash in between leaves a `requested` record that the next cycle resends; never an
 intent for a VM nobody recorded.
 
-The state is held in memory (`bus.mirror`), read afresh at most once an interval: a demand
-change is planned from memory, and its intents leave after one round trip (the booking), not
-after a whole read of the registry.
+The state is held in memory (`bus.mirror`), kept by watches and read afresh only every
+`bus.mirror.RELOAD_S`: each cycle first waits until each mirror holds every write made before
+the cycle began (`KvMirror.current`: one round trip a bucket), so a cycle sees what a fresh
+read would, and a demand change's intents leave after that and the booking, not after a
+whole read of the registry (seconds at 100,000 VMs).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import get_args
 
 from bus import subjects
 from bus.connection import Bus, Traced, Versioned
-from bus.mirror import KvMirror, LastMessage
+from bus.mirror import CATCH_UP_S, RELOAD_S, KvMirror, LastMessage
 from bus.schemas import (
     CloudCapacity,
     CloudHealth,
@@ -82,12 +84,12 @@ class PlannerShell:
         dict[str, Versioned[CloudRecord]], dict[str, Versioned[VmRecord]],
         dict[str, Versioned[CloudHealth]], dict[str, Versioned[CloudCapacity]],
     ]:
-        """The state: from memory, or read afresh when asked or when the last read is an
-        interval old (most cycles the timer starts; one woken early by a change uses
-        memory)."""
-        # 0.8: the timer starts the next cycle an interval after this one started, so a little
-        # less than an interval after this read ended; that cycle must still read afresh.
-        if not afresh and time.monotonic() - self._loaded_at < 0.8 * self.settings.interval_s:
+        """The state: from memory once the mirrors have caught up with every write made
+        before this call; read afresh when asked, every RELOAD_S, or when a mirror did not
+        catch up within CATCH_UP_S (its watch is failing)."""
+        mirrors = (self._clouds, self._vms, self._health, self._capacity)
+        if not afresh and time.monotonic() - self._loaded_at < RELOAD_S and all(
+                await asyncio.gather(*(m.current(CATCH_UP_S) for m in mirrors))):
             return (self._demand.value(), self._pool.value(), self._clouds.entries(),
                     self._vms.entries(), self._health.entries(), self._capacity.entries())
         # Six independent reads, each a few round trips: at once, not one after the other.
