@@ -4,7 +4,9 @@ CloudWorker, and time until every one has left `requested`."""
 from __future__ import annotations
 
 import asyncio
+import os
 import time
+from pathlib import Path
 
 from bus import subjects
 from bus.connection import Bus
@@ -12,28 +14,67 @@ from bus.schemas import Intent, VmRecord
 from provisioning.worker import CloudWorker
 
 
-async def time_boots(bus: Bus, worker: CloudWorker, vms: list[VmRecord]) -> float:
-    """Seconds from publishing the boot intents of `vms` until each is booting or running."""
-    cloud = worker.cloud
-    for vm in vms:
-        await worker.vms.create(subjects.vm_key(cloud, vm.vm_id), vm)
-    stop = asyncio.Event()
-    task = asyncio.create_task(worker.consume(stop))
-    await asyncio.sleep(1.0)  # the consumer is pulling
+async def book(bus: Bus, vms: list[VmRecord]) -> None:
+    """Record `vms` in the registry (`requested`), as the planner does before their intents."""
+    kv = bus.kv(subjects.VMS_BUCKET, VmRecord)
+    for first in range(0, len(vms), 500):
+        await asyncio.gather(*(kv.create(subjects.vm_key(vm.cloud, vm.vm_id), vm)
+                               for vm in vms[first:first + 500]))
+
+
+async def publish_and_wait(bus: Bus, vms: list[VmRecord]) -> float:
+    """Seconds from publishing the boot intents of booked `vms` until each has left
+    `requested`."""
+    kv = bus.kv(subjects.VMS_BUCKET, VmRecord)
     start = time.perf_counter()
     for vm in vms:
-        await bus.js_publish(subjects.intent(cloud), Intent(
-            intent_id=vm.intent_id, action="boot", cloud=cloud, vm_id=vm.vm_id, spec=vm.spec,
-            created_at=time.time()))
-    pending = {subjects.vm_key(cloud, vm.vm_id) for vm in vms}
+        await bus.js_publish(subjects.intent(vm.cloud), Intent(
+            intent_id=vm.intent_id, action="boot", cloud=vm.cloud, vm_id=vm.vm_id,
+            spec=vm.spec, created_at=time.time()))
+    pending = {subjects.vm_key(vm.cloud, vm.vm_id) for vm in vms}
     while pending:
         # One cheap read per VM still waiting: the poll must not compete with the boots.
         for key in list(pending):
-            entry = await worker.vms.get(key)
+            entry = await kv.get(key)
             if entry is not None and entry.value.state != "requested":
                 pending.discard(key)
         await asyncio.sleep(0.05)
-    elapsed = time.perf_counter() - start
+    return time.perf_counter() - start
+
+
+async def time_boots(bus: Bus, worker: CloudWorker, vms: list[VmRecord]) -> float:
+    """Seconds from publishing the boot intents of `vms` until each is booting or running,
+    booted by `worker` in this process."""
+    await book(bus, vms)
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.consume(stop))
+    await asyncio.sleep(1.0)  # the consumer is pulling
+    elapsed = await publish_and_wait(bus, vms)
     stop.set()
     await task
     return elapsed
+
+
+def cpu_s(pid: int) -> float:
+    """User and system CPU seconds of a process."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+async def time_replicas(url: str, vms: list[VmRecord], pids: list[int]) -> tuple[float, float]:
+    """Book `vms`, publish their intents to the provisioner processes `pids` (already
+    consuming); seconds until every one has left `requested`, and the CPU seconds those
+    processes spent meanwhile."""
+    bus = await Bus.connect(url, "bench")
+    await bus.ensure_infra()
+    try:
+        await book(bus, vms)
+        await asyncio.sleep(1.0)  # every consumer is pulling
+        cpu_before = sum(cpu_s(pid) for pid in pids)
+        elapsed = await publish_and_wait(bus, vms)
+        return elapsed, sum(cpu_s(pid) for pid in pids) - cpu_before
+    finally:
+        await bus.close()

@@ -1,8 +1,11 @@
 """Boot throughput on the real OpenStack testbed: N boots through our provisioner (intents on
 NATS, CloudWorker, OpenstackDriver) next to a bare concurrent openstacksdk loop making the same
-calls (look the name up, find image and flavor, create), in one run.
+calls (look the name up, find image and flavor, create), in one run; with 1 and 2 provisioner
+processes sharing the cloud's intents, each `--threads` at a time, against the bare loop at
+the same concurrency (threads x replicas).
 
     PYTHONPATH=. python bench/openstack_bench.py [--boots 24] [--threads 8] [--rounds 3]
+                                                 [--replicas 1,2]
 
 Uses a testbed already up (`python -m tests.openstack_bed up`), else brings one up and down.
 A boot counts when Nova has accepted the create (the server exists, building); both sides then
@@ -16,6 +19,9 @@ import asyncio
 import concurrent.futures
 import os
 import platform
+import signal
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -24,7 +30,7 @@ from typing import Any
 
 import openstack
 
-from bench.boots import time_boots
+from bench.boots import time_replicas
 from bus.connection import Bus
 from bus.schemas import CloudRecord, OpenstackCloud, VmRecord, VmSpec
 from provisioning.settings import ProvisionerSettings
@@ -52,28 +58,55 @@ def bare(conn: Any, names: list[str], threads: int) -> float:
     return time.perf_counter() - start
 
 
-async def ours(bed: Testbed, url: str, boots: int, threads: int) -> float:
-    """Seconds from publishing `boots` intents until every VM is booting in the registry."""
-    bus = await Bus.connect(url, "bench")
+def record(cloud: str, boots: int) -> CloudRecord:
+    """The benchmark's cloud: the testbed's demo project through its application credential."""
+    return CloudRecord(name=cloud, provider="openstack", enabled=True, max_vms=boots,
+                       os_cloud=APPCRED_CLOUD, openstack=OpenstackCloud(network="none"))
+
+
+async def serve(url: str, cloud: str, threads: int, boots: int) -> None:
+    """One provisioner replica: consume the cloud's intents until SIGTERM."""
+    bus = await Bus.connect(url, "bench-replica")
     await bus.ensure_infra()
-    cloud = f"bench{uuid.uuid4().hex[:6]}"
-    record = CloudRecord(name=cloud, provider="openstack", enabled=True, max_vms=boots,
-                         os_cloud=APPCRED_CLOUD, openstack=OpenstackCloud(network="none"))
-    driver = OpenstackDriver(record, SITE, WorkerSettings("cm", None), bed.clouds_yaml)
+    driver = OpenstackDriver(record(cloud, boots), SITE, WorkerSettings("cm", None),
+                             Testbed().clouds_yaml)
     # A running provisioner's connection is long-lived: authenticated, its token known to
     # Nova and Glance. Warm both sides alike, outside the timing.
     await driver.list()
     await driver.capacity()
     worker = CloudWorker(bus, "openstack", cloud, driver,
                          ProvisionerSettings(parallel_intents=threads))
-    now = time.time()
-    vms = [VmRecord(vm_id=f"cs-{SITE}-{cloud}-w-{n}", cloud=cloud, intent_id=f"boot-{n}",
-                    class_key="k", spec=VmSpec(vm_type="w", image=IMAGE, flavor="m1.tiny"),
-                    state="requested", created_at=now, updated_at=now) for n in range(boots)]
-    elapsed = await time_boots(bus, worker, vms)
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    print("ready", flush=True)
+    await worker.consume(stop)
     await driver.close()
     await bus.close()
-    return elapsed
+
+
+def ours(url: str, boots: int, threads: int, replicas: int) -> float:
+    """Seconds from publishing `boots` intents until every VM is booting in the registry,
+    booted by `replicas` provisioner processes."""
+    cloud = f"bench{uuid.uuid4().hex[:6]}"
+    procs = [subprocess.Popen([sys.executable, "-m", "bench.openstack_bench", "--serve", url,
+                               cloud, str(threads), str(boots)], stdout=subprocess.PIPE,
+                              text=True) for _ in range(replicas)]
+    try:
+        for proc in procs:
+            assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        now = time.time()
+        vms = [VmRecord(vm_id=f"cs-{SITE}-{cloud}-w-{n}", cloud=cloud, intent_id=f"boot-{n}",
+                        class_key="k", spec=VmSpec(vm_type="w", image=IMAGE,
+                                                   flavor="m1.tiny"),
+                        state="requested", created_at=now, updated_at=now)
+               for n in range(boots)]
+        elapsed, _ = asyncio.run(time_replicas(url, vms, [p.pid for p in procs]))
+        return elapsed
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(60)
 
 
 def cleanup(conn: Any) -> None:
@@ -88,11 +121,17 @@ def cleanup(conn: Any) -> None:
 
 def main() -> None:
     """Run both, print the figures."""
+    if sys.argv[1:2] == ["--serve"]:
+        url, cloud, threads, boots = sys.argv[2:6]
+        asyncio.run(serve(url, cloud, int(threads), int(boots)))
+        return
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--boots", type=int, default=24)
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--replicas", default="1,2")
     args = parser.parse_args()
+    counts = [int(n) for n in args.replicas.split(",")]
     bed = Testbed()
     started = not bed.running()
     if started:
@@ -102,41 +141,45 @@ def main() -> None:
     admin.compute.update_quota_set(admin.identity.find_project("demo", ignore_missing=False),
                                    instances=args.boots + 5, cores=args.boots + 5,
                                    ram=(args.boots + 5) * 512)
+    best: dict[int, tuple[float, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         nats = NatsServer(Path(tmp))
         nats.start()
         try:
-            # Alternating rounds, best of each: the first calls after the cloud starts are
-            # slow (cold caches), whichever side makes them.
-            bare_runs, ours_runs = [], []
-            for r in range(args.rounds):
-                cleanup(admin)
-                demo: Any = openstack.connect(cloud=APPCRED_CLOUD)
-                list(demo.compute.servers())  # warm: authenticated, token known to Nova
-                demo.image.find_image(IMAGE, ignore_missing=False)  # ... and to Glance
-                bare_runs.append(bare(demo, [f"bare-{r}-{n}" for n in range(args.boots)],
-                                      args.threads))
-                demo.close()
-                cleanup(admin)
-                ours_runs.append(asyncio.run(ours(bed, nats.url, args.boots, args.threads)))
+            for n in counts:
+                # Alternating rounds, best of each: the first calls after the cloud starts
+                # are slow (cold caches), whichever side makes them.
+                bare_runs, ours_runs = [], []
+                for r in range(args.rounds):
+                    cleanup(admin)
+                    demo: Any = openstack.connect(cloud=APPCRED_CLOUD)
+                    list(demo.compute.servers())  # warm: authenticated, token known to Nova
+                    demo.image.find_image(IMAGE, ignore_missing=False)  # ... and to Glance
+                    bare_runs.append(bare(demo, [f"bare-{n}-{r}-{i}" for i in range(args.boots)],
+                                          args.threads * n))
+                    demo.close()
+                    cleanup(admin)
+                    ours_runs.append(ours(nats.url, args.boots, args.threads, n))
+                best[n] = (min(bare_runs), min(ours_runs))
             cleanup(admin)
-            bare_s, ours_s = min(bare_runs), min(ours_runs)
         finally:
             nats.stop()
             demo_project = admin.identity.find_project("demo", ignore_missing=False)
             admin.compute.revert_quota_set(demo_project)
             if started:
                 bed.down()
-    bare_rate, ours_rate = args.boots / bare_s, args.boots / ours_s
     print(f"OpenStack boots on the testbed ({platform.machine()}, {os.cpu_count()} cores): "
-          f"{args.boots} boots, {args.threads} at a time, best of {args.rounds} rounds")
-    print(f"  {'bare openstacksdk loop':28} {bare_s:7.2f} s  {bare_rate:6.1f} boots/s")
-    print(f"  {'cloudscheduler provisioner':28} {ours_s:7.2f} s  {ours_rate:6.1f} boots/s")
-    print(f"  ratio {ours_rate / bare_rate:.2f} (goal: at least 0.9)")
+          f"{args.boots} boots, {args.threads} at a time per replica, best of {args.rounds}")
+    print(f"  {'':12} {'bare s':>8} {'bare/s':>8} {'ours s':>8} {'ours/s':>8} {'ratio':>7}")
+    for n, (bare_s, ours_s) in best.items():
+        print(f"  {f'{n} replica(s)':12} {bare_s:8.2f} {args.boots / bare_s:8.1f} "
+              f"{ours_s:8.2f} {args.boots / ours_s:8.1f} {bare_s / ours_s:7.2f}")
+    print("  (goal: ratio at least 0.9; the bare loop runs threads x replicas at a time)")
     print(f"openstack_boots={args.boots}")
-    print(f"openstack_bare_boots_per_s={bare_rate:.2f}")
-    print(f"openstack_provisioner_boots_per_s={ours_rate:.2f}")
-    print(f"openstack_provisioner_ratio={ours_rate / bare_rate:.2f}")
+    for n, (bare_s, ours_s) in best.items():
+        print(f"openstack_{n}_bare_boots_per_s={args.boots / bare_s:.2f}")
+        print(f"openstack_{n}_provisioner_boots_per_s={args.boots / ours_s:.2f}")
+        print(f"openstack_{n}_provisioner_ratio={bare_s / ours_s:.2f}")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ replica boots into a host of its own, so the driver is never the shared limit, t
 are. For each count: the VMs are booked, the intents published, and the time until every VM
 has left `requested` is taken, with the CPU the replicas spent. The provisioner's overhead per
 boot is that CPU less the bare loop's CPU for the same boots. Prints a table, then every
-figure as `name=value`. (Nova's testbed at 1 and 2 replicas is not measured here yet.)
+figure as `name=value`. Nova's testbed at 1 and 2 replicas: bench/openstack_bench.py.
 """
 
 from __future__ import annotations
@@ -27,11 +27,10 @@ import time
 import uuid
 from pathlib import Path
 
+from bench.boots import time_replicas
 from bench.libvirt_bench import OPTS, SITE, WORKER, bare, host, vms_of
-from bench.scale_bench import cpu_s
-from bus import subjects
 from bus.connection import Bus
-from bus.schemas import CloudRecord, Intent
+from bus.schemas import CloudRecord
 from provisioning.settings import ProvisionerSettings
 from provisioning.worker import CloudWorker
 from services.provisioner_libvirt.driver import LibvirtDriver
@@ -59,37 +58,6 @@ async def serve(url: str, cloud: str, uri: str, boots: int) -> None:
     await bus.close()
 
 
-async def drive(url: str, cloud: str, boots: int, pids: list[int]) -> tuple[float, float]:
-    """Book `boots` VMs on `cloud`, publish their intents; seconds until every one has left
-    `requested`, and the CPU seconds the processes `pids` spent meanwhile."""
-    bus = await Bus.connect(url, "bench")
-    await bus.ensure_infra()
-    vms = vms_of(cloud, boots)
-    kv = bus.kv(subjects.VMS_BUCKET, type(vms[0]))
-    try:
-        for first in range(0, boots, 500):
-            await asyncio.gather(*(kv.create(subjects.vm_key(cloud, vm.vm_id), vm)
-                                   for vm in vms[first:first + 500]))
-        await asyncio.sleep(1.0)  # every consumer is pulling
-        cpu_before = sum(cpu_s(pid) for pid in pids)
-        start = time.perf_counter()
-        for vm in vms:
-            await bus.js_publish(subjects.intent(cloud), Intent(
-                intent_id=vm.intent_id, action="boot", cloud=cloud, vm_id=vm.vm_id,
-                spec=vm.spec, created_at=time.time()))
-        pending = {subjects.vm_key(cloud, vm.vm_id) for vm in vms}
-        while pending:
-            for key in list(pending):
-                entry = await kv.get(key)
-                if entry is not None and entry.value.state != "requested":
-                    pending.discard(key)
-            await asyncio.sleep(0.05)
-        elapsed = time.perf_counter() - start
-        return elapsed, sum(cpu_s(pid) for pid in pids) - cpu_before
-    finally:
-        await bus.close()
-
-
 def boots_with(url: str, uri: str, boots: int, replicas: int) -> tuple[float, float]:
     """Seconds for `boots` boots with `replicas` provisioner processes, and their CPU."""
     cloud = f"rep{uuid.uuid4().hex[:6]}"
@@ -99,7 +67,7 @@ def boots_with(url: str, uri: str, boots: int, replicas: int) -> tuple[float, fl
     try:
         for proc in procs:
             assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
-        return asyncio.run(drive(url, cloud, boots, [p.pid for p in procs]))
+        return asyncio.run(time_replicas(url, vms_of(cloud, boots), [p.pid for p in procs]))
     finally:
         for proc in procs:
             proc.terminate()

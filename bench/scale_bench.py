@@ -33,6 +33,7 @@ from pathlib import Path
 
 from nats.aio.msg import Msg
 
+from bench.boots import cpu_s
 from bench.latency_bench import quantile
 from bench.rss_bench import memory_mb
 from bus import subjects
@@ -73,13 +74,6 @@ base_port = {base}
 RECONCILE_S = 5.0
 """The provisioner's reconcile interval here."""
 SERVICES = ("cs-admin", "cs-planner", "cs-provisioner-libvirt")
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_s(pid: int) -> float:
-    """User and system CPU seconds of a process."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
 
 
 def scrape(port: int) -> dict[str, float]:

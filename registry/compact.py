@@ -9,6 +9,7 @@ identity changes; every schema is frozen, so a shared part is never written thro
 
 from __future__ import annotations
 
+import sys
 from typing import TypeVar
 
 from pydantic import BaseModel
@@ -17,13 +18,19 @@ from bus.schemas import Message
 
 M = TypeVar("M", bound=Message)
 
+SHARED_TEXT = frozenset({"cloud", "class_key", "state", "reason", "trace"})
+"""Text fields most records share a value of (a cloud's name, a class, a state, a trace of
+many boots): held once (`sys.intern`), 50-100 bytes a record each. Names and ids, which are
+each record's own, are not: interning them would cost, not save."""
+
 MAX_PARTS = 10_000
 """Distinct parts remembered before the table starts afresh (parts of records long gone
 would otherwise accumulate; starting afresh costs only some sharing)."""
 
 
 class Compactor:
-    """Makes records share equal nested models and equal field-name sets."""
+    """Makes records share equal nested models, equal field-name sets and the values of
+    SHARED_TEXT fields."""
 
     def __init__(self) -> None:
         self._parts: dict[BaseModel, BaseModel] = {}
@@ -35,6 +42,10 @@ class Compactor:
             self._parts.clear()
         fields = value.__dict__
         for name, part in fields.items():
+            if isinstance(part, str):
+                if name in SHARED_TEXT:
+                    fields[name] = sys.intern(part)
+                continue
             if not isinstance(part, BaseModel):
                 continue
             try:

@@ -29,6 +29,7 @@ def test_equal_parts_are_shared_and_values_do_not_change() -> None:
     assert compact(a) is a and compact(b) is b
     assert a.spec is b.spec
     assert a.__pydantic_fields_set__ is b.__pydantic_fields_set__
+    assert a.cloud is b.cloud and a.state is b.state  # shared text, decoded apart
     assert (a.model_dump(), b.model_dump(), hash(a), a.model_dump(exclude_unset=True)) == before
     assert codec.decode_body(codec.encode_body(a), VmRecord, "test") == a
     other = b.model_copy(update={"spec": VmSpec(vm_type="big", cores=8)})

@@ -185,8 +185,8 @@ class AdminService:
 
     async def history_point(self, since: float, now: float) -> HistoryPoint:
         """The site now, for the history (boots and failures since `since`)."""
-        status = await self.status_reply()  # reads the registry afresh: self._read
-        return history.take(status, [vm for _, vm in self._read], since, now)
+        vms = [entry.value for entry in (await self._current()).values()]
+        return history.take(await self._status(vms), vms, since, now)
 
     async def history(self, request: HistoryRequest) -> Message:
         """The history of the last `since_s` seconds in at most `max_points` steps."""
@@ -303,8 +303,7 @@ class AdminService:
             self._read_at = time.monotonic() if reuse and fresh else self._read_at
             if not (reuse and fresh):
                 entries = await self._current()
-                self._read = sorted(((k, v.value) for k, v in entries.items()),
-                                    key=lambda kv: kv[0])
+                self._read = [(key, entries[key].value) for key in sorted(entries)]
                 self._read_at = time.monotonic()
             return self._read
 
@@ -334,10 +333,13 @@ class AdminService:
 
     async def status_reply(self) -> StatusReply:
         """What `status` answers, typed (the status page reads it too)."""
+        return await self._status([entry.value for entry in (await self._current()).values()])
+
+    async def _status(self, vms: list[VmRecord]) -> StatusReply:
+        """The status of a site whose registry holds `vms`."""
         now = time.time()
         clouds = [v.value for v in (await self.clouds.items()).values()]
         health = {k: v.value for k, v in (await self.health.items()).items()}
-        vms = [vm for _, vm in await self._registry()]
         capacity = {k: v.value for k, v in (await self.capacity.items()).items()}
         by_cloud: dict[str, Counter[str]] = {}
         cores: Counter[str] = Counter()
