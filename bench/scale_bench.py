@@ -70,6 +70,8 @@ vanished_grace_s = 86400   # the VMs exist only in the registry: keep them
 orphan_grace_s = 86400
 [metrics]
 base_port = {base}
+[admin]
+status_page = "127.0.0.1:{page}"
 """
 RECONCILE_S = 5.0
 """The provisioner's reconcile interval here."""
@@ -246,7 +248,9 @@ def one_size(vms: int, clouds: int, window: float) -> dict[str, float]:
             figures["fill_s"] = time.perf_counter() - started
             base = free_block(len(PORT_OFFSETS))
             config = work / "cs.toml"
-            config.write_text(CONFIG.format(url=nats.url, base=base, reconcile=RECONCILE_S))
+            page = free_block(1)
+            config.write_text(CONFIG.format(url=nats.url, base=base, reconcile=RECONCILE_S,
+                                            page=page))
             env = dict(os.environ, CS_CONFIG=str(config), CS_NATS_URL=nats.url)
             for name in SERVICES:
                 procs[name] = subprocess.Popen([sys.executable, "-m", MODULES[name]], env=env,
@@ -281,16 +285,25 @@ def one_size(vms: int, clouds: int, window: float) -> dict[str, float]:
                 first, whole = first_line(args, env)
                 figures[f"cs_{label}_first_line_s"] = first
                 figures[f"cs_{label}_whole_s"] = whole
+            for label, path in (("status_page", "/"), ("status_page_deep", "/?after=c199.")):
+                started = time.perf_counter()
+                with urllib.request.urlopen(f"http://127.0.0.1:{page}{path}",
+                                            timeout=60) as answer:
+                    answer.read()
+                figures[f"{label}_s"] = time.perf_counter() - started
             for name, proc in procs.items():
                 assert proc.poll() is None, f"{name} died: see its log"
                 rss, peak = memory_mb(proc.pid)
                 key = name.removeprefix("cs-").replace("-", "_")
                 figures[f"rss_mb_{key}"] = rss
                 figures[f"rss_peak_mb_{key}"] = peak
+            started = time.perf_counter()
             for proc in procs.values():
                 proc.terminate()
-            for proc in procs.values():
+            for name, proc in procs.items():
                 proc.wait(60)
+                key = name.removeprefix("cs-").replace("-", "_")
+                figures[f"exit_after_sigterm_s_{key}"] = time.perf_counter() - started
             figures["reconcile_alone_ms"] = asyncio.run(reconcile_alone(nats.url,
                                                                         cloud_name(0)))
         finally:
