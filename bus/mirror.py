@@ -34,14 +34,23 @@ NATS outage is right again after this."""
 log = logging.getLogger("bus")
 
 
+def _group_of(key: str) -> str:
+    """A key's first token: the cloud of a registry key `<cloud>.<vm>`."""
+    return key.partition(".")[0]
+
+
 class KvMirror(Generic[M]):
     """Every live key of one bucket with its value and revision; `compact`, if given, is
     applied to each value as it is decoded (`registry.compact.Compactor` shares the equal
-    parts of records held by the thousand)."""
+    parts of records held by the thousand). `grouped` keeps an index by the keys' first
+    token (`group`: one cloud's VMs without looking at the others')."""
 
     def __init__(self, kv: TypedKv[M], wake: asyncio.Event | None = None,
-                 compact: Callable[[M], M] | None = None) -> None:
+                 compact: Callable[[M], M] | None = None, grouped: bool = False) -> None:
         self._kv = kv
+        self._groups: dict[str, dict[str, Versioned[M]]] | None = {} if grouped else None
+        self._loaded = False
+        self._loading = asyncio.Lock()  # one read of the bucket at a time
         self._wake = wake  # set after each change the watch applies
         self._entries: dict[str, Versioned[M]] = {}
         self._revisions: dict[str, int] = {}  # of the last write seen per key, deletes too
@@ -54,9 +63,43 @@ class KvMirror(Generic[M]):
         """The mirrored bucket (a copy: the caller may keep it across awaits)."""
         return dict(self._entries)
 
+    def group(self, name: str) -> dict[str, Versioned[M]]:
+        """The entries whose key's first token is `name` (a copy), for a grouped mirror."""
+        if self._groups is None:
+            raise TypeError("group() of a mirror made without grouped=True")
+        return dict(self._groups.get(name, {}))
+
+    @property
+    def loaded(self) -> bool:
+        """Whether a `load` has succeeded (before, the mirror holds nothing to go by)."""
+        return self._loaded
+
+    async def keep_loaded(self, stop: asyncio.Event, every_s: float = RELOAD_S) -> None:
+        """`load` now and every `every_s` until `stop` (a failed load is logged and tried
+        again at the next); the watch keeps the mirror current in between."""
+        while not stop.is_set():
+            try:
+                await self.load()
+            except Exception as exc:  # NATS away: readers fall back or wait, and so does this
+                log.warning("read of %s failed: %r; again in %.0fs", self._kv.bucket, exc,
+                            every_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), every_s)
+
+    async def ensure_loaded(self) -> None:
+        """`load`, unless a load has succeeded (one in progress is waited for, not doubled)."""
+        if not self._loaded:
+            async with self._loading:
+                if not self._loaded:
+                    await self._load()
+
     async def load(self) -> dict[str, Versioned[M]]:
         """Read the whole bucket afresh, make it the mirror (keeping writes the watch saw
         after the read), start the watch if it is not running; the entries."""
+        async with self._loading:
+            return await self._load()
+
+    async def _load(self) -> dict[str, Versioned[M]]:
         floor = await self._kv.last_revision()  # the read is at least this new
         fresh = await self._kv.items(known=self._entries, compact=self._compact)
         newest = max((v.revision for v in fresh.values()), default=0)
@@ -70,6 +113,12 @@ class KvMirror(Generic[M]):
         self._entries = fresh
         self._revisions = {k: v.revision for k, v in fresh.items()} | {
             k: r for k, r in self._revisions.items() if r > newest}
+        if self._groups is not None:
+            groups: dict[str, dict[str, Versioned[M]]] = {}
+            for key, entry in fresh.items():
+                groups.setdefault(_group_of(key), {})[key] = entry
+            self._groups = groups
+        self._loaded = True
         self._reached(floor)
         if self._watch is None or self._watch.done():
             # After the read: the watch starts with every key's last value, which the read
@@ -82,6 +131,8 @@ class KvMirror(Generic[M]):
         trip, then the watch catching up): a reader's answer then includes every write
         that finished before it asked. False when the watch did not get there within
         `timeout` (a NATS outage, a watch restarting): the mirror stays as it is."""
+        if not self._loaded:
+            return False
         target = await self._kv.last_revision()
         deadline = asyncio.get_running_loop().time() + timeout
         while self._high < target:
@@ -104,12 +155,17 @@ class KvMirror(Generic[M]):
         if revision <= self._revisions.get(key, 0):
             return
         self._revisions[key] = revision
+        group = None if self._groups is None else self._groups.setdefault(_group_of(key), {})
         if value is None:
             self._entries.pop(key, None)
+            if group is not None:
+                group.pop(key, None)
         else:
             if self._compact is not None:
                 value = self._compact(value)
             self._entries[key] = Versioned(value, revision)
+            if group is not None:
+                group[key] = self._entries[key]
 
     async def _follow(self) -> None:
         while True:

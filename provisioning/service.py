@@ -9,11 +9,13 @@ import logging
 from bus import subjects
 from bus.connection import Bus
 from bus.micro import Endpoint, serve
-from bus.schemas import CloudRecord, InstancesRequest
+from bus.mirror import KvMirror
+from bus.schemas import CloudRecord, InstancesRequest, VmRecord
 from provisioning.driver import DriverFactory
 from provisioning.rules import driver_settings
 from provisioning.settings import ProvisionerSettings
 from provisioning.worker import CloudWorker
+from registry.compact import Compactor
 from runtime import logs
 from runtime.runloop import every, keep_running
 
@@ -40,10 +42,16 @@ async def run_provisioner(
     """Serve every cloud of `provider` found in the cloud bucket, picking up new ones."""
     clouds_kv = bus.kv(subjects.CLOUDS_BUCKET, CloudRecord)
     workers: dict[str, tuple[CloudWorker, list[asyncio.Task[None]]]] = {}
+    # One mirror of the whole registry for every cloud served here (other providers' VMs
+    # too: about 1 KB each), read before the first reconcile; until it is, and whenever it
+    # lags, a reconcile reads its cloud's VMs from the server as before.
+    registry = KvMirror(bus.kv(subjects.VMS_BUCKET, VmRecord), compact=Compactor(),
+                        grouped=True)
+    following = asyncio.create_task(registry.keep_loaded(stop))
 
     async def serve_new(record: CloudRecord) -> None:
         driver = await factory(record)
-        worker = CloudWorker(bus, provider, record.name, driver, settings, record)
+        worker = CloudWorker(bus, provider, record.name, driver, settings, record, registry)
         await serve(bus, f"{subjects.PROVIDER_SERVICE_PREFIX}-{provider}", "0.1.0",
                     subjects.provider_group(record.name),
                     [Endpoint(subjects.PROVIDER_INSTANCES, InstancesRequest, worker.listing)])
@@ -72,6 +80,9 @@ async def run_provisioner(
     try:
         await every(settings.reconcile_interval_s, stop, step, log)
     finally:
+        following.cancel()
+        await asyncio.gather(following, return_exceptions=True)
+        await registry.close()
         for worker, tasks in workers.values():
             for task in tasks:
                 task.cancel()

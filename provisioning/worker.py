@@ -12,6 +12,7 @@ from collections.abc import Callable
 from bus import subjects
 from bus.connection import Bus, Delivery, TypedKv, Versioned, WorkQueue
 from bus.errors import OutOfResources, PermanentError, ProviderError, TemporaryError
+from bus.mirror import CATCH_UP_S, KvMirror
 from bus.schemas import (
     CloudCapacity,
     CloudRecord,
@@ -38,8 +39,13 @@ class CloudWorker:
     def __init__(
         self, bus: Bus, provider: str, cloud: str, driver: CloudDriver,
         settings: ProvisionerSettings, record: CloudRecord | None = None,
+        registry: KvMirror[VmRecord] | None = None,
     ) -> None:
         self.bus = bus
+        self.registry = registry
+        """The process's mirror of the registry (grouped by cloud), shared by its workers:
+        a reconcile reads its cloud's VMs from memory, not from the server (at 100,000 VMs
+        over 200 clouds the reads took most of a core)."""
         self.record = record
         """The cloud's record the driver was built from (to notice a changed config)."""
         self.provider = provider
@@ -211,8 +217,9 @@ class CloudWorker:
         """Compare the cloud's listing with the registry; fix both sides; report capacity."""
         now = time.time()
         listed = await self.driver.list()
-        # This cloud's VMs only (the server filters), compacted as read: 1 KB a VM, not 3.
-        entries = await self.vms.items(prefix=f"{self.cloud}.", compact=Compactor())
+        # After the listing: every instance listed was booked before it, so its record is
+        # in what is read now (an instance whose record is missing is an orphan).
+        entries = await self._registered()
         known = {v.value.vm_id for v in entries.values()}
         instances, extras = one_per_name(listed, {v.value.vm_id: v.value.intent_id
                                                   for v in entries.values()})
@@ -268,6 +275,14 @@ class CloudWorker:
             marked_gone=gone, marked_error=failed, marked_running=up, orphans_deleted=orphans,
             duplicates_deleted=len(extras),
             orphans_waiting=len(self._orphans_seen)))
+
+    async def _registered(self) -> dict[str, Versioned[VmRecord]]:
+        """This cloud's registry entries with every write made before this call: from the
+        mirror once it has caught up, else read (the server filters by cloud), compacted as
+        read: 1 KB a VM, not 3."""
+        if self.registry is not None and await self.registry.current(CATCH_UP_S):
+            return self.registry.group(self.cloud)
+        return await self.vms.items(prefix=f"{self.cloud}.", compact=Compactor())
 
     async def listing(self, _: InstancesRequest) -> Message:
         """The live listing, for `cs` and tests (an admin view of what the cloud holds)."""

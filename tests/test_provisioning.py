@@ -12,6 +12,7 @@ import pytest
 
 from bus import codec, subjects
 from bus.connection import Bus
+from bus.mirror import KvMirror
 from bus.schemas import CloudCapacity, Intent, VmEvent, VmRecord
 from provisioning.contract import make_vm
 from provisioning.settings import ProvisionerSettings
@@ -21,13 +22,23 @@ from tests.libvirt_host import define_stopped, host_driver, remove_domain
 SITE = "prov-test"
 
 
-@pytest.fixture
-async def worker(bus: Bus) -> AsyncIterator[CloudWorker]:
+@pytest.fixture(params=["read", "mirror"])
+async def worker(bus: Bus, request: pytest.FixtureRequest) -> AsyncIterator[CloudWorker]:
+    """A worker that reads its cloud's VMs from the server, or from a mirror of the registry
+    as the provisioner service gives it (each write made just before a reconcile must be in
+    what it reads either way: a VM booked a moment ago is not an orphan)."""
     cloud = f"w{uuid.uuid4().hex[:6]}"
     driver = host_driver(cloud, SITE)
+    registry = None
+    if request.param == "mirror":
+        registry = KvMirror(bus.kv(subjects.VMS_BUCKET, VmRecord), grouped=True)
+        await registry.load()
     yield CloudWorker(bus, "libvirt", cloud, driver,
-                      ProvisionerSettings(orphan_grace_s=0.0, vanished_grace_s=0.0))
+                      ProvisionerSettings(orphan_grace_s=0.0, vanished_grace_s=0.0),
+                      registry=registry)
     await driver.close()
+    if registry is not None:
+        await registry.close()
 
 
 async def _run_until(worker: CloudWorker, done: asyncio.Event, timeout: float = 10) -> None:

@@ -14,6 +14,7 @@ import pytest
 from bus import subjects
 from bus.connection import Bus, TypedKv
 from bus.errors import AdminError
+from bus.mirror import KvMirror
 from bus.schemas import ATTENTION_MAX, VmListRequest, VmRecord, VmSpec
 from services.admin.service import STARTING_TOO_LONG_S, AdminService
 from tests.natsserver import NatsServer
@@ -167,3 +168,23 @@ async def test_reads_leave_no_consumer_behind(own_bus: Bus) -> None:
     await own_bus.read_since(subjects.HISTORY_STREAM, subjects.history(), 0.0, VmRecord)
     for stream in (f"KV_{subjects.VMS_BUCKET}", subjects.HISTORY_STREAM):
         assert (await own_bus.js.stream_info(stream)).state.consumer_count == 0, stream
+
+
+async def test_a_grouped_mirror_holds_each_clouds_vms_as_written(own_bus: Bus) -> None:
+    """The provisioner's mirror: one cloud's VMs by their key's first token, kept by the
+    watch through bookings and deletes, never another cloud's."""
+    kv: TypedKv[VmRecord] = own_bus.kv(subjects.VMS_BUCKET, VmRecord)
+    await fill(kv, [record("ga", i) for i in range(300)] + [record("gb", i) for i in range(5)])
+    mirror = KvMirror(kv, grouped=True)
+    assert not mirror.loaded and await mirror.current(1.0) is False  # nothing to go by yet
+    await mirror.load()
+    try:
+        await fill(kv, [record("ga", 300 + i) for i in range(100)])
+        for i in range(50):
+            assert await kv.delete(subjects.vm_key("ga", f"vm-{i:06d}"))
+        assert await mirror.current(5.0)
+        assert sorted(mirror.group("ga")) == [subjects.vm_key("ga", f"vm-{i:06d}")
+                                              for i in range(50, 400)]
+        assert len(mirror.group("gb")) == 5 and mirror.group("nowhere") == {}
+    finally:
+        await mirror.close()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-import contextlib
 import logging
 import time
 from collections import Counter
@@ -102,36 +101,19 @@ class AdminService:
         self._read_at = -REGISTRY_REUSE_S - 1.0
         # Compacted: 100,000 VMs held at a fraction of their decoded size (`registry.compact`).
         self._mirror = KvMirror(self.vms, compact=Compactor())
-        self._loading = asyncio.Lock()
-        self._loaded = False
 
     async def follow(self, stop: asyncio.Event) -> None:
-        """Read the registry into memory now, and afresh every RELOAD_S, until
-        `stop`; the mirror's watch keeps it current in between."""
-        while not stop.is_set():
-            try:
-                await self._load()
-            except Exception as exc:  # NATS away: answers wait for it, and so does this
-                log.warning("%s", logs.fields(event="registry read failed", error=repr(exc)))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), RELOAD_S)
+        """Read the registry into memory now, and afresh every RELOAD_S, until `stop`; the
+        mirror's watch keeps it current in between."""
+        await self._mirror.keep_loaded(stop, RELOAD_S)
 
     async def close(self) -> None:
         """Stop following the registry."""
         await self._mirror.close()
 
-    async def _load(self) -> None:
-        async with self._loading:
-            await self._mirror.load()
-            self._loaded = True
-
     async def _current(self) -> dict[str, Versioned[VmRecord]]:
         """The registry, with every write made before this call."""
-        if not self._loaded:
-            async with self._loading:
-                if not self._loaded:  # the first answer before `follow` read it
-                    await self._mirror.load()
-                    self._loaded = True
+        await self._mirror.ensure_loaded()  # the first answer may come before `follow` read
         if not await self._mirror.current(CATCH_UP_S):
             log.warning("%s", logs.fields(
                 event="registry mirror behind; answering from it as it is",
