@@ -50,6 +50,7 @@ class KvMirror(Generic[M]):
         self._kv = kv
         self._groups: dict[str, dict[str, Versioned[M]]] | None = {} if grouped else None
         self._loaded = False
+        self._first_load = asyncio.Event()
         self._loading = asyncio.Lock()  # one read of the bucket at a time
         self._wake = wake  # set after each change the watch applies
         self._entries: dict[str, Versioned[M]] = {}
@@ -72,6 +73,12 @@ class KvMirror(Generic[M]):
     @property
     def loaded(self) -> bool:
         """Whether a `load` has succeeded (before, the mirror holds nothing to go by)."""
+        return self._loaded
+
+    async def wait_loaded(self, timeout: float) -> bool:
+        """Wait up to `timeout` for the first `load` someone else makes; whether it came."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._first_load.wait(), timeout)
         return self._loaded
 
     async def keep_loaded(self, stop: asyncio.Event, every_s: float = RELOAD_S) -> None:
@@ -119,6 +126,7 @@ class KvMirror(Generic[M]):
                 groups.setdefault(_group_of(key), {})[key] = entry
             self._groups = groups
         self._loaded = True
+        self._first_load.set()
         self._reached(floor)
         if self._watch is None or self._watch.done():
             # After the read: the watch starts with every key's last value, which the read
