@@ -52,6 +52,7 @@ class KvMirror(Generic[M]):
         self._loaded = False
         self._first_load = asyncio.Event()
         self._loading = asyncio.Lock()  # one read of the bucket at a time
+        self._healing: asyncio.Task[None] | None = None  # a load started by `current`
         self._wake = wake  # set after each change the watch applies
         self._entries: dict[str, Versioned[M]] = {}
         self._revisions: dict[str, int] = {}  # of the last write seen per key, deletes too
@@ -138,7 +139,9 @@ class KvMirror(Generic[M]):
         """Wait until the mirror holds every write the bucket held when asked (one round
         trip, then the watch catching up): a reader's answer then includes every write
         that finished before it asked. False when the watch did not get there within
-        `timeout` (a NATS outage, a watch restarting): the mirror stays as it is."""
+        `timeout` (a NATS outage, a watch restarting): the mirror stays as it is, and a
+        fresh `load` starts in the background (should the watch never get there, as when the
+        bucket's newest message was removed, the next answers need not wait again)."""
         if not self._loaded:
             return False
         target = await self._kv.last_revision()
@@ -147,10 +150,19 @@ class KvMirror(Generic[M]):
             self._advanced.clear()
             left = deadline - asyncio.get_running_loop().time()
             if left <= 0:
+                if not self._loading.locked() and (
+                        self._healing is None or self._healing.done()):
+                    self._healing = asyncio.create_task(self._heal())
                 return False
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._advanced.wait(), left)
         return True
+
+    async def _heal(self) -> None:
+        try:
+            await self.load()
+        except Exception as exc:  # NATS away: the next reader that waits in vain tries again
+            log.warning("read of %s behind its watch failed: %r", self._kv.bucket, exc)
 
     def _reached(self, revision: int) -> None:
         if revision > self._high:
@@ -216,6 +228,9 @@ class KvMirror(Generic[M]):
 
     async def close(self) -> None:
         """Stop following the bucket."""
+        if self._healing is not None:
+            self._healing.cancel()
+            await asyncio.gather(self._healing, return_exceptions=True)
         if self._watch is not None:
             self._watch.cancel()
             with contextlib.suppress(asyncio.CancelledError, TimeoutError):

@@ -188,3 +188,24 @@ async def test_a_grouped_mirror_holds_each_clouds_vms_as_written(own_bus: Bus) -
         assert len(mirror.group("gb")) == 5 and mirror.group("nowhere") == {}
     finally:
         await mirror.close()
+
+
+async def test_a_mirror_whose_watch_stopped_reads_afresh_once_a_reader_waits_in_vain(
+    own_bus: Bus,
+) -> None:
+    kv: TypedKv[VmRecord] = own_bus.kv(subjects.VMS_BUCKET, VmRecord)
+    await fill(kv, [record("ha", i) for i in range(10)])
+    mirror = KvMirror(kv, grouped=True)
+    await mirror.load()
+    try:
+        await mirror.close()  # the watch is gone, as after a failure it has not survived
+        await kv.put(subjects.vm_key("ha", "vm-000100"), record("ha", 100))
+        assert await mirror.current(0.5) is False  # nothing brings the write...
+        deadline = time.monotonic() + 20
+        while not await mirror.current(0.5):  # ... but the read afresh it started does
+            assert time.monotonic() < deadline, "the mirror never caught up"
+        assert len(mirror.group("ha")) == 11
+        await kv.delete(subjects.vm_key("ha", "vm-000001"))
+        assert await mirror.current(5.0) and len(mirror.group("ha")) == 10  # watching again
+    finally:
+        await mirror.close()
