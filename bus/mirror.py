@@ -57,6 +57,7 @@ class KvMirror(Generic[M]):
         self._entries: dict[str, Versioned[M]] = {}
         self._revisions: dict[str, int] = {}  # of the last write seen per key, deletes too
         self._watch: asyncio.Task[None] | None = None
+        self._closed = False  # the watch ends at its next entry even if a cancel was lost
         self._compact = compact
         self._high = 0  # the newest revision this mirror holds: every write up to it is in
         self._advanced = asyncio.Event()  # set when _high grows
@@ -129,7 +130,7 @@ class KvMirror(Generic[M]):
         self._loaded = True
         self._first_load.set()
         self._reached(floor)
-        if self._watch is None or self._watch.done():
+        if not self._closed and (self._watch is None or self._watch.done()):
             # After the read: the watch starts with every key's last value, which the read
             # already has (skipped, not decoded a second time).
             self._watch = asyncio.create_task(self._follow())
@@ -169,15 +170,17 @@ class KvMirror(Generic[M]):
             self._high = revision
             self._advanced.set()
 
-    def note(self, key: str, value: M | None, revision: int) -> None:
+    def note(self, key: str, value: M | None, revision: int) -> bool:
         """A write this service made (None: a delete), so the next cycle sees it even
-        before the watch brings it back."""
+        before the watch brings it back; whether the mirror changed (older news, or the
+        delete of a key it does not hold, changes nothing)."""
         if revision <= self._revisions.get(key, 0):
-            return
+            return False
         self._revisions[key] = revision
         group = None if self._groups is None else self._groups.setdefault(_group_of(key), {})
         if value is None:
-            self._entries.pop(key, None)
+            if self._entries.pop(key, None) is None:
+                return False
             if group is not None:
                 group.pop(key, None)
         else:
@@ -186,9 +189,10 @@ class KvMirror(Generic[M]):
             self._entries[key] = Versioned(value, revision)
             if group is not None:
                 group[key] = self._entries[key]
+        return True
 
     async def _follow(self) -> None:
-        while True:
+        while not self._closed:
             try:
                 await self._watch_once()
             except asyncio.CancelledError:
@@ -200,7 +204,7 @@ class KvMirror(Generic[M]):
     async def _watch_once(self) -> None:
         watcher = await (await self._kv.handle()).watchall()
         try:
-            while True:
+            while not self._closed:
                 try:
                     entry = await watcher.updates(timeout=3600)  # type: ignore[no-untyped-call]
                 except TimeoutError:
@@ -217,9 +221,10 @@ class KvMirror(Generic[M]):
                     except DecodeError:
                         self._reached(entry.revision or 0)
                         continue  # `load` dead-letters it: once per read, not per watch
-                self.note(entry.key, value, entry.revision or 0)
+                changed = self.note(entry.key, value, entry.revision or 0)
                 self._reached(entry.revision or 0)
-                if self._wake is not None:
+                if changed and self._wake is not None:
+                    # Not for a tombstone the watch starts with: the key was gone already.
                     self._wake.set()
         finally:
             with contextlib.suppress(Exception):
@@ -227,7 +232,8 @@ class KvMirror(Generic[M]):
                 await asyncio.wait_for(watcher.stop(), 2.0)  # type: ignore[no-untyped-call]
 
     async def close(self) -> None:
-        """Stop following the bucket."""
+        """Stop following the bucket (a `load` after this reads, but starts no watch)."""
+        self._closed = True
         if self._healing is not None:
             self._healing.cancel()
             await asyncio.gather(self._healing, return_exceptions=True)

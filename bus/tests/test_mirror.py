@@ -40,16 +40,30 @@ async def test_a_mirror_follows_writes_deletes_and_wakes_its_loop(
     other = await Bus.connect(nats_server.url, "other")
     try:
         assert mirror.entries() == {}
+        gone = f"{name}-gone"
+        await kv.put(gone, cloud(gone))
+        await kv.delete(gone)  # the watch starts with its tombstone: no change, no wake-up
         loaded = await mirror.load()
-        assert loaded[name].value.enabled
+        assert loaded[name].value.enabled and gone not in loaded
+        other_kv = other.kv(subjects.CLOUDS_BUCKET, CloudRecord)
+        sentinel = f"{name}-sentinel"
+        await other_kv.put(sentinel, cloud(sentinel))
+        # The watch delivers in order: once the sentinel is in, its start is behind it.
+        await until(lambda: sentinel in mirror.entries(), "the watch brought no write")
+        assert not mirror.note(gone, None, 10**9), "the delete of an absent key changed it"
         wake.clear()
-        revision = await other.kv(subjects.CLOUDS_BUCKET, CloudRecord).put(
-            name, cloud(name, enabled=False))
+        revision = await other_kv.put(name, cloud(name, enabled=False))
         await until(lambda: wake.is_set(), "no wake-up after another client's write")
         entry = mirror.entries()[name]
         assert (entry.value.enabled, entry.revision) == (False, revision)
-        await other.kv(subjects.CLOUDS_BUCKET, CloudRecord).delete(name)
+        await other_kv.delete(name)
         await until(lambda: name not in mirror.entries(), "a delete was not followed")
+        # A write arriving as the mirror closes: Python 3.11's wait_for (inside nats-py's
+        # watcher) can swallow the cancel then, and the close must not wait for it.
+        await other_kv.delete(sentinel)
+        started = time.monotonic()
+        await mirror.close()
+        assert time.monotonic() - started < 1.0, "a close waited for its watch"
     finally:
         await mirror.close()
         await other.close()
