@@ -198,7 +198,10 @@ async def test_a_mirror_whose_watch_stopped_reads_afresh_once_a_reader_waits_in_
     mirror = KvMirror(kv, grouped=True)
     await mirror.load()
     try:
-        await mirror.close()  # the watch is gone, as after a failure it has not survived
+        watch = mirror._watch  # ended, as after a failure it has not survived (not a close:
+        assert watch is not None  # a closed mirror's reads start no watch)
+        watch.cancel()
+        await asyncio.gather(watch, return_exceptions=True)
         await kv.put(subjects.vm_key("ha", "vm-000100"), record("ha", 100))
         assert await mirror.current(0.5) is False  # nothing brings the write...
         deadline = time.monotonic() + 20
