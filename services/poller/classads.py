@@ -24,7 +24,8 @@ import classad2
 from bus.errors import ConfigError
 from services.poller.demand import JobAd
 
-_EXPR_ATTRS = frozenset({"Requirements"})
+_EXPR = "Requirements"
+_EXPR_ATTRS = frozenset({_EXPR})
 _JSON_EXPR_PREFIX, _JSON_EXPR_SUFFIX = "/Expr(", ")/"
 _CHUNK = 1 << 20
 """Characters read at a time from a `-json` dump."""
@@ -121,10 +122,15 @@ class _Literals:
         if text not in self._expressions:
             if len(self._expressions) >= 10_000:
                 self._expressions.clear()  # a queue of all-different texts: no memory
+            # Read as the whole ad would be: old ClassAd syntax, where a backslash is a
+            # backslash (`"\n"` is two characters; classad2.ExprTree reads new syntax,
+            # where it is a newline), through the same ad_to_job.
             try:
-                self._expressions[text] = str(classad2.ExprTree(text))
+                ad = classad2.parseOne(f"{_EXPR} = {text}", classad2.ParserType.Old)
             except (classad2.ClassAdException, ValueError):
-                self._expressions[text] = None
+                ad = None
+            value = None if ad is None or len(ad) != 1 else ad_to_job(ad, [_EXPR])[_EXPR]
+            self._expressions[text] = value if isinstance(value, str) else None
         return self._expressions[text]
 
     def ad(self, lines: Sequence[str]) -> JobAd | None:
@@ -169,13 +175,24 @@ def _parse_block(block: Sequence[tuple[int, str]], origin: str) -> classad2.Clas
             f"{origin}: line {block[0][0]}: not valid condor_q -long output: {exc}"
         ) from None
     if len(ad) != len(block):  # fast path: every line became an attribute
+        # A name missing from the ad is a dropped line; with a name written twice, the
+        # line dropped can be the second one, so each line is then read on its own.
         parsed = {name.lower() for name in ad}
-        for at, raw in block:
-            name = raw.partition("=")[0].strip().lower()
-            if name not in parsed:
+        names = [raw.partition("=")[0].strip().lower() for _, raw in block]
+        twice = len(set(names)) != len(names)
+        for (at, raw), name in zip(block, names, strict=True):
+            if name not in parsed or (twice and not _one_attribute(raw)):
                 raise ConfigError(
                     f"{origin}: line {at}: not valid condor_q -long output: {raw.strip()!r}")
     return ad
+
+
+def _one_attribute(line: str) -> bool:
+    """Whether one `-long` line is an attribute classad2 reads."""
+    try:
+        return len(classad2.parseOne(line, classad2.ParserType.Old)) == 1
+    except (classad2.ClassAdException, ValueError):
+        return False
 
 
 def _long_ads(lines: Iterable[str], origin: str, only: Sequence[str] | None

@@ -52,6 +52,10 @@ def names(seqs: list[int]) -> list[str]:
     return [vm_name("s", "c1", "k1", n) for n in seqs]
 
 
+NOTHING = "(no decision at all)"
+"""A row's expected reason when the cycle decides nothing, not even a hold."""
+
+
 def reasons(result: Plan) -> str:
     return " | ".join(d.reason for d in result.decisions)
 
@@ -87,21 +91,34 @@ def reasons(result: Plan) -> str:
         ("the retired VM is killed once its startd left", demand(),
          [vm(0, "retiring")], pool(), [0], [], "retired: its startd has left the pool"),
         ("the retired VM waits while its startd drains", demand(),
-         [vm(0, "retiring")], pool(slot(0, "Claimed", "Retiring")), [], [], ""),
+         [vm(0, "retiring")], pool(slot(0, "Claimed", "Retiring")), [], [], NOTHING),
         ("a stale pool is no proof a retired VM left", demand(),
-         [vm(0, "retiring")], pool(stale=True), [], [], ""),
+         [vm(0, "retiring")], pool(stale=True), [], [], NOTHING),
         ("never registered within the timeout", demand(idle=1),
          [vm(0, registered=False, age=1000)], pool(), [0], [], "never joined the pool"),
         ("not yet past the registration timeout", demand(idle=1),
-         [vm(0, registered=False, age=100)], pool(), [], [], ""),
+         [vm(0, registered=False, age=100)], pool(), [], [], "demand met"),
+        ("a stale pool is no proof a startd never joined (a collector outage)", demand(idle=1),
+         [vm(0, registered=False, age=1000)], pool(stale=True), [], [], "demand met"),
+        ("no pool view at all is no proof either", demand(idle=1),
+         [vm(0, registered=False, age=1000)], None, [], [], "demand met"),
+        ("idle past keep-alive but younger than min_vm_age_s: kept", demand(),
+         [vm(0, age=200)], pool(slot(0, idle_for=150)), [], [],
+         "kept: 1 younger than min_vm_age_s"),
+        ("idle and just past min_vm_age_s: drained", demand(),
+         [vm(0, age=301)], pool(slot(0, idle_for=150)), [], [0], "idle for 150s"),
     ],
 )
-def test_rules(name: str, d: DemandSnapshot, vms: list[VmRecord], p: PoolSnapshot,
+def test_rules(name: str, d: DemandSnapshot, vms: list[VmRecord], p: PoolSnapshot | None,
                killed: list[int], retired: list[int], reason_part: str) -> None:
+    assert POLICY.min_vm_age_s == 300  # the min_vm_age_s rows are written for it
     result = run(d, vms, p)
     assert sorted(k.vm_id for k in result.kills) == names(killed), (name, reasons(result))
     assert sorted(r.vm_id for r in result.retires) == names(retired), (name, reasons(result))
-    assert reason_part in reasons(result), (name, reasons(result))
+    if reason_part is NOTHING:
+        assert result.decisions == (), (name, reasons(result))
+    else:
+        assert reason_part in reasons(result), (name, reasons(result))
 
 
 def test_registration_timeout_can_be_turned_off() -> None:
@@ -129,26 +146,34 @@ def test_retiring_vms_are_resent_their_condor_action() -> None:
     assert [r.vm.vm_id for r in result.resends] == names([0])
 
 
+SLOT_KINDS = {"busy": ("Claimed", "Busy"), "claimed-idle": ("Claimed", "Idle"),
+              "retiring": ("Claimed", "Retiring"), "idle": ("Unclaimed", "Idle"),
+              "matched": ("Matched", "Idle")}
+
+
 @given(
     states=st.lists(st.sampled_from(["requested", "booting", "running", "retiring"]),
                     min_size=1, max_size=12),
     registered=st.lists(st.booleans(), min_size=12, max_size=12),
-    slot_state=st.lists(st.sampled_from(["busy", "idle", "absent"]), min_size=12,
-                        max_size=12),
+    vm_slots=st.lists(st.lists(st.sampled_from(sorted(SLOT_KINDS)), max_size=4),
+                      min_size=12, max_size=12),
     idle_jobs=st.integers(0, 12),
     pool_stale=st.booleans(),
+    idle_for=st.sampled_from([0.0, 600.0, 4000.0]),
 )
 def test_never_kills_or_retires_a_vm_with_a_claimed_slot(
-    states: list[str], registered: list[bool], slot_state: list[str], idle_jobs: int,
-    pool_stale: bool,
+    states: list[str], registered: list[bool], vm_slots: list[list[str]], idle_jobs: int,
+    pool_stale: bool, idle_for: float,
 ) -> None:
+    """Each VM has no slot (absent from the pool) or up to four, any mix of idle and
+    working ones: a VM with any slot not Unclaimed/Idle is never let go."""
     vms = [vm(n, s, registered[n]) for n, s in enumerate(states)]
-    slots = [slot(n, "Claimed", "Busy") if slot_state[n] == "busy" else slot(n)
-             for n in range(len(states)) if slot_state[n] != "absent"]
+    slots = [slot(n, *SLOT_KINDS[kind], idle_for=idle_for, n=i + 1)
+             for n in range(len(states)) for i, kind in enumerate(vm_slots[n])]
     result = run(demand(idle=idle_jobs), vms, pool(*slots, stale=pool_stale))
-    busy = {s.vm_id for s in slots if s.state == "Claimed"}
-    assert not busy & {k.vm_id for k in result.kills}
-    assert not busy & {r.vm_id for r in result.retires}
+    working = {s.vm_id for s in slots if (s.state, s.activity) != ("Unclaimed", "Idle")}
+    assert not working & {k.vm_id for k in result.kills}
+    assert not working & {r.vm_id for r in result.retires}
     # and never lets go of more VMs than exceed the demand
     alive = sum(s in ("requested", "booting", "running") for s in states)
     surplus = [k for k in result.kills if "more VMs than jobs" in k.reason]

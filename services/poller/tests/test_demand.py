@@ -79,6 +79,17 @@ def test_request_attributes_are_the_fallback() -> None:
     assert (need.cores, need.memory_mb, need.disk_gb) == (1, 512, 0)
 
 
+def test_quoted_numbers_are_read_as_v1_read_them() -> None:
+    """v1 took `int(job.VMMem)`, so job files quote numbers (`+VMMem = "4096"`)."""
+    [ad] = parse_dump(long_ad(VMMem='"4096"', VMCPUCores='" 2 "', VMStorage='"20"',
+                              VMKeepAlive='"30"', VMHighPriority='"1"'), "t")
+    need = parse_job(ad)
+    assert (need.memory_mb, need.cores, need.disk_gb, need.keep_alive_min,
+            need.high_priority) == (4096, 2, 20, 30, True)
+    [ad] = parse_dump(long_ad(RequestMemory='"3000"'), "t")
+    assert parse_job(ad).memory_mb == 3000
+
+
 def test_v1_flags_network_and_price() -> None:
     [ad] = parse_dump(long_ad(VMHighPriority="2", VMNetwork='" private-net "',
                               VMMaximumPrice='"0.25"'), "t")
@@ -107,6 +118,12 @@ def test_expressions_in_request_attributes_are_evaluated() -> None:
     ("attrs", "message"),
     [
         ({"VMCPUCores": "0"}, "VMCPUCores: must be at least 1"),
+        ({"VMMem": "0"}, "VMMem: must be at least 1, got 0"),
+        ({"VMMem": '"0"'}, "VMMem: must be at least 1, got 0"),
+        ({"VMMem": "-512"}, "VMMem: must be at least 1"),
+        ({"RequestMemory": "0"}, "RequestMemory: must be at least 1"),
+        ({"VMStorage": "-1"}, "VMStorage: must be at least 0"),
+        ({"VMMem": '"4096MB"'}, "VMMem: expected an integer, got '4096MB'"),
         ({"VMMem": "true"}, "VMMem: expected an integer"),
         ({"VMAMI": '"c1:,c2:x"'}, "VMAMI: empty value for cloud 'c1'"),
         ({"VMAMI": '"c1:a,c1:b"'}, "VMAMI: cloud 'c1' given twice"),
