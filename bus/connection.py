@@ -15,7 +15,7 @@ import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Generic, NamedTuple, TypeVar
+from typing import Any, Generic, Literal, NamedTuple, TypeVar
 from urllib.parse import urlparse
 
 import nats
@@ -257,6 +257,17 @@ class TypedKv(Generic[M]):
         return True
 
 
+class Backlog(NamedTuple):
+    """A work queue's consumer at one moment."""
+
+    pending: int
+    """Messages not yet delivered to any replica."""
+    unacked: int
+    """Messages delivered and not yet acked (in a handler, or waiting out a nak's delay)."""
+    waiting: int
+    """Pull requests waiting for messages: replicas ready for work."""
+
+
 class Delivery(Generic[M]):
     """One decoded work-queue message with its acknowledgement handles."""
 
@@ -264,18 +275,23 @@ class Delivery(Generic[M]):
         self._msg = msg
         self.value = value
         self.trace = trace
+        self.outcome: Literal["", "ack", "nak", "term"] = ""
+        """How the handler settled it (empty while it has not): what tests wait for."""
 
     async def ack(self) -> None:
         """Done: remove it from the work queue."""
         await self._msg.ack()
+        self.outcome = "ack"
 
     async def nak(self, delay: float) -> None:
         """Not now: redeliver after `delay` seconds."""
         await self._msg.nak(delay=delay)
+        self.outcome = "nak"
 
     async def term(self) -> None:
         """Never: drop it without redelivery (the reason must already be recorded)."""
         await self._msg.term()
+        self.outcome = "term"
 
 
 class WorkQueue(Generic[M]):
@@ -679,6 +695,17 @@ class Bus:
             subjects.intent(cloud), subjects.INTENT_STREAM,
             subjects.intent_durable(provider, cloud), Intent)
 
+    async def intent_backlog(self, provider: str, cloud: str) -> Backlog | None:
+        """What `cloud`'s intent consumer holds now (one round trip), or None before a
+        provisioner created it."""
+        try:
+            info = await self.js.consumer_info(subjects.INTENT_STREAM,
+                                               subjects.intent_durable(provider, cloud))
+        except nats.js.errors.NotFoundError:
+            return None
+        return Backlog(pending=info.num_pending or 0, unacked=info.num_ack_pending or 0,
+                       waiting=info.num_waiting or 0)
+
     async def condor_queue(self) -> WorkQueue[CondorAction]:
         """Bind to the durable consumer of CondorActions (the pollers share it)."""
         return await self._work_queue(
@@ -701,8 +728,10 @@ class Bus:
         )
         await self.publish(subjects.deadletter(), letter)
 
-    async def tail(self, subject: str) -> AsyncIterator[RawMessage]:
-        """Every message published on `subject` (wildcards allowed), as it travels."""
+    async def tail(self, subject: str, ready: asyncio.Event | None = None
+                   ) -> AsyncIterator[RawMessage]:
+        """Every message published on `subject` (wildcards allowed), as it travels; `ready`
+        is set once the server has the subscription (nothing published later is missed)."""
         queue: asyncio.Queue[RawMessage] = asyncio.Queue()
 
         async def on_msg(msg: Msg) -> None:
@@ -710,6 +739,9 @@ class Bus:
             await queue.put(RawMessage(msg.subject, headers, msg.data))
 
         sub = await self.nc.subscribe(subject, cb=on_msg)
+        if ready is not None:
+            await self.nc.flush()
+            ready.set()
         try:
             while True:
                 yield await queue.get()

@@ -17,11 +17,12 @@ async def collect(bus: Bus, subject: str, schema: type[M]) -> tuple[
     """A queue of every `schema` message published on `subject` from now on, and the task
     filling it (cancel it when done)."""
     received: asyncio.Queue[M] = asyncio.Queue()
+    subscribed = asyncio.Event()
 
     async def run() -> None:
-        async for msg in bus.tail(subject):
+        async for msg in bus.tail(subject, subscribed):
             await received.put(codec.decode(msg.data, msg.headers, schema))
 
     task = asyncio.create_task(run())
-    await asyncio.sleep(0.1)  # let the subscription reach the server first
+    await asyncio.wait_for(subscribed.wait(), 10)
     return received, task

@@ -25,6 +25,7 @@ from runtime.observe import PORT_OFFSETS
 from tests.demo import ROOT, free_port, site_toml
 from tests.natsserver import NatsServer
 from tests.system import System
+from tests.waiting import eventually
 
 CLOUD = "container-cloud"
 TABLES = """[metrics]
@@ -109,7 +110,9 @@ def observed(tmp: Path) -> Iterator[tuple[System, int, int]]:
         running.cs("cloud", "enable", CLOUD)
         running.wait_for("8 running VMs", lambda d: sum(
             v["state"] == "running" for v in d["vms"]) == 8)
-        time.sleep(3)  # a few points at 8
+        eventually("two history points with the 8 VMs running", lambda: [
+            p["vms"] for p in history(running)[-2:]] == [{CLOUD: {"running": 8}}] * 2,
+            timeout=60, interval=0.5)
         yield running, base, page
     finally:
         try:

@@ -24,6 +24,7 @@ import pytest
 from services.provisioner_openstack.driver import META_INTENT
 from tests.demo import ROOT, cs, free_port
 from tests.openstack_bed import APPCRED_CLOUD, IMAGE, Testbed
+from tests.waiting import eventually
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -141,6 +142,23 @@ def snapshot(port: int, admin: Any) -> dict[str, Any]:
     }
 
 
+LOOPS_AGAIN = {"plan": 3, LV: 2, OS: 2}
+"""Cycles each loop must run again after convergence before it counts as stable."""
+
+
+def loop_lines(state: Path) -> dict[str, int]:
+    """How many planner cycles and reconciles of each cloud the logs under `state` show."""
+    logs = state / "logs"
+
+    def text(name: str) -> str:
+        path = logs / f"{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    return {"plan": text("cs-planner").count("loop=plan"),
+            LV: text("cs-provisioner-libvirt").count(f"loop=reconcile cloud={LV} "),
+            OS: text("cs-provisioner-openstack").count(f"loop=reconcile cloud={OS} ")}
+
+
 def converged(snap: dict[str, Any]) -> bool:
     if "error" in snap:
         return False
@@ -198,7 +216,12 @@ def test_chaos_converges_with_no_leak_no_duplicate_and_flags_kept(
         while True:
             snap = snapshot(port, admin)
             if converged(snap):
-                time.sleep(5)  # and it stays so
+                # And it stays so: the planner and both clouds' reconciles ran again past
+                # the state that converged (counted in their logs), then the same check.
+                seen = loop_lines(state)
+                eventually("3 more planner cycles and 2 more reconciles of each cloud",
+                           lambda: all(loop_lines(state)[k] >= seen[k] + need
+                                       for k, need in LOOPS_AGAIN.items()), timeout=60)
                 snap = snapshot(port, admin)
                 if converged(snap):
                     break

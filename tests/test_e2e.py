@@ -12,7 +12,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ import pytest
 from tests.demo import site_toml
 from tests.natsserver import NatsServer
 from tests.system import System
+from tests.waiting import OutputWatch
 
 ROOT = Path(__file__).resolve().parents[1]
 CLOUD = "container-cloud"
@@ -205,11 +205,14 @@ def test_operator_commands(tmp_path: Path, fresh_nats: NatsServer) -> None:
         watcher = subprocess.Popen(
             [sys.executable, "-m", "services.admin.cli", "status", "--watch", "--interval",
              "0.3"], env=system.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        time.sleep(2.5)
+        assert watcher.stdout is not None and watcher.stderr is not None
+        shown_so_far = OutputWatch(watcher.stdout)
+        shown_so_far.wait_for("cs status --watch to refresh",
+                              lambda shown: shown.count("Clouds") >= 2)
         watcher.send_signal(signal.SIGINT)
-        shown, problems = watcher.communicate(timeout=30)
-        assert watcher.returncode == 0, problems
-        assert shown.count("Clouds") >= 2 and "Traceback" not in problems  # it refreshed
+        assert watcher.wait(30) == 0, watcher.stderr.read()
+        shown_so_far.ended()
+        assert "Traceback" not in watcher.stderr.read()
         result = system.cs("status", "--watch", "--json", check=False)
         assert result.returncode == 1 and "--watch shows tables" in result.stderr
 

@@ -23,6 +23,7 @@ from services.admin.supervisor import MODULES
 from services.provisioner_libvirt.driver import OVERLAY_SUFFIX, SEED_SUFFIX, LibvirtDriver
 from tests import guest, qemu_host
 from tests.natsserver import NatsServer
+from tests.waiting import eventually_async
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -113,6 +114,11 @@ async def _registry_state(bus: Bus, vm: VmRecord, want: str, timeout: float) -> 
     raise AssertionError(f"{vm.vm_id} not {want} in the registry within {timeout:.0f}s")
 
 
+async def _waiting(bus: Bus, cloud: str, replicas: int) -> bool:
+    backlog = await bus.intent_backlog("libvirt", cloud)
+    return backlog is not None and backlog.waiting >= replicas
+
+
 async def _book_cloud(bus: Bus, built: guest.Guest, cloud: str, count: int,
                       spec: VmSpec | None = None) -> list[VmRecord]:
     """The cloud's record in KV and `count` VMs booked in the registry (as the admin service
@@ -197,7 +203,8 @@ async def test_two_provisioner_replicas_share_a_clouds_intents_and_make_each_vm_
     logs = [tmp_path / "a.log", tmp_path / "b.log"]
     replicas = [_start_provisioner(config, log, nats_server.url) for log in logs]
     try:
-        await asyncio.sleep(3.0)  # both are pulling before the intents come
+        await eventually_async("both replicas pulling intents",  # before the intents come
+                               lambda: _waiting(bus, cloud, 2), timeout=120, interval=0.2)
         for vm in vms:
             await bus.js_publish(subjects.intent(cloud), Intent(
                 intent_id=vm.intent_id, action="boot", cloud=cloud, vm_id=vm.vm_id,

@@ -24,6 +24,7 @@ from bus.schemas import CloudRecord, Intent, VmKillReply, VmKillRequest, VmSpec
 from tests.demo import ROOT, free_port, site_toml
 from tests.natsserver import NatsServer
 from tests.system import System
+from tests.waiting import eventually_async
 
 pytestmark = pytest.mark.e2e
 
@@ -66,6 +67,18 @@ async def _provisioner_tries_the_back_doors(url: str, victim: str) -> tuple[str,
     finally:
         await bus.close()
     return errors[0], errors[1]
+
+
+async def _intents_settled(url: str) -> None:
+    """Wait until the cloud's intent consumer holds nothing undelivered or unacked."""
+    bus = await Bus.connect(url, "checker", wait_s=10)
+    try:
+        async def settled() -> bool:
+            backlog = await bus.intent_backlog("libvirt", CLOUD)
+            return backlog is not None and backlog.pending == backlog.unacked == 0
+        await eventually_async("the provisioner to settle every intent", settled, timeout=60)
+    finally:
+        await bus.close()
 
 
 def test_each_service_only_what_it_needs(tmp_path: Path) -> None:
@@ -151,7 +164,9 @@ def test_each_service_only_what_it_needs(tmp_path: Path) -> None:
             wrong.terminate()
             wrong.wait(15)
 
-        time.sleep(3)  # an intent that slipped through would have been applied by now
+        # Proof the provisioner got past where it would have acted: every intent published
+        # until now delivered and settled (an intruder's would have been among them).
+        asyncio.run(_intents_settled(provisioner))
         after = system.status()
         assert {c["name"]: c["enabled"] for c in after["clouds"]} == {CLOUD: True}
         assert victim in {v["name"] for v in after["vms"] if v["state"] == "running"}

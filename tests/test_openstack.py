@@ -32,6 +32,7 @@ from services.planner.core import plan
 from services.planner.decisions import Policy
 from services.planner.health import blocked, record
 from services.provisioner_openstack.driver import OpenstackDriver
+from tests.applied import settle
 from tests.faultproxy import Fault, FaultProxy
 from tests.holdproxy import HoldProxy
 from tests.natsserver import NatsServer
@@ -99,16 +100,14 @@ async def worker(bus: Bus, bed: Testbed) -> AsyncIterator[CloudWorker]:
 
 async def _apply(bus: Bus, worker: CloudWorker, vm: VmRecord, action: str = "boot",
                  times: int = 1) -> None:
-    """Publish the intent `times` times and let the worker take them all."""
+    """Publish the intent `times` times and let the worker take each of them, to its ack
+    (the stream keeps all of them: they carry no message id to deduplicate)."""
     for _ in range(times):
         await bus.js_publish(subjects.intent(worker.cloud), Intent(
             intent_id=vm.intent_id, action=action,  # type: ignore[arg-type]
             cloud=worker.cloud, vm_id=vm.vm_id, spec=vm.spec, created_at=time.time()))
-    stop = asyncio.Event()
-    task = asyncio.create_task(worker.consume(stop))
-    await asyncio.sleep(6.0)
-    stop.set()
-    await asyncio.wait_for(task, 30)
+    settled = await settle(worker, times, timeout=120)
+    assert [(d.value.intent_id, d.outcome) for d in settled] == [(vm.intent_id, "ack")] * times
 
 
 async def _registry(worker: CloudWorker, vm: VmRecord) -> VmRecord | None:
@@ -290,9 +289,12 @@ async def test_cloud_faults_are_retried_with_the_reason_shown_and_nothing_leaks(
                                                in ("booting", "running") and not r.reason
                                                and bool(servers_named(admin, vm.vm_id)))
                 assert [f.hits for f in faults] == [1, 1, 0]
-                assert len(reasons) == 2, reasons
+                # The 503, then the hung call's timeout; a real Nova slower than the
+                # timeout on a busy machine can add a retry, never a second server.
+                assert len(reasons) >= 2, reasons
                 assert reasons[0].startswith("retrying in 15s: ") and "injected" in reasons[0]
-                assert reasons[1].startswith("retrying in ")
+                assert all(r.startswith("retrying in ") for r in reasons[1:]), reasons
+                assert "injected" not in reasons[1], reasons
                 assert len(servers_named(admin, vm.vm_id)) == 1
             else:
                 reasons = await _reasons_until(worker, vm, lambda r: r is None)
@@ -396,7 +398,6 @@ async def test_a_provisioner_stuck_in_a_call_nova_never_answers_still_stops_prom
         while hang.hits < 1:  # the create is on its way to Nova, and stays there
             assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
             await asyncio.sleep(0.2)
-        await asyncio.sleep(1.0)
         asked = time.monotonic()
         proc.terminate()
         code = await asyncio.to_thread(proc.wait, 90)

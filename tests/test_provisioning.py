@@ -17,7 +17,9 @@ from bus.schemas import CloudCapacity, Intent, VmEvent, VmRecord
 from provisioning.contract import make_vm
 from provisioning.settings import ProvisionerSettings
 from provisioning.worker import CloudWorker
+from tests.applied import settle
 from tests.libvirt_host import define_stopped, host_driver, remove_domain
+from tests.waiting import eventually_async
 
 SITE = "prov-test"
 
@@ -55,15 +57,16 @@ async def _events(bus: Bus, cloud: str, want: int) -> tuple[list[VmEvent], async
                                                            asyncio.Task[None]]:
     got: list[VmEvent] = []
     done = asyncio.Event()
+    subscribed = asyncio.Event()
 
     async def collect() -> None:
-        async for msg in bus.tail(f"cs.vm.{cloud}.>"):
+        async for msg in bus.tail(f"cs.vm.{cloud}.>", subscribed):
             got.append(codec.decode(msg.data, msg.headers, VmEvent))
             if len(got) >= want:
                 done.set()
 
     task = asyncio.create_task(collect())
-    await asyncio.sleep(0.1)
+    await asyncio.wait_for(subscribed.wait(), 10)
     return got, done, task
 
 
@@ -107,19 +110,14 @@ async def test_boot_then_kill(bus: Bus, worker: CloudWorker) -> None:
 async def test_redelivered_boot_makes_one_vm(bus: Bus, worker: CloudWorker) -> None:
     vm = make_vm(worker.cloud, SITE)
     await _book(bus, vm)
-    _, done, task = await _events(bus, worker.cloud, 2)
     for n in range(3):  # at-least-once delivery: the same intent three times
         await bus.js_publish(subjects.intent(worker.cloud), _intent(vm),
                              msg_id=f"dup-{n}-{vm.vm_id}")
-    await _run_until(worker, done)
-    await asyncio.sleep(0.5)
-    stop = asyncio.Event()
-    drain = asyncio.create_task(worker.consume(stop))
-    await asyncio.sleep(1.5)
-    stop.set()
-    await drain
+    settled = await settle(worker, 3)
+    assert [(d.value.intent_id, d.outcome) for d in settled] == [(vm.intent_id, "ack")] * 3
     assert [i.vm_id for i in await worker.driver.list()].count(vm.vm_id) == 1
-    task.cancel()
+    entry = await worker.vms.get(subjects.vm_key(worker.cloud, vm.vm_id))
+    assert entry is not None and entry.value.state == "running"
     await worker.driver.delete(vm.vm_id)
 
 
@@ -130,11 +128,8 @@ async def test_an_old_kill_spares_the_vm_booked_again_under_its_name(
     await _book(bus, vm)
     await worker.driver.create(vm)
     await bus.js_publish(subjects.intent(worker.cloud), _intent(vm, "kill", "kill-old"))
-    stop = asyncio.Event()
-    task = asyncio.create_task(worker.consume(stop))
-    await asyncio.sleep(1.5)
-    stop.set()
-    await task
+    [settled] = await settle(worker, 1)
+    assert settled.outcome == "ack"  # done with: a kill of an older booking
     assert await worker.driver.state(vm.vm_id) is not None
     assert await worker.vms.get(subjects.vm_key(worker.cloud, vm.vm_id)) is not None
     await worker.driver.delete(vm.vm_id)
@@ -144,11 +139,8 @@ async def test_stale_intent_boots_nothing(bus: Bus, worker: CloudWorker) -> None
     vm = make_vm(worker.cloud, SITE)
     await _book(bus, vm)
     await bus.js_publish(subjects.intent(worker.cloud), _intent(vm, intent_id="boot-older"))
-    stop = asyncio.Event()
-    task = asyncio.create_task(worker.consume(stop))
-    await asyncio.sleep(1.5)
-    stop.set()
-    await task
+    [settled] = await settle(worker, 1)
+    assert settled.outcome == "ack"  # done with: the record says another boot
     assert await worker.driver.state(vm.vm_id) is None
     entry = await worker.vms.get(subjects.vm_key(worker.cloud, vm.vm_id))
     assert entry is not None and entry.value.state == "requested"
@@ -215,8 +207,12 @@ async def test_a_lifecycle_event_triggers_a_reconcile_at_once(
     worker.settings = ProvisionerSettings(reconcile_interval_s=3600.0, orphan_grace_s=0.0,
                                           vanished_grace_s=0.0)
     stop = asyncio.Event()
+    capacities = bus.kv(subjects.CAPACITY_BUCKET, CloudCapacity)
     task = asyncio.create_task(worker.run_reconcile(stop))
-    await asyncio.sleep(0.5)  # the first reconcile has run; the next is an hour away
+    # The first reconcile has run (it reports the cloud's capacity last); the next is an
+    # hour away, so only the create's event can make the next one.
+    await eventually_async("the first reconcile", lambda: capacities.get(worker.cloud),
+                           timeout=10)
     orphan = make_vm(worker.cloud, SITE)
     await worker.driver.create(orphan)  # the create's lifecycle event wakes the loop
     deadline = time.monotonic() + 10

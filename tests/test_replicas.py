@@ -7,7 +7,6 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,7 @@ import pytest
 from tests.natsserver import NatsServer
 from tests.system import System
 from tests.test_e2e import ROOT, config_text, more_jobs, running
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -22,6 +22,11 @@ pytestmark = pytest.mark.e2e
 def booked(log: Path) -> int:
     """VMs a planner says it booked (its canonical loop line counts them)."""
     return sum(int(n) for n in re.findall(r"loop=plan .* booked=(\d+)", log.read_text()))
+
+
+def plans(log: Path) -> int:
+    """Cycles a planner has logged."""
+    return log.read_text().count("loop=plan")
 
 
 def test_two_planners_never_double_book(tmp_path: Path, fresh_nats: NatsServer) -> None:
@@ -41,7 +46,12 @@ def test_two_planners_never_double_book(tmp_path: Path, fresh_nats: NatsServer) 
         system.wait_for("8 running VMs", lambda d: len(running(d)) == 8)
         more_jobs(queue, 25)  # a burst on top of the 8: more than the cloud's max_vms of 20
         system.wait_for("20 running VMs", lambda d: len(running(d)) == 20, timeout=90)
-        time.sleep(3)  # both planners run many more cycles over the same state
+        # Both planners run many more cycles over the same state (counted in their logs).
+        cycles = [plans(system.workdir / "cs-planner.log"), plans(second_log)]
+        eventually("ten more cycles of each planner", lambda: all(
+            plans(log) >= n + 10 for log, n in zip(
+                (system.workdir / "cs-planner.log", second_log), cycles, strict=True)),
+            timeout=60, interval=0.2)
         doc = system.status()
         names = sorted(vm["name"] for vm in doc["vms"])
         assert len(names) == len(set(names)) == 20
@@ -51,7 +61,7 @@ def test_two_planners_never_double_book(tmp_path: Path, fresh_nats: NatsServer) 
         # one of them win each race, and nothing was booked twice or booked again.
         first, other = booked(tmp_path / "cs-planner.log"), booked(second_log)
         assert first + other == 20, (first, other)
-        assert second_log.read_text().count("loop=plan") >= 10  # it really raced
+        assert plans(second_log) >= 10  # it really raced
     finally:
         second.terminate()
         second.wait(15)

@@ -107,12 +107,16 @@ async def test_a_corrupt_value_is_left_out_and_dead_lettered_by_the_read(bus: Bu
         assert name not in await mirror.load()
         letter = await asyncio.wait_for(letters.get(), 5)
         assert name in letter.subject and "CloudRecord" in letter.error
-        await asyncio.sleep(0.3)  # the watch saw it too, and kept it out
+        # The watch saw it too, and kept it out: it delivers in order, so once a later
+        # write is in the mirror, the corrupt one went past it.
+        await kv.put(f"{name}-after", cloud(f"{name}-after"))
+        await until(lambda: f"{name}-after" in mirror.entries(), "the write after it")
         assert name not in mirror.entries()
     finally:
         task.cancel()
         await mirror.close()
         await kv.delete(name)
+        await kv.delete(f"{name}-after")
 
 
 async def test_the_last_message_arrives_without_a_read_and_a_read_keeps_newer_news(
