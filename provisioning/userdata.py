@@ -19,6 +19,7 @@ from typing import ClassVar
 from bus.errors import ConfigError, PermanentError, TemporaryError
 from bus.schemas import VmRecord
 from siteconfig import SiteConfig
+from siteconfig.textfile import read_text
 
 DEFAULT_USER_DATA = """\
 #cloud-config
@@ -146,11 +147,9 @@ class WorkerSettings:
         if self.token_file is None:
             return ""
         try:
-            return self.token_file.read_text().strip()
-        except OSError as exc:
-            raise PermanentError(
-                f"cannot read the pool token file {self.token_file} ([worker] token_file): "
-                f"{exc.strerror}") from None
+            return read_text(self.token_file, "the pool token ([worker] token_file)").strip()
+        except ConfigError as exc:
+            raise PermanentError(f"cannot read the pool token: {exc}") from None
 
     def _run_token_command(self) -> str:
         name = self.token_command[0]

@@ -18,6 +18,7 @@ from bus.errors import ConfigError
 from bus.schemas import CloudRecord, LibvirtCloud, OpenstackCloud
 from siteconfig.section import Section
 from siteconfig.template import check_template
+from siteconfig.textfile import read_text
 
 DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
 PROVIDERS = ("libvirt", "openstack")
@@ -82,10 +83,9 @@ def _cloud(path: Path, index: int, data: Any) -> CloudRecord:
     user_data = ""
     if user_data_file is not None:
         try:
-            user_data = user_data_file.read_text()
-        except OSError as exc:
-            raise ConfigError(f"{path}: [cloud {name}] user_data: cannot read "
-                              f"{user_data_file}: {exc.strerror}") from None
+            user_data = read_text(user_data_file, "a user-data template", "no such file")
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: [cloud {name}] user_data: cannot read {exc}") from None
         check_template(user_data, f"{user_data_file} (user_data of cloud {name})")
     common: dict[str, Any] = {
         "name": name,
@@ -174,13 +174,11 @@ def _libvirt(sec: Section, uri: str) -> LibvirtCloud:
 def load(path: Path, env: dict[str, str] | None = None) -> SiteConfig:
     """Read and validate the site config at `path`; `env` overrides (default os.environ)."""
     env = dict(os.environ) if env is None else env
+    text = read_text(path, "the site config", missing=(
+        "config file not found; pass --config FILE or set CS_CONFIG "
+        "(examples/demo.toml is a working example)"))
     try:
-        raw = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(
-            f"{path}: config file not found; pass --config FILE or set CS_CONFIG "
-            "(examples/demo.toml is a working example)"
-        ) from None
+        raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     top = Section(path, "top level", raw)

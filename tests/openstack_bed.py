@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -29,8 +30,15 @@ SOURCE = ROOT / "testbed" / "openstack"
 HOME = Path(os.environ.get("CS_TESTBED_DIR", "/var/lib/cloudscheduler-test/openstack"))
 """Rendered configs, data, logs and pids; outside the repo (RabbitMQ runs as its own user)."""
 APT = ("mariadb-server", "rabbitmq-server")
-PORTS = {"keystone": 5000, "placement": 8778, "glance": 9292, "nova-api": 8774,
-         "neutron": 9696}
+APIS = {"keystone": ("/v3", "application/vnd.openstack.identity-v3+json"),
+        "placement": ("/", '"min_version"'),
+        "glance": ("/versions", '"versions"'),
+        "nova-api": ("/", "application/vnd.openstack.compute+json;version=2.1"),
+        "neutron": ("/", '"v2.0"')}
+"""Each HTTP service, with a path it answers without credentials and a text its answer must
+hold: a process of another kind on the port is not taken for it."""
+PORT_NAMES = (*APIS, "mariadb", "rabbitmq", "rabbitmq-dist", "epmd")
+"""Every port the testbed listens on, each chosen free at `up` (kept in ports.json)."""
 DATABASES = ("keystone", "nova_api", "nova", "nova_cell0", "placement", "glance")
 ADMIN_CLOUD = "cs-admin"
 DEMO_CLOUD = "cs-demo"
@@ -68,6 +76,15 @@ class Testbed:
         self.bin = self.venv / "bin"
         self.clouds_yaml = home / "clouds.yaml"
         self.chaos_file = home / "data" / "chaos.json"
+        self.ports_file = home / "ports.json"
+        self.ports: dict[str, int] = {}
+        """The ports of the testbed that is up (read from ports.json), or of the next `up`."""
+        with contextlib.suppress(OSError, ValueError):
+            self.ports = {k: int(v) for k, v in json.loads(self.ports_file.read_text()).items()}
+
+    def url(self, service: str, path: str = "") -> str:
+        """http://127.0.0.1:PORT of an API of the testbed that is up, and `path`."""
+        return f"http://127.0.0.1:{self.ports[service]}{path}"
 
     # ---- installation ------------------------------------------------------------------
 
@@ -93,12 +110,20 @@ class Testbed:
             (self.venv / ".ok").touch()
 
     def _render(self) -> None:
+        """The configs with $TESTBED and each $PORT_<NAME> (PORT_NOVA_API for nova-api)."""
+        values = {"$TESTBED": str(self.home)} | {
+            f"$PORT_{name.upper().replace('-', '_')}": str(port)
+            for name, port in self.ports.items()}
         for sub in ("etc", "pylib"):
             for src in (SOURCE / sub).rglob("*"):
                 if src.is_file():
                     dst = self.home / sub / src.relative_to(SOURCE / sub)
                     dst.parent.mkdir(parents=True, exist_ok=True)
-                    dst.write_text(src.read_text().replace("$TESTBED", str(self.home)))
+                    text = src.read_text()
+                    # Longest first: $PORT_RABBITMQ is the start of $PORT_RABBITMQ_DIST.
+                    for key in sorted(values, key=len, reverse=True):
+                        text = text.replace(key, values[key])
+                    dst.write_text(text)
 
     # ---- processes ---------------------------------------------------------------------
 
@@ -120,7 +145,8 @@ class Testbed:
             RABBITMQ_CONFIG_FILE=str(self.home / "etc" / "rabbitmq.conf"),
             RABBITMQ_MNESIA_BASE=str(rabbit / "mnesia"), RABBITMQ_LOG_BASE=str(rabbit / "log"),
             RABBITMQ_NODENAME="rabbit@localhost", RABBITMQ_NODE_IP_ADDRESS="127.0.0.1",
-            RABBITMQ_DIST_PORT="25672", ERL_EPMD_ADDRESS="127.0.0.1",
+            RABBITMQ_DIST_PORT=str(self.ports["rabbitmq-dist"]),
+            ERL_EPMD_PORT=str(self.ports["epmd"]), ERL_EPMD_ADDRESS="127.0.0.1",
             RABBITMQ_ENABLED_PLUGINS_FILE=str(self.home / "etc" / "enabled_plugins"),
             RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}")
 
@@ -134,13 +160,15 @@ class Testbed:
         """Start one OpenStack service (after `stop_service`, for fault injection)."""
         gunicorn = (self.bin / "gunicorn", "-w", "1", "--threads", "8", "--timeout", "120")
         nova_conf = ("--config-file", self.home / "etc" / "nova" / "nova.conf")
+        bind = {name: f"127.0.0.1:{self.ports[name]}" for name in APIS}
         commands: dict[str, tuple[str | Path, ...]] = {
-            "keystone": (*gunicorn, "-b", "127.0.0.1:5000", "keystone_wsgi:application"),
-            "placement": (*gunicorn, "-b", "127.0.0.1:8778", "placement.wsgi.api:application"),
-            "glance": (*gunicorn, "-b", "127.0.0.1:9292", "glance.wsgi.api:application"),
-            "nova-api": (*gunicorn, "-b", "127.0.0.1:8774", "nova_api_wsgi:application"),
+            "keystone": (*gunicorn, "-b", bind["keystone"], "keystone_wsgi:application"),
+            "placement": (*gunicorn, "-b", bind["placement"],
+                          "placement.wsgi.api:application"),
+            "glance": (*gunicorn, "-b", bind["glance"], "glance.wsgi.api:application"),
+            "nova-api": (*gunicorn, "-b", bind["nova-api"], "nova_api_wsgi:application"),
             "neutron": (self.bin / "python", self.home / "pylib" / "fake_neutron.py",
-                        "127.0.0.1", "9696"),
+                        "127.0.0.1", str(self.ports["neutron"])),
             "nova-conductor": (self.bin / "nova-conductor", *nova_conf),
             "nova-scheduler": (self.bin / "nova-scheduler", *nova_conf),
             "nova-compute": (self.bin / "python", self.home / "pylib" / "nova_compute_chaos.py",
@@ -175,6 +203,9 @@ class Testbed:
         self.down()
         for sub in ("data", "mysql", "rabbit", "logs", "pids", "etc", "pylib"):
             shutil.rmtree(self.home / sub, ignore_errors=True)
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.ports = dict(zip(PORT_NAMES, free_ports(len(PORT_NAMES)), strict=True))
+        self.ports_file.write_text(json.dumps(self.ports))
         for sub in ("data/images", "data/staging", "data/tasks", "data/state", "data/locks",
                     "data/keystone", "mysql", "rabbit", "logs", "pids"):
             (self.home / sub).mkdir(parents=True, exist_ok=True)
@@ -201,8 +232,8 @@ class Testbed:
         for name in ("keystone", "placement", "glance", "nova-api", "neutron",
                      "nova-conductor", "nova-scheduler", "nova-compute"):
             self.start_service(name)
-        for name, port in PORTS.items():
-            self._wait(name, functools.partial(self._answers, port), 120)
+        for name in APIS:
+            self._wait(name, functools.partial(self._serves, name), 120)
         self._write_clouds_yaml(appcred=None)
         self._setup_keystone()
         self._wait("nova-compute", self._computes_up, 180)
@@ -224,9 +255,9 @@ class Testbed:
             (self.bin / "keystone-manage", *ks, "credential_setup", "--keystone-user", "root",
              "--keystone-group", "root"),
             (self.bin / "keystone-manage", *ks, "bootstrap", "--bootstrap-password", "admin",
-             "--bootstrap-admin-url", "http://127.0.0.1:5000/v3/",
-             "--bootstrap-internal-url", "http://127.0.0.1:5000/v3/",
-             "--bootstrap-public-url", "http://127.0.0.1:5000/v3/",
+             "--bootstrap-admin-url", self.url("keystone", "/v3/"),
+             "--bootstrap-internal-url", self.url("keystone", "/v3/"),
+             "--bootstrap-public-url", self.url("keystone", "/v3/"),
              "--bootstrap-region-id", "RegionOne"),
         ]
         parallel = [
@@ -262,8 +293,10 @@ class Testbed:
     # ---- readiness and set-up ----------------------------------------------------------
 
     def running(self) -> bool:
-        """Whether a testbed is up here already (every API answers, credentials written)."""
-        return self.clouds_yaml.exists() and all(self._answers(p) for p in PORTS.values())
+        """Whether a testbed is up here already (every API of ours answers, credentials
+        written)."""
+        return self.clouds_yaml.exists() and bool(self.ports) and all(
+            self._serves(name) for name in APIS)
 
     @staticmethod
     def _wait(what: str, ready: Callable[[], bool], timeout: float) -> None:
@@ -273,15 +306,26 @@ class Testbed:
                 raise RuntimeError(f"{what} not ready within {timeout:.0f}s")
             time.sleep(0.5)
 
-    @staticmethod
-    def _answers(port: int) -> bool:
+    def _serves(self, name: str) -> bool:
+        """Whether the service `name` we started listens on its port and answers as that
+        service: the listening socket is held by the process we started (or one of its
+        session), and its answer holds the service's own text (APIS)."""
+        pidfile = self.home / "pids" / f"{name}.pid"
         try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2)
-        except urllib.error.HTTPError:
-            return True  # an error page is an answer
+            session = int(pidfile.read_text())
+        except (OSError, ValueError):
+            return False
+        if not any(_session_of(pid) == session for pid in _listeners(self.ports[name])):
+            return False
+        path, text = APIS[name]
+        try:
+            with urllib.request.urlopen(self.url(name, path), timeout=2) as reply:
+                body = reply.read(65536).decode(errors="replace")
+        except urllib.error.HTTPError as exc:  # Glance's version list is a 300
+            body = exc.read(65536).decode(errors="replace")
         except OSError:
             return False
-        return True
+        return text in body
 
     def _computes_up(self) -> bool:
         out = self.admin_python(
@@ -303,7 +347,7 @@ class Testbed:
 
     def _write_clouds_yaml(self, appcred: tuple[str, str] | None) -> None:
         def password(user: str, project: str) -> dict[str, object]:
-            return {"auth": {"auth_url": "http://127.0.0.1:5000/v3", "username": user,
+            return {"auth": {"auth_url": self.url("keystone", "/v3"), "username": user,
                              "password": user, "project_name": project,
                              "user_domain_name": "Default", "project_domain_name": "Default"},
                     "region_name": "RegionOne", "identity_api_version": 3}
@@ -312,7 +356,7 @@ class Testbed:
         if appcred is not None:
             clouds[APPCRED_CLOUD] = {
                 "auth_type": "v3applicationcredential",
-                "auth": {"auth_url": "http://127.0.0.1:5000/v3",
+                "auth": {"auth_url": self.url("keystone", "/v3"),
                          "application_credential_id": appcred[0],
                          "application_credential_secret": appcred[1]},
                 "region_name": "RegionOne", "identity_api_version": 3}
@@ -321,7 +365,7 @@ class Testbed:
         self.clouds_yaml.chmod(0o600)
 
     def _setup_keystone(self) -> None:
-        self.admin_python("""
+        self.admin_python(f"""
 idn = c.identity
 def proj(n): return find(idn.find_project, n) or idn.create_project(name=n, domain_id='default')
 def user(n):
@@ -330,12 +374,12 @@ service, demo = proj('service'), proj('demo')
 for u in ('nova', 'glance'):
     idn.assign_project_role_to_user(service, user(u), idn.find_role('admin', ignore_missing=False))
 idn.assign_project_role_to_user(demo, user('demo'), idn.find_role('member', ignore_missing=False))
-for typ, name, url in [('compute', 'nova', 'http://127.0.0.1:8774/v2.1'),
-                       ('image', 'glance', 'http://127.0.0.1:9292'),
-                       ('placement', 'placement', 'http://127.0.0.1:8778'),
-                       ('network', 'neutron', 'http://127.0.0.1:9696')]:
+for typ, name, url in [('compute', 'nova', {self.url("nova-api", "/v2.1")!r}),
+                       ('image', 'glance', {self.url("glance")!r}),
+                       ('placement', 'placement', {self.url("placement")!r}),
+                       ('network', 'neutron', {self.url("neutron")!r})]:
     svc = find(idn.find_service, name) or idn.create_service(name=name, type=typ)
-    have = {e.interface for e in idn.endpoints(service_id=svc.id)}
+    have = {{e.interface for e in idn.endpoints(service_id=svc.id)}}
     for iface in ('public', 'internal', 'admin'):
         if iface not in have:
             idn.create_endpoint(service_id=svc.id, interface=iface, url=url,
@@ -368,6 +412,43 @@ if not find(c.image.find_image, {IMAGE!r}):
             self.chaos_file.unlink(missing_ok=True)
         else:
             self.chaos_file.write_text(json.dumps(rules))
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` different TCP ports nothing listens on now (held open together while chosen,
+    so no two are the same)."""
+    with contextlib.ExitStack() as held:
+        socks = [held.enter_context(socket.socket()) for _ in range(count)]
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in socks]
+
+
+def _listeners(port: int) -> list[int]:
+    """The processes holding a socket that listens on 127.0.0.1:`port` (or any address)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), Path(table).open() as lines:
+            for line in list(lines)[1:]:
+                fields = line.split()
+                local, state, inode = fields[1], fields[3], fields[9]
+                if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:
+                    inodes.add(f"socket:[{inode}]")
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            if any(str(fd.readlink()) in inodes for fd in (proc / "fd").iterdir()):
+                pids.append(int(proc.name))
+    return pids
+
+
+def _session_of(pid: int) -> int:
+    try:
+        return os.getsid(pid)
+    except OSError:
+        return -1
 
 
 def main(argv: list[str]) -> int:

@@ -159,6 +159,13 @@ def loop_lines(state: Path) -> dict[str, int]:
             OS: text("cs-provisioner-openstack").count(f"loop=reconcile cloud={OS} ")}
 
 
+def ran_again(state: Path, seen: dict[str, int]) -> None:
+    """Wait until each loop ran LOOPS_AGAIN more times than `seen`."""
+    eventually("3 more planner cycles and 2 more reconciles of each cloud", lambda: all(
+        loop_lines(state)[k] >= seen[k] + need for k, need in LOOPS_AGAIN.items()),
+        timeout=60)
+
+
 def converged(snap: dict[str, Any]) -> bool:
     if "error" in snap:
         return False
@@ -218,10 +225,7 @@ def test_chaos_converges_with_no_leak_no_duplicate_and_flags_kept(
             if converged(snap):
                 # And it stays so: the planner and both clouds' reconciles ran again past
                 # the state that converged (counted in their logs), then the same check.
-                seen = loop_lines(state)
-                eventually("3 more planner cycles and 2 more reconciles of each cloud",
-                           lambda: all(loop_lines(state)[k] >= seen[k] + need
-                                       for k, need in LOOPS_AGAIN.items()), timeout=60)
+                ran_again(state, loop_lines(state))
                 snap = snapshot(port, admin)
                 if converged(snap):
                     break

@@ -6,6 +6,7 @@ the one clear error kind of that boundary (DecodeError, ConfigError, a rejected 
 from __future__ import annotations
 
 import contextlib
+import json
 import string
 import zlib
 from pathlib import Path
@@ -24,7 +25,7 @@ from bus.schemas import Message
 from bus.tests.examples import EXAMPLES
 from services.admin.cli import app
 from services.admin.offline import check_config
-from services.poller.classads import _Literals, _parse_block, ad_to_job, parse_dump
+from services.poller.classads import _Literals, _parse_block, ad_to_job, parse_dump, read_dump
 from services.poller.demand import PROJECTION, build_demand
 from services.poller.pool import build_pool
 from tests.natsserver import NatsServer
@@ -38,6 +39,13 @@ scalars = st.one_of(st.none(), st.booleans(), st.integers(min_value=-2**63, max_
 values = st.recursive(scalars, lambda inner: st.one_of(
     st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)),
     max_leaves=10)
+
+
+def _packed(value: Any) -> bytes:
+    try:
+        return bytes(msgpack.packb(value))
+    except (OverflowError, TypeError, ValueError):
+        return b"\xc1"  # never used by msgpack
 
 
 def _only_decode_errors(call: Any) -> Message | None:
@@ -149,17 +157,91 @@ def test_any_config_loads_or_is_one_config_error_naming_the_file(
         assert str(path) in str(exc), str(exc)
 
 
-@given(text=st.text(max_size=400))
-def test_any_text_as_config_is_a_config_error(tmp_path_factory: pytest.TempPathFactory,
-                                              text: str) -> None:
+# Bytes as a file holds them: text in UTF-8 or Latin-1, cut anywhere, or any bytes at all.
+file_bytes = st.one_of(
+    st.binary(max_size=400),
+    st.text(max_size=200).map(lambda t: t.encode("utf-8", "surrogatepass")),
+    st.text(alphabet=st.characters(max_codepoint=255), max_size=200).map(
+        lambda t: t.encode("latin-1")),
+    st.tuples(st.text(max_size=200), st.integers(0, 400)).map(
+        lambda cut: cut[0].encode("utf-8", "surrogatepass")[:cut[1]]))
+
+
+def _valid_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _says_where_utf8_fails(error: str, data: bytes) -> None:
+    """A file that is not UTF-8 is refused saying so, with the offset of the first bad
+    byte (the one Python's decoder stops at)."""
+    if not _valid_utf8(data):
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            assert f"(byte {exc.start}): 0x{data[exc.start]:02x} is not UTF-8" in error, error
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+@example(data='site = "caf\xe9"\n'.encode("latin-1"))  # the Latin-1 file of issue #31
+@given(data=file_bytes)
+def test_any_bytes_as_config_are_a_config_error_naming_the_file(
+    tmp_path_factory: pytest.TempPathFactory, data: bytes,
+) -> None:
     path = tmp_path_factory.mktemp("cfg") / "cs.toml"
-    path.write_text(text, errors="surrogatepass")
+    path.write_bytes(data)
     try:
         check_config(siteconfig.load(path, {}))
     except ConfigError as exc:
-        assert str(path) in str(exc)
-    except UnicodeEncodeError:
-        pass  # not writable as a file at all
+        assert str(exc).startswith(f"{path}: "), str(exc)
+        _says_where_utf8_fails(str(exc), data)
+    else:
+        assert _valid_utf8(data)
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=file_bytes)
+def test_any_bytes_as_a_user_data_template_are_a_config_error_naming_it(
+    tmp_path_factory: pytest.TempPathFactory, data: bytes,
+) -> None:
+    folder = tmp_path_factory.mktemp("ud")
+    (folder / "user-data.yaml").write_bytes(data)
+    path = folder / "cs.toml"
+    path.write_text('site = "s"\n[[cloud]]\nname = "c1"\nprovider = "libvirt"\n'
+                    'uri = "test:///default"\nuser_data = "user-data.yaml"\n')
+    try:
+        siteconfig.load(path, {})
+    except ConfigError as exc:
+        assert str(folder / "user-data.yaml") in str(exc) and "c1" in str(exc), str(exc)
+        _says_where_utf8_fails(str(exc), data)
+    else:
+        assert _valid_utf8(data)
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
+@given(data=file_bytes, which=st.sampled_from(["resources", "scheduler"]))
+def test_any_bytes_as_v1_configs_are_one_clear_line(
+    runner: CliRunner, tmp_path_factory: pytest.TempPathFactory, data: bytes, which: str,
+) -> None:
+    folder = tmp_path_factory.mktemp("v1")
+    files = {"resources": folder / "cloud_resources.conf",
+             "scheduler": folder / "cloud_scheduler.conf"}
+    files["resources"].write_text("[c1]\ncloud_type = OpenStackNative\n")
+    files["scheduler"].write_text("[global]\n")
+    files[which].write_bytes(data)
+    with contextlib.chdir(folder):
+        result = runner.invoke(app, ["config", "import-v1", str(files["resources"]),
+                                     str(files["scheduler"])])
+    assert result.exit_code in (0, 1), result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(
+        result.exception)
+    assert "Traceback" not in result.output
+    if not _valid_utf8(data):
+        assert result.exit_code == 1 and str(files[which]) in result.output
+        assert "is not UTF-8" in result.output
 
 
 # ---- ClassAds to the poller -------------------------------------------------------------
@@ -194,6 +276,25 @@ def test_any_classads_become_demand_or_rejections_never_a_crash(
     assert counted <= len(jobs)
     assert all(r.reason for r in demand.rejected)
     build_pool(jobs, "replay:fuzz", 1.0)  # the same ads as startds: problems, not crashes
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+@example(data=b'ClusterId = 1\nOwner = "b\xe9a"\n', as_json=False)
+@example(data=b'[{"Owner": "\xff"}]', as_json=True)
+@given(data=file_bytes, as_json=st.booleans())
+def test_any_bytes_as_a_dump_file_are_jobs_or_a_config_error_naming_the_file(
+    tmp_path_factory: pytest.TempPathFactory, data: bytes, as_json: bool,
+) -> None:
+    path = tmp_path_factory.mktemp("dump") / "queue.txt"
+    path.write_bytes(b"[" + data if as_json else data)
+    try:
+        jobs = read_dump(path, PROJECTION)
+    except ConfigError as exc:
+        assert str(exc).startswith(f"{path}: "), str(exc)
+        _says_where_utf8_fails(str(exc), path.read_bytes())
+        return
+    assert _valid_utf8(path.read_bytes())
+    build_demand(jobs, "replay:fuzz", 1.0)
 
 
 plain_literals = st.one_of(
@@ -243,6 +344,23 @@ def test_ads_read_without_classad2_are_what_classad2_reads(
 
 
 # ---- the CLI ----------------------------------------------------------------------------
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
+@given(data=st.one_of(st.binary(max_size=300), values.map(_packed)),
+       type_name=st.sampled_from(["", *sorted(s.__name__ for s in SCHEMAS), "Nope"]))
+def test_any_bytes_to_cs_decode_are_json_or_one_clear_line(
+    runner: CliRunner, data: bytes, type_name: str,
+) -> None:
+    result = runner.invoke(app, ["decode", *(["--type", type_name] if type_name else [])],
+                           input=data)
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(
+        result.exception)
+    assert "Traceback" not in result.output
+    if result.exit_code == 0:
+        json.loads(result.stdout)
+    else:
+        assert result.exit_code == 1 and result.output.startswith("error: "), result.output
 
 WORDS = ["status", "cloud", "enable", "disable", "show", "list", "vm", "kill", "drain",
          "config", "check", "reload", "import-v1", "plan", "services", "--json", "--all",

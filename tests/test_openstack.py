@@ -267,7 +267,7 @@ async def test_cloud_faults_are_retried_with_the_reason_shown_and_nothing_leaks(
     faults = [Fault("POST", "/servers", times=1, status=503),
               Fault("POST", "/servers", times=1, hang=True),
               Fault("DELETE", "/servers/", times=1, status=500)]
-    proxy = FaultProxy(8774, faults)
+    proxy = FaultProxy(bed.ports["nova-api"], faults)
     await proxy.start()
     cloud = f"fault{uuid.uuid4().hex[:6]}"
     driver = OpenstackDriver(cloud_record(cloud), SITE, WORKER,
@@ -320,7 +320,7 @@ async def test_provisioner_killed_between_create_and_ack_makes_exactly_one_serve
         subjects.vm_key(cloud, vm.vm_id), vm) is not None
     # Nova is reached through a proxy that swallows the answer to the create: the server
     # exists, the provisioner never hears of it and is killed right then.
-    proxy = HoldProxy(8774, (b"POST ", b"/servers"))
+    proxy = HoldProxy(bed.ports["nova-api"], (b"POST ", b"/servers"))
     await proxy.start()
     proxied = proxied_clouds_yaml(bed, proxy.port, tmp_path)
     config = tmp_path / "cs.toml"
@@ -375,7 +375,7 @@ async def test_a_provisioner_stuck_in_a_call_nova_never_answers_still_stops_prom
     # `cs up` on Ctrl-C) must still end the provisioner within seconds, and the boot must
     # not be lost: its intent, unacked, waits for the next provisioner.
     hang = Fault("POST", "/servers", times=1_000_000, hang=True)
-    proxy = FaultProxy(8774, [hang])
+    proxy = FaultProxy(bed.ports["nova-api"], [hang])
     await proxy.start()
     cloud = f"hung{uuid.uuid4().hex[:6]}"
     clouds = bus.kv(subjects.CLOUDS_BUCKET, CloudRecord)

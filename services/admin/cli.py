@@ -29,6 +29,7 @@ from bus.connection import Bus, redacted
 from bus.errors import AdminError, BusUnavailable, ConfigError, DecodeError
 from bus.schemas import PoolSnapshot, StatusReply, VmDrainRequest, VmKillRequest
 from services.admin import views
+from siteconfig.textfile import read_text
 
 T = TypeVar("T")
 
@@ -449,11 +450,10 @@ def config_import_v1(
         if target.exists() and not force:
             raise _fail(f"{target} exists; pass --force to overwrite it")
     try:
-        imported = convert(resources.read_text(), str(resources),
-                           scheduler.read_text() if scheduler else "",
-                           str(scheduler or ""), site)
-    except OSError as exc:
-        raise _fail(f"cannot read {exc.filename}: {exc.strerror}") from None
+        imported = convert(
+            read_text(resources, "a v1 cloud_resources.conf"), str(resources),
+            read_text(scheduler, "a v1 cloud_scheduler.conf") if scheduler else "",
+            str(scheduler or ""), site)
     except ConfigError as exc:
         raise _fail(str(exc)) from None
     out_path.write_text(imported.toml)

@@ -23,6 +23,7 @@ import classad2
 
 from bus.errors import ConfigError
 from services.poller.demand import JobAd
+from siteconfig.textfile import Utf8Lines
 
 _EXPR = "Requirements"
 _EXPR_ATTRS = frozenset({_EXPR})
@@ -203,7 +204,7 @@ def _long_ads(lines: Iterable[str], origin: str, only: Sequence[str] | None
     for number, line in enumerate(lines, start=1):
         stripped = line.strip()
         if stripped and not stripped.startswith(("#", "-- ")):
-            block.append((number, line.rstrip("\n")))
+            block.append((number, line.rstrip("\r\n")))
             continue
         if stripped or not block:
             continue
@@ -292,27 +293,25 @@ def iter_dump(path: Path, only: Sequence[str] | None = None) -> Iterator[JobAd]:
     in memory); ConfigError names the file, and the line for `-long` text, when it cannot
     be read or is not a dump."""
     try:
-        with path.open(encoding="utf-8") as stream:
+        with path.open("rb") as stream:
+            lines = Utf8Lines(stream, str(path), "a queue dump")
             head = ""
-            for line in stream:  # the first line with anything on it tells the format
+            for line in lines:  # the first line with anything on it tells the format
                 head += line
                 if line.strip():
                     break
             if head.lstrip().startswith("["):
-                unread = [head]
+                unread, rest = [head], lines.reader()
 
                 def read(size: int) -> str:
-                    return unread.pop() if unread else stream.read(size)
+                    return unread.pop() if unread else rest(size)
 
                 yield from _json_ads(read, str(path), only)
             else:
-                lines = itertools.chain(head.splitlines(keepends=True), stream)
-                yield from _long_ads(lines, str(path), only)
+                yield from _long_ads(itertools.chain(head.splitlines(keepends=True), lines),
+                                     str(path), only)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read queue dump: {exc.strerror}") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not a text dump (byte {exc.start} of a chunk is not "
-                          "UTF-8)") from None
 
 
 def read_dump(path: Path, only: Sequence[str] | None = None) -> list[JobAd]:

@@ -161,12 +161,21 @@ async def test_missing_storage_pool_is_a_permanent_error_that_says_the_fix() -> 
         await d.close()
 
 
-async def test_unreadable_pool_token_fails_the_boot_and_leaves_nothing() -> None:
-    worker = WorkerSettings(central_manager="cm", token_file=Path("/nonexistent/token"))
+@pytest.mark.parametrize(("content", "message"), [
+    (None, r"/token: cannot read the pool token \(\[worker\] token_file\): no such file"),
+    (b"eyJ\xe9", r"/token: line 1, column 4 \(byte 3\): 0xe9 is not UTF-8; the pool token"),
+])
+async def test_unreadable_pool_token_fails_the_boot_and_leaves_nothing(
+    tmp_path: Path, content: bytes | None, message: str,
+) -> None:
+    token = tmp_path / "token"
+    if content is not None:
+        token.write_bytes(content)
+    worker = WorkerSettings(central_manager="cm", token_file=token)
     d = LibvirtDriver(record("contract"), "site-a", worker)
     vm = make_vm("contract", "site-a")
     try:
-        with pytest.raises(PermanentError, match="token_file"):
+        with pytest.raises(PermanentError, match=message):
             await d.create(vm)
         assert await d.state(vm.vm_id) is None
     finally:
