@@ -33,7 +33,7 @@ APT = ("mariadb-server", "rabbitmq-server")
 APIS = {"keystone": ("/v3", "application/vnd.openstack.identity-v3+json"),
         "placement": ("/", '"min_version"'),
         "glance": ("/versions", '"versions"'),
-        "nova-api": ("/", "application/vnd.openstack.compute+json;version=2.1"),
+        "nova-api": ("/v2.1", "application/vnd.openstack.compute+json;version=2.1"),
         "neutron": ("/", '"v2.0"')}
 """Each HTTP service, with a path it answers without credentials and a text its answer must
 hold: a process of another kind on the port is not taken for it."""

@@ -20,11 +20,13 @@ import pytest
 from bus import subjects
 from bus.connection import Bus
 from bus.schemas import DemandSnapshot
-from services.poller.condor import BindingsSource
+from services.poller.condor import BindingsSource, ReplaySource
 from services.poller.demand import build_demand
+from services.poller.pool import VM_ID_ATTR
 from services.poller.shell import Poller
-from services.poller.source import SourceUnavailable
+from services.poller.source import CondorSource, SourceUnavailable
 from tests.condor_pool import V1_WORKER_JOBS, CondorPool
+from tests.source_contract import Condor, CondorSourceContract
 
 pytestmark = pytest.mark.slow
 
@@ -73,6 +75,28 @@ def pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CondorPool]:
         yield the_pool
     finally:
         the_pool.down()
+
+
+class TestCondorSourceContract(CondorSourceContract):
+    """The live schedd and collector through the bindings, and replays of the same pool's
+    `condor_q -long`, `condor_q -json` and `condor_status -long` dumps, all against what
+    HTCondor's own tools say of the pool."""
+
+    @pytest.fixture(params=["bindings", "replay-long", "replay-json"])
+    def source(self, request: pytest.FixtureRequest, pool: CondorPool, condor_config: Path,
+               tmp_path: Path) -> CondorSource:
+        if request.param == "bindings":
+            return BindingsSource(("*",), timeout_s=30)
+        queue, slots = tmp_path / "queue.txt", tmp_path / "pool.txt"
+        queue.write_text(pool.condor("condor_q", "-allusers", "-long" if request.param
+                                     == "replay-long" else "-json"))
+        slots.write_text(pool.condor("condor_status", "-long", "-constraint",
+                                     f"{VM_ID_ATTR} =!= undefined"))
+        return ReplaySource(queue, slots)
+
+    @pytest.fixture
+    def condor(self, pool: CondorPool) -> Condor:
+        return pool.condor
 
 
 def _classes(doc: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -23,8 +23,8 @@ from provisioning.contract import make_vm
 from provisioning.userdata import WorkerSettings
 from services.planner.core import plan
 from services.planner.decisions import Policy
-from services.poller.condor import BindingsSource
-from services.poller.pool import build_pool
+from services.poller.condor import BindingsSource, ReplaySource
+from services.poller.pool import PROJECTION, VM_ID_ATTR, build_pool
 from services.poller.source import SourceUnavailable
 from tests.condor_pool import (
     TRUST_DOMAIN,
@@ -35,6 +35,7 @@ from tests.condor_pool import (
     running_pool,
     wait_until,
 )
+from tests.source_contract import reference_slots
 
 pytestmark = pytest.mark.slow
 
@@ -164,6 +165,29 @@ def test_a_worker_whose_token_is_not_the_pools_does_not_join(
     finally:
         node.down()
 
+
+
+async def test_the_slots_of_a_worker_are_the_same_live_and_replayed(
+    pool: CondorPool, worker: Worker, condor_config: Path, tmp_path: Path,
+) -> None:
+    """The source contract's pool half with a worker in the pool (tests/source_contract.py;
+    the queue half runs in test_condor_pool): the collector through the bindings and a
+    replay of `condor_status -long` give the slots condor_status shows, and retiring the
+    worker tells one master (the replay drops its slots, as the collector would)."""
+    dump = tmp_path / "pool.txt"
+    dump.write_text(pool.condor("condor_status", "-long", "-constraint",
+                                f"{VM_ID_ATTR} =!= undefined"))
+    (tmp_path / "queue.txt").write_text("")
+    replay, live = ReplaySource(tmp_path / "queue.txt", dump), BindingsSource(("*",), 60)
+    slots = reference_slots(pool.condor)
+    assert set(slots.values()) == {worker.vm.vm_id}
+    for source in (live, replay):
+        ads = await source.startds()
+        assert {str(a["Name"]): str(a[VM_ID_ATTR]) for a in ads} == slots, source.describe()
+        assert all(set(a) <= set(PROJECTION) for a in ads)
+    assert build_pool(await replay.startds(), "r", 0.0)[0].startds == build_pool(
+        await live.startds(), "l", 0.0)[0].startds
+    assert await replay.retire(worker.vm.vm_id) == 1 and await replay.startds() == []
 
 
 async def test_retire_reaches_the_vms_own_master_and_its_startd_leaves(

@@ -21,8 +21,8 @@ import pytest
 
 from bus import subjects
 from bus.connection import Bus
-from bus.errors import OutOfResources
-from bus.schemas import CloudRecord, Intent, OpenstackCloud, VmRecord, VmSpec
+from bus.errors import OutOfResources, PermanentError
+from bus.schemas import CloudRecord, Instance, Intent, OpenstackCloud, VmRecord, VmSpec
 from provisioning.contract import DriverContract, make_vm
 from provisioning.settings import ProvisionerSettings
 from provisioning.userdata import WorkerSettings
@@ -37,6 +37,7 @@ from tests.faultproxy import Fault, FaultProxy
 from tests.holdproxy import HoldProxy
 from tests.natsserver import NatsServer
 from tests.openstack_bed import APPCRED_CLOUD, DEMO_CLOUD, IMAGE, Testbed
+from tests.waiting import eventually_async
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -152,6 +153,50 @@ async def test_boot_carries_user_data_and_metadata_then_runs_is_listed_and_delet
     await _apply(bus, worker, vm.model_copy(update={"intent_id": vm.intent_id}), "kill")
     assert servers_named(admin, vm.vm_id) == []
     assert await _registry(worker, vm) is None
+
+
+async def test_a_named_network_is_looked_up_and_the_server_gets_a_port_on_it(
+    bed: Testbed, admin: Any,
+) -> None:
+    """`network = "NAME"`: the driver finds the network by name in Neutron (the testbed's
+    stand-in holds one, cs-test-net) and boots the server on it; Nova makes its port there,
+    and deletes it with the server. A name Neutron does not know is a permanent error."""
+    cloud = f"net{uuid.uuid4().hex[:6]}"
+    record = cloud_record(cloud).model_copy(
+        update={"openstack": OpenstackCloud(network="cs-test-net")})
+    driver = OpenstackDriver(record, SITE, WORKER, bed.clouds_yaml)
+    vm = os_vm(cloud)
+    try:
+        await driver.create(vm)
+        state = await eventually_async("the server on cs-test-net running", lambda: _running(
+            driver, vm.vm_id), timeout=120, interval=0.5)
+        [server] = servers_named(admin, vm.vm_id)
+        assert state is not None and state.instance_id == server.id
+        network = admin.network.find_network("cs-test-net", ignore_missing=False)
+        [port] = list(admin.network.ports(device_id=server.id))
+        assert port.network_id == network.id
+        addresses = admin.compute.get_server(server.id).addresses
+        assert [a["addr"] for a in addresses["cs-test-net"]] == [
+            ip["ip_address"] for ip in port.fixed_ips]
+        await driver.delete(vm.vm_id)
+        assert servers_named(admin, vm.vm_id) == []
+        assert list(admin.network.ports(device_id=server.id)) == []
+    finally:
+        await driver.close()
+    missing = OpenstackDriver(record.model_copy(update={"openstack": OpenstackCloud(
+        network="no-such-net")}), SITE, WORKER, bed.clouds_yaml)
+    try:
+        with pytest.raises(PermanentError,
+                           match=f"network 'no-such-net' not found on cloud {cloud}"):
+            await missing.create(os_vm(cloud))
+    finally:
+        await missing.close()
+    assert servers_named(admin, f"cs-{SITE}-{cloud}-.*") == []
+
+
+async def _running(driver: OpenstackDriver, vm_id: str) -> Instance | None:
+    state = await driver.state(vm_id)
+    return state if state is not None and state.state == "running" else None
 
 
 async def test_over_quota_is_out_of_resources_and_the_planner_backs_off(

@@ -23,6 +23,9 @@ from services.poller.classads import ad_to_job, iter_dump, read_dump
 from services.poller.demand import JOB_IDLE, JOB_RUNNING, PROJECTION, JobAd
 from services.poller.source import SourceUnavailable
 
+_WANTED = (JOB_IDLE, JOB_RUNNING)
+"""The job states the poller asks the schedd for."""
+
 
 def _schedds(names: tuple[str, ...]) -> list[htcondor2.Schedd]:
     if not names:
@@ -146,9 +149,13 @@ class ReplaySource:
         return f"replay:{self.queue_file.name}"
 
     async def jobs(self) -> Iterable[JobAd]:
-        """The queue dump's jobs, read as they are used: 10 million jobs are never held at
-        once (a line of the dump that is wrong raises SourceUnavailable then)."""
-        return _unavailable_on_error(iter_dump(self.queue_file, PROJECTION))
+        """The queue dump's idle and running jobs, as the schedd's query would give them
+        (`JobStatus == 1 || JobStatus == 2`), read as they are used: 10 million jobs are
+        never held at once (a line of the dump that is wrong raises SourceUnavailable
+        then)."""
+        return _unavailable_on_error(
+            ad for ad in iter_dump(self.queue_file, PROJECTION)
+            if type(status := ad.get("JobStatus")) is int and status in _WANTED)
 
     async def startds(self) -> list[JobAd]:
         """The pool dump's slots, less those of retired VMs (no pool file: no slots)."""
