@@ -4,7 +4,7 @@ STAMP := $(VENV)/.bootstrapped
 CONFIG ?= examples/demo.toml
 STATE ?= state
 
-.PHONY: run run-pool test lint unit bench clean
+.PHONY: run run-pool test lint unit fuzz bench clean
 
 $(STAMP): pyproject.toml scripts/bootstrap.sh
 	VENV=$(VENV) ./scripts/bootstrap.sh
@@ -42,6 +42,11 @@ lint: $(STAMP)
 ## unit: the fast tests only
 unit: $(STAMP)
 	$(VENV)/bin/pytest -m "not e2e and not slow"
+
+## fuzz: the property tests with new random examples, SEEDS seeds (200) in a row;
+## FUZZ= narrows them (a pytest selection, e.g. FUZZ="tests/test_fuzz.py -k classad2")
+fuzz: $(STAMP)
+	SEEDS=$(or $(SEEDS),200) VENV=$(VENV) ./scripts/fuzz.sh $(FUZZ)
 
 clean:
 	rm -rf $(VENV) $(STATE) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -9,11 +9,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from bus.connection import Bus
 from tests.condor_pool import CondorPool
 from tests.natsserver import NatsServer
 from tests.openstack_bed import ADMIN_CLOUD, Testbed
+
+# The suite is the same every run: property tests draw the same examples each time (derived
+# from each test), and no database of past failures makes one machine's run differ from
+# another's. `make fuzz` explores: new random examples for each of many seeds.
+settings.register_profile("suite", derandomize=True, database=None)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("CS_HYPOTHESIS_PROFILE", "suite"))
 
 
 @pytest.fixture(scope="session")

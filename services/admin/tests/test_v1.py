@@ -4,6 +4,7 @@ strings (hep-gc/cloud-scheduler, dev: info_server.py, cluster_tools.py)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -41,8 +42,7 @@ STATE = StatusReply(
     ("cloud_status-m.txt", lambda: v1.vms(STATE) + "\n"),
     ("cloud_status-j.json", lambda: json.dumps(v1.pool_json(STATE), indent=1) + "\n"),
 ])
-def test_v1_shapes_match_the_golden_files(name: str, render: object) -> None:
-    assert callable(render)
+def test_v1_shapes_match_the_golden_files(name: str, render: Callable[[], str]) -> None:
     assert render() == (GOLDEN / name).read_text()
 
 
