@@ -46,13 +46,13 @@ class Utf8Lines:
     def __iter__(self) -> Iterator[str]:
         for raw in self._stream:
             self.number += 1
+            start, self.offset = self.offset, self.offset + len(raw)
             try:
-                yield raw.decode("utf-8")
+                text = raw.decode("utf-8")
             except UnicodeDecodeError as exc:
                 raise not_utf8(self._origin, self._what, raw[exc.start], self.number,
-                               exc.start + 1, self.offset + exc.start) from None
-            finally:
-                self.offset += len(raw)
+                               exc.start + 1, start + exc.start) from None
+            yield text
 
     def reader(self) -> Callable[[int], str]:
         """A `read(size)` of the rest of the stream as text (for text with long lines,
@@ -61,6 +61,14 @@ class Utf8Lines:
         line, line_start = self.number + 1, self.offset
 
         def read(size: int) -> str:
+            """Up to `size` bytes more as text; "" only at the end (a read that ends inside
+            a character reads on)."""
+            while True:
+                text, more = chunk(size)
+                if text or not more:
+                    return text
+
+        def chunk(size: int) -> tuple[str, bool]:
             nonlocal line, line_start
             raw = self._stream.read(size)
             held = decoder.getstate()[0]  # the start of a character cut by the last read
@@ -79,7 +87,7 @@ class Utf8Lines:
                 line += raw.count(b"\n")
                 line_start = self.offset + newline + 1
             self.offset += len(raw)
-            return text
+            return text, bool(raw)
 
         return read
 
