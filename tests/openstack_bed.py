@@ -145,10 +145,12 @@ class Testbed:
             RABBITMQ_CONFIG_FILE=str(self.home / "etc" / "rabbitmq.conf"),
             RABBITMQ_MNESIA_BASE=str(rabbit / "mnesia"), RABBITMQ_LOG_BASE=str(rabbit / "log"),
             RABBITMQ_NODENAME="rabbit@localhost", RABBITMQ_NODE_IP_ADDRESS="127.0.0.1",
-            RABBITMQ_DIST_PORT=str(self.ports["rabbitmq-dist"]),
-            ERL_EPMD_PORT=str(self.ports["epmd"]), ERL_EPMD_ADDRESS="127.0.0.1",
+            ERL_EPMD_ADDRESS="127.0.0.1",
             RABBITMQ_ENABLED_PLUGINS_FILE=str(self.home / "etc" / "enabled_plugins"),
-            RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}")
+            RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}",
+            # A testbed from before ports.json used Erlang's own defaults (25672, 4369).
+            **({"RABBITMQ_DIST_PORT": str(self.ports["rabbitmq-dist"]),
+                "ERL_EPMD_PORT": str(self.ports["epmd"])} if "epmd" in self.ports else {}))
 
     def _start(self, name: str, *cmd: str | Path) -> None:
         log = (self.home / "logs" / f"{name}.log").open("ab")
@@ -289,6 +291,10 @@ class Testbed:
         if (self.home / "rabbit").exists():
             subprocess.run(["rabbitmqctl", "stop"], env=self._rabbit_env(),
                            capture_output=True, timeout=60)
+            # Erlang's port mapper outlives the broker; on a port of its own it would be left
+            # behind by every run.
+            subprocess.run(["epmd", "-kill"], env=self._rabbit_env(), capture_output=True,
+                           timeout=60)
 
     # ---- readiness and set-up ----------------------------------------------------------
 
