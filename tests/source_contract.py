@@ -18,9 +18,11 @@ from services.poller.source import CondorSource
 Condor = Callable[..., str]
 """`condor("condor_q", "-af", ...)`: a command's output on the pool."""
 
-COMPARED = tuple(a for a in PROJECTION if a != "Requirements")
+REQUESTS = ("RequestCpus", "RequestMemory", "RequestDisk")
+COMPARED = tuple(a for a in PROJECTION if a != "Requirements" and a not in REQUESTS)
 """Attributes whose values condor_q -af prints as they are (Requirements is an expression,
-printed in each tool's own spelling: checked through the VM type it names)."""
+printed in each tool's own spelling; a Request* that condor_submit wrote as an expression of
+the job's usage is no request and left out)."""
 
 
 def printed(value: object) -> str:
@@ -76,6 +78,23 @@ class CondorSourceContract:
             row = reference[job_id(ad)]
             assert {a: printed(ad.get(a)) for a in COMPARED} == row, (ad, row)
             assert isinstance(ad.get("Requirements"), str)
+
+    async def test_a_request_is_a_number_the_job_gave_not_condor_submits_default(
+        self, source: CondorSource, condor: Condor,
+    ) -> None:
+        raw = condor("condor_q", "-allusers", "-af:rt", "ClusterId", "ProcId", *REQUESTS)
+        expected = {}
+        for line in raw.splitlines():
+            cluster, proc, *values = line.split("\t")
+            expected[f"{cluster}.{proc}"] = {
+                attr: int(text) for attr, text in zip(REQUESTS, values, strict=True)
+                if text.strip().isdigit()}
+        defaulted = 0
+        for ad in await source.jobs():
+            asked = {attr: ad[attr] for attr in REQUESTS if attr in ad}
+            assert asked == expected[job_id(ad)], (asked, expected[job_id(ad)])
+            defaulted += "RequestMemory" not in ad
+        assert defaulted  # the queue holds jobs that did not ask
 
     async def test_requirements_are_the_expression_as_the_schedd_keeps_it(
         self, source: CondorSource, condor: Condor,

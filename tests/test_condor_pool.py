@@ -45,6 +45,13 @@ executable = /bin/true
 +VMMem = "lots"
 queue 1
 """
+PLAIN = """
+executable = /bin/true
++VMType = "plain"
+queue 1
+"""
+"""A job that asks for no memory, disk or cores: condor_submit gives it RequestMemory =
+ifthenelse(MemoryUsage =!= undefined, ...), 1 MB for a job that never ran."""
 HELD = """
 executable = /bin/true
 +VMType = "analysis"
@@ -72,6 +79,7 @@ def pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CondorPool]:
         the_pool.submit("bob", ANALYSIS)
         the_pool.submit("alice", MALFORMED)
         the_pool.submit("bob", HELD)
+        the_pool.submit("bob", PLAIN)
         yield the_pool
     finally:
         the_pool.down()
@@ -127,8 +135,12 @@ async def test_the_live_queue_gives_the_classes_cs_plan_finds_in_condor_q(
         (r["job"], r["reason"]) for r in doc["rejected"]]
     # And what that is: the two classes, the held jobs not demand, the bad one rejected.
     by_type = {c.vm_type: c for c in live.classes}
-    assert set(by_type) == {"worker", "analysis"}
+    assert set(by_type) == {"worker", "analysis", "plain"}
     worker, analysis = by_type["worker"], by_type["analysis"]
+    # Asked for nothing: the site's defaults ([poller] default_vm_*), not condor_submit's
+    # 1 MB.
+    plain = by_type["plain"]
+    assert (plain.idle, plain.cores, plain.memory_mb, plain.disk_gb) == (1, 1, 512, 0)
     assert (worker.idle, worker.cores, worker.memory_mb, worker.target_clouds,
             worker.users) == (3, 2, 4096, ("cloud-a",), {"alice": 3})
     assert worker.image == {"cloud-a": "img-a", "": "img-default"}
@@ -145,7 +157,7 @@ async def test_a_stopped_schedd_makes_demand_stale_and_it_recovers(
     poller = Poller(bus, BindingsSource(("*",), timeout_s=timeout_s))
     await poller.step()
     fresh = await bus.last(subjects.demand(), DemandSnapshot)
-    assert fresh is not None and not fresh.value.stale and len(fresh.value.classes) == 2
+    assert fresh is not None and not fresh.value.stale and len(fresh.value.classes) == 3
     pool.signal("condor_schedd", signal.SIGSTOP)
     try:
         started = time.monotonic()

@@ -26,6 +26,7 @@ from services.admin import history
 from services.admin.statuspage import ADMIN_KEYS
 from services.planner.decisions import Policy
 from services.planner.settings import PlannerSettings
+from services.poller.demand import JobDefaults
 from services.poller.settings import PollerSettings
 from siteconfig.file import (
     COMMON_CLOUD_KEYS,
@@ -59,7 +60,10 @@ KEYS: dict[str, frozenset[str]] = {
 FIELDS: dict[type, tuple[str, dict[str, str | None]]] = {
     SiteConfig: ("top", {"path": None, "clouds": None, "tables": None, "nats_url": "nats:url",
                          "nats_replicas": "nats:replicas", "nats_ca_file": "nats:ca_file"}),
-    PollerSettings: ("poller", {"nats_url": "nats:url"}),
+    PollerSettings: ("poller", {"nats_url": "nats:url", "defaults": None}),  # JobDefaults
+    JobDefaults: ("poller", {"cores": "poller:default_vm_cores",
+                             "memory_mb": "poller:default_vm_memory_mb",
+                             "disk_gb": "poller:default_vm_disk_gb"}),
     PlannerSettings: ("planner", {"nats_url": "nats:url", "site": "top:site",
                                   "policy": None}),  # Policy's fields, below
     Policy: ("planner", {}),
@@ -180,8 +184,9 @@ def test_documented_defaults_are_the_code_defaults(tmp_path: Path) -> None:
     provisioner = ProvisionerServiceSettings.from_site(site)
     libvirt, openstack = site.clouds
     assert libvirt.libvirt is not None and openstack.openstack is not None
+    poller = PollerSettings.from_site(site)
     instances: list[Any] = [
-        site, PollerSettings.from_site(site), planner, planner.policy, provisioner,
+        site, poller, poller.defaults, planner, planner.policy, provisioner,
         provisioner.loops, WorkerSettings.from_site(site),
         ObserveSettings.from_site(site, "cs-admin", {}), libvirt, libvirt.libvirt,
         openstack.openstack]

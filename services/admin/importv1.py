@@ -43,13 +43,17 @@ _CLOUD_REASONS = {
     "enabled": "v1 rejected it; `enabled` is set at first start, then by cs cloud enable",
     "networks": "a libvirt cloud takes one libvirt network: set `network`",
 }
+_JOB_DEFAULTS = {"default_vmmem": "default_vm_memory_mb",
+                 "default_vmcpucores": "default_vm_cores",
+                 "default_vmstorage": "default_vm_disk_gb"}
+"""v1's defaults of job attributes that the poller has too (configparser lowercases keys)."""
 _GLOBAL_REASONS = {
     "log_": "each service logs to its own stream (cs up: state/logs/)",
     "condor_": "HTCondor is reached through its Python bindings, not commands or URLs",
     "info_server_port": "cs talks to the services over NATS",
     "admin_server_port": "cs talks to the services over NATS",
     "persistence_file": "all state lives in NATS (JetStream KV)",
-    "default_vm": "defaults of job attributes are not supported: jobs name their VMs",
+    "default_vm": "this default of a job attribute has no equivalent: jobs name it",
     "cloud_resource_config": "given on the command line",
     "graceful_shutdown": "retirement always drains first here",
     "ban_": "failing (cloud, VM type) pairs are backed off automatically",
@@ -142,6 +146,8 @@ def convert(resources: str, resources_name: str, scheduler: str = "",
                     poller["interval_s"] = _value(raw, "int", where)
                 elif key == "high_priority_job_weight":
                     planner["high_priority_weight"] = _value(raw, "int", where)
+                elif key in _JOB_DEFAULTS:
+                    poller[_JOB_DEFAULTS[key]] = _value(raw, "int", where)
                 elif key == "vm_start_running_timeout":
                     timeout = _value(raw, "int", where)
                     if isinstance(timeout, int) and timeout > 0:

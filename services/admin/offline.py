@@ -34,7 +34,9 @@ def plan_offline(site: SiteConfig, queue: Path, pool_file: Path | None,
     Clouds come from the site config with their configured enabled flags; no VM exists yet.
     """
     now = time.time() if now is None else now
-    demand = build_demand(read_dump(queue, PROJECTION), f"replay:{queue.name}", now)
+    defaults = PollerSettings.from_site(site).defaults
+    demand = build_demand(read_dump(queue, PROJECTION), f"replay:{queue.name}", now,
+                          defaults=defaults)
     pool: PoolSnapshot | None = None
     problems: list[str] = []
     if pool_file is not None:

@@ -27,7 +27,7 @@ def build(site: SiteConfig, log: logging.Logger) -> ServiceBody:
         source = BindingsSource(settings.schedds, settings.query_timeout_s)
 
     async def body(bus: Bus, stop: asyncio.Event) -> None:
-        poller = Poller(bus, source)
+        poller = Poller(bus, source, defaults=settings.defaults)
         actions = asyncio.create_task(
             keep_running("condor action consumer", stop, poller.serve_actions, log))
         await every(settings.interval_s, stop, poller.step, log)

@@ -13,6 +13,7 @@ them all was most of the poller's time.
 
 from __future__ import annotations
 
+import functools
 import io
 import itertools
 import json
@@ -22,7 +23,7 @@ from pathlib import Path
 import classad2
 
 from bus.errors import ConfigError
-from services.poller.demand import JobAd
+from services.poller.demand import EVAL_ERROR, JobAd
 from siteconfig.textfile import Utf8Lines
 
 _EXPR = "Requirements"
@@ -57,15 +58,41 @@ def ad_to_job(ad: classad2.ClassAd, only: Sequence[str] | None = None) -> JobAd:
                          else str(ad.lookup(key)))
             continue
         if expression:
+            if key.lower() in _REQUESTS and not _constant(
+                    value[len(_JSON_EXPR_PREFIX):-len(_JSON_EXPR_SUFFIX)]):
+                # condor_submit's default for a job that did not ask (derived from the job's
+                # own usage: 1 MB for a job that never ran) is no request: the site's
+                # default applies, as in v1.
+                continue
             try:
                 value = ad.eval(key)
             except (ValueError, TypeError, RuntimeError):
-                value = None
-        if isinstance(value, bool | int | float | str):
+                value = classad2.Value.Error
+        # classad2's Value is an int: UNDEFINED would pass for 2 and ERROR for 1.
+        if value is None or value is classad2.Value.Undefined:
+            continue  # as if the job did not have it
+        if value is classad2.Value.Error:
+            out[attr] = EVAL_ERROR
+        elif isinstance(value, bool | int | float | str):
             out[attr] = value
         else:
             out[attr] = str(ad.lookup(key))
     return out
+
+
+_REQUESTS = frozenset({"requestcpus", "requestmemory", "requestdisk"})
+
+
+@functools.lru_cache(maxsize=1024)
+def _constant(text: str) -> bool:
+    """Whether an expression has its value without the ad (`1024 * 2`, or `error`), not
+    one taken from other attributes (`ifthenelse(MemoryUsage =!= undefined, ...)`, which
+    is UNDEFINED on its own)."""
+    try:
+        value = classad2.ExprTree(text).eval()
+    except (classad2.ClassAdException, ValueError, TypeError, RuntimeError):
+        return True  # evaluated in the ad, where it is ERROR
+    return value is not classad2.Value.Undefined
 
 
 def _json_ad(row: dict[str, object], origin: str, index: int) -> classad2.ClassAd:

@@ -33,6 +33,26 @@ _VMTYPE_IN_REQUIREMENTS = re.compile(r'VMType\s*(?:=\?=|==|\bis\b)\s*"([^"]*)"',
 DEFAULT_VM_TYPE = "default"
 MAX_REJECTED_LISTED = 1000
 """Rejected jobs listed one by one in a snapshot; the rest are only counted."""
+EVAL_ERROR = {"classad": "ERROR"}
+"""An attribute whose expression evaluates to ERROR, as a job ad carries it (a plain value
+that survives the bindings' JSON): the job is rejected naming the attribute."""
+
+
+@dataclass(frozen=True)
+class JobDefaults:
+    """The VM a job gets where it does not say (v1's default_VMCPUCores, default_VMMem,
+    default_VMStorage): no VMCPUCores/VMMem/VMStorage, no Request* of its own, nothing in
+    its Requirements."""
+
+    cores: int = 1
+    """CPU cores."""
+    memory_mb: int = 512
+    """Memory in MB (v1's default_VMMem)."""
+    disk_gb: int = 0
+    """Disk in GB; 0 leaves it to the flavor or the image."""
+
+
+DEFAULTS = JobDefaults()
 
 
 class BadAttribute(ValueError):
@@ -185,19 +205,23 @@ def _from_requirements(ad: JobAd, attr: str) -> int | None:
     return None
 
 
-def parse_job(ad: JobAd) -> JobNeed:
-    """The VM a job asks for; BadAttribute names the attribute that is wrong."""
+def parse_job(ad: JobAd, defaults: JobDefaults = DEFAULTS) -> JobNeed:
+    """The VM a job asks for, `defaults` where it does not say; BadAttribute names the
+    attribute that is wrong."""
+    for attr, value in ad.items():
+        if value == EVAL_ERROR:
+            raise BadAttribute(f"{attr}: its expression evaluates to ERROR")
     status = _int("JobStatus", ad.get("JobStatus"), minimum=1)
     owner = ad.get("Owner")
     if not isinstance(owner, str) or not owner:
         raise BadAttribute(f"Owner: expected a user name, got {owner!r}")
     cores_attr = _first(ad, "VMCPUCores", "RequestCpus")
     cores = _int(*cores_attr, minimum=1) if cores_attr else (
-        _from_requirements(ad, "Cpus") or 1)
+        _from_requirements(ad, "Cpus") or defaults.cores)
     mem_attr = _first(ad, "VMMem", "RequestMemory")
     memory = _int(*mem_attr, minimum=1) if mem_attr else (
-        _from_requirements(ad, "Memory") or 512)
-    disk_gb = 0
+        _from_requirements(ad, "Memory") or defaults.memory_mb)
+    disk_gb = defaults.disk_gb
     if ad.get("VMStorage") is not None:
         disk_gb = _int("VMStorage", ad["VMStorage"])
     elif ad.get("RequestDisk") is not None:
@@ -243,7 +267,8 @@ class _Needs:
     status, so the rest of an ad (its shape) is parsed once and its class key computed once.
     The result is parse_job's own, errors and their order included."""
 
-    def __init__(self) -> None:
+    def __init__(self, defaults: JobDefaults) -> None:
+        self._defaults = defaults
         self._shapes: dict[tuple[tuple[str, object], ...], tuple[JobNeed, str] | str] = {}
 
     def of(self, ad: JobAd) -> tuple[JobNeed, str]:
@@ -257,11 +282,11 @@ class _Needs:
             shape = tuple(item for item in ad.items() if item[0] not in _PER_JOB)
             known = self._shapes.get(shape)
         except TypeError:  # a value that is not hashable: no shortcut
-            need = parse_job(ad)
+            need = parse_job(ad, self._defaults)
             return need, class_key(need)
         if known is None:
             try:
-                need = parse_job(ad)
+                need = parse_job(ad, self._defaults)
                 known = (need, class_key(need))
             except BadAttribute as exc:
                 known = str(exc)
@@ -278,14 +303,15 @@ class _Needs:
 
 def build_demand(
     ads: Iterable[JobAd], source: str, now: float,
-    stale: bool = False, stale_reason: str = "",
+    stale: bool = False, stale_reason: str = "", defaults: JobDefaults = DEFAULTS,
 ) -> DemandSnapshot:
-    """Group idle and running jobs into demand classes; bad jobs go to `rejected`. `ads` is
-    read once, as it comes: 10 million jobs are never held at once."""
+    """Group idle and running jobs into demand classes (`defaults` where a job does not
+    say); bad jobs go to `rejected`. `ads` is read once, as it comes: 10 million jobs are
+    never held at once."""
     classes: dict[str, tuple[JobNeed, int, int, dict[str, int]]] = {}
     rejected: list[RejectedJob] = []
     rejected_total = 0
-    needs = _Needs()
+    needs = _Needs(defaults)
     for ad in ads:
         try:
             need, key = needs.of(ad)

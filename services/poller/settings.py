@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import ClassVar, Literal
 
 from bus.errors import ConfigError
+from services.poller.demand import DEFAULTS, JobDefaults
 from siteconfig import SiteConfig
 
 
@@ -30,9 +31,15 @@ class PollerSettings:
     query_timeout_s: float
     """Seconds a schedd or collector query may take before what it feeds is marked stale,
     and a condor action may take before it is retried. Default 20."""
+    defaults: JobDefaults = DEFAULTS
+    """The VM of a job that does not say what it needs (`default_vm_cores` 1,
+    `default_vm_memory_mb` 512, `default_vm_disk_gb` 0: v1's default_VMCPUCores,
+    default_VMMem, default_VMStorage). condor_submit's own RequestMemory/RequestDisk for a
+    job without request_memory/request_disk is not taken as a request."""
 
     KEYS: ClassVar[frozenset[str]] = frozenset({
-        "source", "queue_file", "pool_file", "schedds", "interval_s", "query_timeout_s"})
+        "source", "queue_file", "pool_file", "schedds", "interval_s", "query_timeout_s",
+        "default_vm_cores", "default_vm_memory_mb", "default_vm_disk_gb"})
     """The keys of the `[poller]` table."""
 
     @classmethod
@@ -58,4 +65,8 @@ class PollerSettings:
             schedds=sec.strings("schedds"),
             interval_s=sec.number("interval_s", 5.0, minimum=0.1),
             query_timeout_s=sec.number("query_timeout_s", 20.0, minimum=1.0),
+            defaults=JobDefaults(
+                cores=sec.integer("default_vm_cores", DEFAULTS.cores, minimum=1),
+                memory_mb=sec.integer("default_vm_memory_mb", DEFAULTS.memory_mb, minimum=1),
+                disk_gb=sec.integer("default_vm_disk_gb", DEFAULTS.disk_gb, minimum=0)),
         )

@@ -17,7 +17,7 @@ from bus.codec import new_trace
 from bus.connection import Bus, Delivery
 from bus.schemas import CondorAction, CondorActionDone, DemandSnapshot, PoolSnapshot
 from runtime import logs
-from services.poller.demand import build_demand
+from services.poller.demand import DEFAULTS, JobDefaults, build_demand
 from services.poller.pool import build_pool
 from services.poller.source import CondorSource, SourceUnavailable
 
@@ -35,10 +35,13 @@ def _stale(last: S, now: float, exc: SourceUnavailable) -> S:
 class Poller:
     """One poller replica."""
 
-    def __init__(self, bus: Bus, source: CondorSource, retry_s: float = 10.0) -> None:
+    def __init__(self, bus: Bus, source: CondorSource, retry_s: float = 10.0,
+                 defaults: JobDefaults = DEFAULTS) -> None:
         self.bus = bus
         self.source = source
         self.retry_s = retry_s
+        self.defaults = defaults
+        """The VM of a job that does not say ([poller] default_vm_*)."""
         self._demand: DemandSnapshot | None = None
         self._pool: PoolSnapshot | None = None
         self._trace = new_trace()
@@ -51,7 +54,8 @@ class Poller:
             ads = await self.source.jobs()
             # In a thread: a replayed queue of millions is read and grouped as one stream
             # (minutes), and the loop must go on meanwhile (heartbeats, condor actions).
-            return await asyncio.to_thread(build_demand, ads, self.source.describe(), now)
+            return await asyncio.to_thread(build_demand, ads, self.source.describe(), now,
+                                           defaults=self.defaults)
         except SourceUnavailable as exc:
             return _stale(self._demand or DemandSnapshot(source="none", taken_at=now), now, exc)
 

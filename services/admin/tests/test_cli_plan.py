@@ -55,3 +55,24 @@ def test_plan_with_a_missing_or_broken_queue_is_one_line(tmp_path: Path) -> None
     result = CliRunner().invoke(app, ["plan", "--from-queue", str(broken), *DEMO])
     assert result.exit_code == 1
     assert "q.txt: line 2: not valid condor_q -long output" in result.output
+
+
+def test_plan_gives_a_job_that_asks_for_nothing_the_sites_default(tmp_path: Path) -> None:
+    """The seed's try.job (its VM lines commented out) as condor_q -long shows it: no VMMem,
+    condor_submit's own RequestMemory expression; the VM gets [poller] default_vm_memory_mb,
+    not 1 MB."""
+    queue = tmp_path / "queue.txt"
+    queue.write_text(
+        'ClusterId = 1\nProcId = 0\nOwner = "alice"\nJobStatus = 1\nImageSize = 1\n'
+        "RequestCpus = 1\nRequestDisk = DiskUsage\nDiskUsage = 1\n"
+        "RequestMemory = ifthenelse(MemoryUsage =!= undefined,MemoryUsage,"
+        "(ImageSize + 1023) / 1024)\n"
+        'Requirements = (VMType =?= "cloudscheduler-worker") && (Arch == "X86_64")\n')
+    config = tmp_path / "cs.toml"
+    config.write_text((ROOT / "examples" / "demo.toml").read_text().replace(
+        "[poller]\n", "[poller]\ndefault_vm_memory_mb = 2048\n", 1))
+    result = CliRunner().invoke(app, ["plan", "--from-queue", str(queue), "--json",
+                                      "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    [cls] = json.loads(result.stdout)["demand"]
+    assert (cls["memory_mb"], cls["cores"], cls["disk_gb"]) == (2048, 1, 0)

@@ -13,6 +13,7 @@ import siteconfig
 from bus.errors import ConfigError
 from services.admin.cli import app
 from services.admin.importv1 import convert
+from services.admin.offline import check_config
 
 RESOURCES = """\
 [my-openstack]
@@ -55,6 +56,8 @@ vm_start_running_timeout = 1200
 info_server_port = 8111
 log_level = DEBUG
 default_VMMem = 2048
+default_VMCPUCores = 2
+default_VMAMI = centos7.qcow2
 """
 
 
@@ -80,12 +83,16 @@ def test_import_makes_a_config_that_loads_with_credentials_kept_apart(tmp_path: 
     assert clouds["container-cloud"].uri == "qemu:///system"
     assert site.section("worker").string("central_manager", "") == "cm.example.org"
     assert site.section("planner").integer("register_timeout_s", 0) == 900
+    poller = site.section("poller")
+    assert (poller.integer("default_vm_memory_mb", 0), poller.integer("default_vm_cores", 0),
+            poller.integer("default_vm_disk_gb", 0)) == (2048, 2, 0)
+    check_config(site)  # every service takes it
     reported = "\n".join(imported.unmapped)
     for part in ("[my-openstack] storage: not imported", "[my-openstack] vm_keep_alive",
                  "[old-ec2]: cloud not imported: cloud_type 'amazonec2'",
                  "[container-cloud] networks", "[global] info_server_port: not imported: cs "
                  "talks to the services over NATS", "[global] log_level",
-                 "[global] default_vmmem: not imported: defaults of job attributes"):
+                 "[global] default_vmami: not imported: this default of a job attribute"):
         assert part in reported, part
 
 

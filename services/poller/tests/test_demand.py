@@ -14,6 +14,7 @@ from services.poller.demand import (
     MAX_REJECTED_LISTED,
     PROJECTION,
     BadAttribute,
+    JobDefaults,
     build_demand,
     parse_cloud_map,
     parse_job,
@@ -88,6 +89,64 @@ def test_quoted_numbers_are_read_as_v1_read_them() -> None:
             need.high_priority) == (4096, 2, 20, 30, True)
     [ad] = parse_dump(long_ad(RequestMemory='"3000"'), "t")
     assert parse_job(ad).memory_mb == 3000
+
+
+SUBMIT_DEFAULTS = {
+    "RequestMemory": "ifthenelse(MemoryUsage =!= undefined,MemoryUsage,(ImageSize + 1023) / 1024)",
+    "RequestDisk": "DiskUsage", "ImageSize": "1", "DiskUsage": "1", "RequestCpus": "1"}
+"""What condor_submit writes into a job that asks for no memory and no disk (HTCondor 23.9,
+as `condor_q -long` shows it: RequestMemory is 1 for a job that never ran)."""
+
+
+@pytest.mark.parametrize("form", ["long", "json"])
+def test_a_job_that_asks_for_nothing_gets_the_sites_defaults_not_1_mb(form: str) -> None:
+    text = long_ad(**SUBMIT_DEFAULTS)
+    if form == "json":
+        text = json.dumps([{k: (int(v) if v.isdigit() else v.strip('"') if v.startswith('"')
+                                else f"/Expr({v})/") for k, v in (
+            line.split(" = ", 1) for line in text.splitlines())}])
+    [ad] = parse_dump(text, "t", PROJECTION)
+    assert "RequestMemory" not in ad and "RequestDisk" not in ad and ad["RequestCpus"] == 1
+    need = parse_job(ad)
+    assert (need.cores, need.memory_mb, need.disk_gb) == (1, 512, 0)
+    site = JobDefaults(cores=2, memory_mb=2048, disk_gb=10)
+    need = parse_job(ad, site)
+    assert (need.cores, need.memory_mb, need.disk_gb) == (1, 2048, 10)  # RequestCpus = 1
+    [snap] = [build_demand([ad], "t", 0.0, defaults=site)]
+    assert snap.classes[0].memory_mb == 2048
+
+
+def test_a_request_the_job_gave_is_honoured_literal_or_constant() -> None:
+    [ad] = parse_dump(long_ad(**{**SUBMIT_DEFAULTS, "RequestMemory": "3000",
+                                 "RequestDisk": "2 * 1048576"}), "t", PROJECTION)
+    need = parse_job(ad, JobDefaults(memory_mb=9999, disk_gb=99))
+    assert (need.memory_mb, need.disk_gb) == (3000, 2)
+
+
+@pytest.mark.parametrize(("attrs", "need"), [
+    ({"VMMem": "MY.MemoryNeeded"}, (1, 512, 0)),
+    ({"VMCPUCores": "MY.CoresNeeded"}, (1, 512, 0)),
+    ({"VMMem": "undefined", "VMStorage": "UNDEFINED"}, (1, 512, 0)),
+    ({"VMMem": "MY.MemoryNeeded", "RequestMemory": "1500"}, (1, 1500, 0)),
+])
+def test_undefined_is_as_if_the_job_had_not_said(attrs: dict[str, str],
+                                                 need: tuple[int, int, int]) -> None:
+    """Not 2 MB and 2 cores: classad2's UNDEFINED is an int (2) to Python."""
+    [ad] = parse_dump(long_ad(**attrs), "t", PROJECTION)
+    got = parse_job(ad)
+    assert (got.cores, got.memory_mb, got.disk_gb) == need
+    assert all(type(v) in (int, str, bool, float) for v in ad.values()), ad
+
+
+@pytest.mark.parametrize("attr", ["VMStorage", "VMMem", "VMType", "TargetClouds",
+                                  "RequestMemory"])
+def test_error_rejects_the_job_naming_the_attribute(attr: str) -> None:
+    [ad] = parse_dump(long_ad(**{attr: "ERROR"}), "t", PROJECTION)
+    with pytest.raises(BadAttribute, match=f"^{attr}: its expression evaluates to ERROR$"):
+        parse_job(ad)
+    [ad] = parse_dump(long_ad(**{attr: '"a" + 1'}), "t", PROJECTION)  # ERROR, evaluated
+    snap = build_demand([ad], "t", 0.0)
+    assert snap.classes == () and snap.rejected[0].reason.startswith(f"{attr}: ")
 
 
 def test_v1_flags_network_and_price() -> None:
