@@ -65,6 +65,11 @@ class DemandClass(Message):
     """VMMaximumPrice: most the job pays per VM-hour on a priced cloud; 0 means no limit."""
     idle: int = 0
     running: int = 0
+    """Running jobs whose slot is on one of our VMs (or wherever they run, when the pool
+    could not be seen)."""
+    running_elsewhere: int = 0
+    """Running jobs on machines that are not our VMs (a static node beside the cloud): they
+    need no VM of ours, so they are not counted in `running`."""
     users: dict[str, int] = Field(default_factory=dict)
     """Idle jobs per user."""
 

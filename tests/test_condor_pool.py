@@ -127,6 +127,7 @@ async def test_the_live_queue_gives_the_classes_cs_plan_finds_in_condor_q(
     assert planned.returncode == 0
     doc = json.loads(out)
     live_doc = [{"class": c.key, "vm_type": c.vm_type, "idle": c.idle, "running": c.running,
+                 "running_elsewhere": c.running_elsewhere,
                  "users": c.users, "cores": c.cores, "memory_mb": c.memory_mb,
                  "disk_gb": c.disk_gb, "target_clouds": list(c.target_clouds)}
                 for c in live.classes]

@@ -30,6 +30,45 @@ def replay(tmp_path: Path) -> ReplaySource:
     return ReplaySource(queue, pool)
 
 
+RUNNING = """
+ClusterId = 9
+ProcId = {proc}
+Owner = "alice"
+JobStatus = 2
+RemoteHost = "{slot}"
+Requirements = (VMType =?= "worker")
+VMMem = 2048
+"""
+
+
+async def test_a_running_job_needs_a_vm_only_where_it_runs_on_one_of_ours(
+    bus: Bus, replay: ReplaySource,
+) -> None:
+    """The usual mixed pool: a job running on a static node beside the cloud needs no VM of
+    ours; one running on our VM (its slot in the pool) does. Without a pool read yet, a
+    stale one counts every running job (nothing is let go on a blip)."""
+    replay.queue_file.write_text("\n".join(RUNNING.format(proc=n, slot=slot) for n, slot in (
+        (0, "slot1_1@cs-t-c1-abc123-0.novalocal"), (1, "slot1@static-node.example.org"),
+        (2, "slot2@static-node.example.org"))))
+    poller = Poller(bus, replay)
+    await poller.step()
+    demand = await bus.last(subjects.demand(), DemandSnapshot)
+    assert demand is not None
+    [cls] = demand.value.classes
+    assert (cls.idle, cls.running, cls.running_elsewhere) == (0, 1, 2)
+
+    assert replay.pool_file is not None
+    replay.pool_file.unlink()  # the pool cannot be read: the last one seen decides
+    await poller.step()
+    again = await bus.last(subjects.demand(), DemandSnapshot)
+    assert again is not None and again.value.classes == demand.value.classes
+    fresh = Poller(bus, replay)  # and with none seen yet, every running job counts
+    await fresh.step()
+    counted = await bus.last(subjects.demand(), DemandSnapshot)
+    assert counted is not None
+    assert [(c.running, c.running_elsewhere) for c in counted.value.classes] == [(3, 0)]
+
+
 async def _drain_actions(bus: Bus) -> None:
     """Leave no action of an earlier test in the shared work queue."""
     queue = await bus.condor_queue()

@@ -20,7 +20,7 @@ from services.admin.statuspage import listen_address
 from services.planner.core import plan
 from services.planner.settings import PlannerSettings
 from services.poller.classads import read_dump
-from services.poller.demand import PROJECTION, build_demand
+from services.poller.demand import PROJECTION, build_demand, host_of
 from services.poller.pool import PROJECTION as POOL_PROJECTION
 from services.poller.pool import build_pool
 from services.poller.settings import PollerSettings
@@ -34,14 +34,16 @@ def plan_offline(site: SiteConfig, queue: Path, pool_file: Path | None,
     Clouds come from the site config with their configured enabled flags; no VM exists yet.
     """
     now = time.time() if now is None else now
-    defaults = PollerSettings.from_site(site).defaults
-    demand = build_demand(read_dump(queue, PROJECTION), f"replay:{queue.name}", now,
-                          defaults=defaults)
     pool: PoolSnapshot | None = None
     problems: list[str] = []
     if pool_file is not None:
         pool, problems = build_pool(read_dump(pool_file, POOL_PROJECTION),
                                     f"replay:{pool_file.name}", now)
+    # A running job needs a VM of ours only where it runs on one: on the pool's (none
+    # without a pool: no VM of ours exists offline).
+    ours = frozenset(host_of(s.name) for s in pool.startds) if pool else frozenset()
+    demand = build_demand(read_dump(queue, PROJECTION), f"replay:{queue.name}", now,
+                          defaults=PollerSettings.from_site(site).defaults, our_hosts=ours)
     result = plan(site.site, demand, site.clouds, [], now, pool=pool)
     intents = [{"action": "boot", "cloud": b.cloud, "vm_id": b.vm_id, "class": b.class_key,
                 "spec": b.spec.model_dump(mode="json")} for b in result.boots]
@@ -49,6 +51,7 @@ def plan_offline(site: SiteConfig, queue: Path, pool_file: Path | None,
                 for k in result.kills]
     return {
         "demand": [{"class": c.key, "vm_type": c.vm_type, "idle": c.idle, "running": c.running,
+                    "running_elsewhere": c.running_elsewhere,
                     "users": c.users, "cores": c.cores, "memory_mb": c.memory_mb,
                     "disk_gb": c.disk_gb, "target_clouds": list(c.target_clouds)}
                    for c in demand.classes],

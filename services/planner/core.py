@@ -210,7 +210,8 @@ def _boots(
         if unmet <= 0:
             decisions.append(decision(
                 kind="hold", class_key=cls.key, reason=f"demand met: {have} VM(s) of "
-                f"{cls.vm_type} for {cls.idle} idle and {cls.running} running job(s)"))
+                f"{cls.vm_type} for {cls.idle} idle and {cls.running} running job(s)"
+                + _elsewhere(cls)))
         else:
             wanting[cls.key] = _Want(cls, unmet, have, weights[cls.key])
     # Fair share by the highest averages (D'Hondt): the next VM goes to the class whose share
@@ -250,7 +251,8 @@ def _boots(
         for cloud_name, count in sorted(want.booked.items()):
             decisions.append(decision(
                 kind="boot", cloud=cloud_name, class_key=key, count=count,
-                reason=f"{cls.idle} idle job(s) of {cls.vm_type}; booting {count}"))
+                reason=f"{cls.idle} idle job(s) of {cls.vm_type}; booting {count}"
+                + _elsewhere(cls)))
         if want.unmet > 0:
             decisions.append(decision(
                 kind="hold", class_key=key, count=want.unmet,
@@ -345,6 +347,14 @@ def fair_weights(classes: Sequence[DemandClass], high_priority_weight: float) ->
                      for user, n in cls.users.items() if per_user[user])
         weights[cls.key] = weight or 1e-6
     return weights
+
+
+def _elsewhere(cls: DemandClass) -> str:
+    """What a class's reasons say of its jobs running on machines that are not our VMs."""
+    if not cls.running_elsewhere:
+        return ""
+    return (f" ({cls.running_elsewhere} running job(s) left out: they run on machines that "
+            "are not our VMs)")
 
 
 def _refusal_text(

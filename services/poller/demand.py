@@ -24,9 +24,10 @@ PROJECTION = (
     "ClusterId", "ProcId", "GlobalJobId", "Owner", "JobStatus", "Requirements",
     "VMType", "VMAMI", "VMInstanceType", "VMCPUCores", "VMMem", "VMStorage", "VMNetwork",
     "VMKeepAlive", "VMHighPriority", "TargetClouds", "VMMaximumPrice",
-    "RequestCpus", "RequestMemory", "RequestDisk",
+    "RequestCpus", "RequestMemory", "RequestDisk", "RemoteHost",
 )
-"""The attributes that decide a VM: the only ones queried from the schedd."""
+"""The attributes that decide a VM (and where a running job runs): the only ones queried
+from the schedd."""
 
 # classad2 prints `=?=` as `is`; accept both spellings and `==`.
 _VMTYPE_IN_REQUIREMENTS = re.compile(r'VMType\s*(?:=\?=|==|\bis\b)\s*"([^"]*)"', re.IGNORECASE)
@@ -256,7 +257,8 @@ def class_key(need: JobNeed) -> str:
     return hashlib.sha1(repr(need.class_fields()).encode()).hexdigest()[:10]
 
 
-_PER_JOB = frozenset({"ClusterId", "ProcId", "GlobalJobId", "Owner", "JobStatus"})
+_PER_JOB = frozenset({"ClusterId", "ProcId", "GlobalJobId", "Owner", "JobStatus",
+                      "RemoteHost"})
 """Attributes that differ from job to job of one class: not part of what `_Needs` keys by."""
 _NEEDS_MAX = 20_000
 """Distinct job shapes `_Needs` remembers (a queue where every job differs gains nothing)."""
@@ -301,14 +303,22 @@ class _Needs:
         return need, key
 
 
+def host_of(slot: object) -> str:
+    """The machine part of a slot name (`slot1_1@host` -> `host`); "" for anything else."""
+    return slot.rpartition("@")[2] if isinstance(slot, str) else ""
+
+
 def build_demand(
     ads: Iterable[JobAd], source: str, now: float,
     stale: bool = False, stale_reason: str = "", defaults: JobDefaults = DEFAULTS,
+    our_hosts: frozenset[str] | None = None,
 ) -> DemandSnapshot:
     """Group idle and running jobs into demand classes (`defaults` where a job does not
-    say); bad jobs go to `rejected`. `ads` is read once, as it comes: 10 million jobs are
-    never held at once."""
-    classes: dict[str, tuple[JobNeed, int, int, dict[str, int]]] = {}
+    say); bad jobs go to `rejected`. A running job counts as `running` when its RemoteHost
+    is on one of `our_hosts` (the machines of our VMs' slots), else as `running_elsewhere`;
+    `None` (the pool could not be seen) counts every running job. `ads` is read once, as it
+    comes: 10 million jobs are never held at once."""
+    classes: dict[str, tuple[JobNeed, int, int, int, dict[str, int]]] = {}
     rejected: list[RejectedJob] = []
     rejected_total = 0
     needs = _Needs(defaults)
@@ -322,13 +332,15 @@ def build_demand(
             continue
         if need.status not in (JOB_IDLE, JOB_RUNNING):
             continue
-        first, idle, running, users = classes.get(key, (need, 0, 0, {}))
+        first, idle, running, elsewhere, users = classes.get(key, (need, 0, 0, 0, {}))
         if need.status == JOB_IDLE:
             idle += 1
             users[need.owner] = users.get(need.owner, 0) + 1
-        else:
+        elif our_hosts is None or host_of(ad.get("RemoteHost")) in our_hosts:
             running += 1
-        classes[key] = (first, idle, running, users)
+        else:
+            elsewhere += 1
+        classes[key] = (first, idle, running, elsewhere, users)
     return DemandSnapshot(
         source=source,
         taken_at=now,
@@ -340,9 +352,9 @@ def build_demand(
                 cores=n.cores, memory_mb=n.memory_mb, disk_gb=n.disk_gb,
                 target_clouds=n.target_clouds, keep_alive_min=n.keep_alive_min,
                 high_priority=n.high_priority, network=n.network, max_price=n.max_price,
-                idle=idle, running=running, users=users,
+                idle=idle, running=running, running_elsewhere=elsewhere, users=users,
             )
-            for key, (n, idle, running, users) in sorted(classes.items())
+            for key, (n, idle, running, elsewhere, users) in sorted(classes.items())
         ),
         rejected=tuple(rejected),
         rejected_total=rejected_total,

@@ -17,7 +17,7 @@ from bus.codec import new_trace
 from bus.connection import Bus, Delivery
 from bus.schemas import CondorAction, CondorActionDone, DemandSnapshot, PoolSnapshot
 from runtime import logs
-from services.poller.demand import DEFAULTS, JobDefaults, build_demand
+from services.poller.demand import DEFAULTS, JobDefaults, build_demand, host_of
 from services.poller.pool import build_pool
 from services.poller.source import CondorSource, SourceUnavailable
 
@@ -49,13 +49,20 @@ class Poller:
         # reports that too). Not state anyone relies on: the planner reads the pool itself.
         self._retiring: dict[str, tuple[CondorActionDone, str]] = {}
 
-    async def _read_demand(self, now: float) -> DemandSnapshot:
+    async def _read_demand(self, now: float, pool: asyncio.Task[PoolSnapshot]
+                           ) -> DemandSnapshot:
         try:
             ads = await self.source.jobs()
+            # Where running jobs run decides whether they need a VM of ours: the pool read
+            # at the same time, or the last one seen (none: every running job counts).
+            seen = await pool
+            known = self._pool if seen.stale else seen
+            hosts = None if known is None else frozenset(host_of(s.name)
+                                                         for s in known.startds)
             # In a thread: a replayed queue of millions is read and grouped as one stream
             # (minutes), and the loop must go on meanwhile (heartbeats, condor actions).
             return await asyncio.to_thread(build_demand, ads, self.source.describe(), now,
-                                           defaults=self.defaults)
+                                           defaults=self.defaults, our_hosts=hosts)
         except SourceUnavailable as exc:
             return _stale(self._demand or DemandSnapshot(source="none", taken_at=now), now, exc)
 
@@ -72,7 +79,9 @@ class Poller:
     async def step(self) -> None:
         """One poll: read queue and pool, publish both, log one line."""
         now = time.time()
-        demand, pool = await asyncio.gather(self._read_demand(now), self._read_pool(now))
+        reading = asyncio.ensure_future(self._read_pool(now))
+        demand = await self._read_demand(now, reading)
+        pool = await reading
         self._measure(demand, time.time() - now)
         last = self._demand
         if last is None or (last.classes, last.rejected) != (demand.classes, demand.rejected):

@@ -291,3 +291,19 @@ def test_what_an_error_counts_against_the_cloud(running_at: float, registered_at
                 "reason": "stopped on the cloud"})
     result = plan("s", demand(), [cloud()], [dead], NOW)
     assert [(k.vm_id, k.failure) for k in result.kills] == [(dead.vm_id, failure)]
+
+
+def test_jobs_running_elsewhere_need_no_vm_and_the_reasons_say_so() -> None:
+    """A queue whose only jobs run on a static node beside the cloud boots nothing (it once
+    booted one VM a running job); our VMs of that class are surplus."""
+    elsewhere = cls(idle=0).model_copy(update={"running_elsewhere": 3})
+    result = plan("s", demand(elsewhere), [cloud()], [], NOW)
+    assert result.boots == ()
+    [held] = [d for d in result.decisions if d.class_key == "k1"]
+    assert held.reason == ("demand met: 0 VM(s) of type-k1 for 0 idle and 0 running job(s) "
+                           "(3 running job(s) left out: they run on machines that are not "
+                           "our VMs)")
+    mixed = cls(idle=2, running=1).model_copy(update={"running_elsewhere": 4})
+    result = plan("s", demand(mixed), [cloud()], [vm(0)], NOW)
+    assert len(result.boots) == 2  # 2 idle + 1 running on our VM, which it has
+    assert any("booting 2 (4 running job(s) left out" in d.reason for d in result.decisions)

@@ -149,6 +149,19 @@ def test_error_rejects_the_job_naming_the_attribute(attr: str) -> None:
     assert snap.classes == () and snap.rejected[0].reason.startswith(f"{attr}: ")
 
 
+def test_running_jobs_count_where_they_run_on_our_vms() -> None:
+    ads = [parse_dump(long_ad(JobStatus="2", ProcId=str(n), RemoteHost=f'"{slot}"'), "t",
+                      PROJECTION)[0]
+           for n, slot in enumerate(["slot1_1@vm-a.novalocal", "slot1@static.example.org",
+                                     "slot1_2@vm-a.novalocal"])]
+    [cls] = build_demand(ads, "t", 0.0, our_hosts=frozenset({"vm-a.novalocal"})).classes
+    assert (cls.running, cls.running_elsewhere) == (2, 1)
+    [cls] = build_demand(ads, "t", 0.0, our_hosts=frozenset()).classes  # no VM of ours
+    assert (cls.running, cls.running_elsewhere) == (0, 3)
+    [cls] = build_demand(ads, "t", 0.0).classes  # the pool unseen: every one counts
+    assert (cls.running, cls.running_elsewhere) == (3, 0)
+
+
 def test_v1_flags_network_and_price() -> None:
     [ad] = parse_dump(long_ad(VMHighPriority="2", VMNetwork='" private-net "',
                               VMMaximumPrice='"0.25"'), "t")
