@@ -118,6 +118,16 @@ def _reason(key: str, table: dict[str, str]) -> str | None:
     return None
 
 
+def _register_limit_s(value: object) -> object:
+    """v1's condor_register_time_limit in seconds. It is minutes (the sample config: "the
+    number of minutes ... The default value is 15"), except 900, taken as the seconds of an
+    old default: v1 dev, cloudscheduler/config.py lines 131-134 (`if
+    condor_register_time_limit != 900: condor_register_time_limit *= 60`)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value != 900:
+        return value * 60
+    return value
+
+
 def convert(resources: str, resources_name: str, scheduler: str = "",
             scheduler_name: str = "", site: str = "imported") -> Imported:
     """Our site config (TOML text) and clouds.yaml entries from v1's two files."""
@@ -139,7 +149,8 @@ def convert(resources: str, resources_name: str, scheduler: str = "",
                     if value and (key == "condor_host_on_vm" or "central_manager" not in worker):
                         worker["central_manager"] = value
                 elif key == "condor_register_time_limit":
-                    planner["register_timeout_s"] = _value(raw, "int", where)
+                    planner["register_timeout_s"] = _register_limit_s(
+                        _value(raw, "int", where))
                 elif key == "scheduler_interval":
                     planner["interval_s"] = _value(raw, "int", where)
                 elif key == "job_poller_interval":

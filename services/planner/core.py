@@ -47,11 +47,12 @@ def vm_name(site: str, cloud: str, class_key: str, seq: int) -> str:
 
 
 def resolve(mapping: dict[str, str], cloud: str) -> str | None:
-    """A per-cloud map's value for `cloud`: its own entry, the default, "" if the map is
-    empty, None if the map names other clouds only."""
+    """A per-cloud map's value for `cloud`: its own entry (the map's names are lowercased,
+    as v1 read them), the default, "" if the map is empty, None if the map names other clouds
+    only."""
     if not mapping:
         return ""
-    return mapping.get(cloud, mapping.get(""))
+    return mapping.get(cloud.lower(), mapping.get(""))
 
 
 def _why_not(

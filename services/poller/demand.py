@@ -96,7 +96,8 @@ def job_id(ad: JobAd) -> str:
 
 
 def parse_cloud_map(attr: str, value: object) -> tuple[tuple[str, str], ...]:
-    """v1's per-cloud map `cloud:value,cloud:value`, a bare item being the default ("")."""
+    """v1's per-cloud map `cloud:value,cloud:value`, a bare item being the default (""). Cloud
+    names are lowercased, as v1 did (`_attr_list_to_dict`), and matched so."""
     if value is None:
         return ()
     if not isinstance(value, str):
@@ -108,7 +109,7 @@ def parse_cloud_map(attr: str, value: object) -> tuple[tuple[str, str], ...]:
         cloud, sep, name = item.partition(":")
         if not sep:
             cloud, name = "", item
-        cloud, name = cloud.strip(), name.strip()
+        cloud, name = cloud.strip().lower(), name.strip()
         if not name:
             raise BadAttribute(f"{attr}: empty value for cloud {cloud!r} in {value!r}")
         if cloud in out:
@@ -190,6 +191,25 @@ def _network(value: object) -> str:
     return value.strip()
 
 
+def _target_clouds(value: object) -> tuple[str, ...]:
+    """v1's TargetClouds: `a,b` with each item stripped of spaces and quotes
+    (job_management.py); a ClassAd list (`{"a","b"}`: its text, JSON's, or its items)
+    alike."""
+    if value is None:
+        return ()
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        items: list[str] = value
+    elif isinstance(value, str):
+        text = value.strip()
+        if text[:1] + text[-1:] in ("{}", "[]"):  # a list's text: ClassAd's, or JSON's
+            text = text[1:-1]
+        items = text.split(",")
+    else:
+        raise BadAttribute(f"TargetClouds: expected cloud names like 'a,b', got {value!r}")
+    return tuple(sorted({n for n in (i.strip().strip('"').strip("'").strip() for i in items)
+                         if n}))
+
+
 _FROM_REQUIREMENTS = {
     attr: re.compile(rf"\b(?:TARGET\.)?{attr}\s*>=?\s*(\d+)\b", re.IGNORECASE)
     for attr in ("Cpus", "Memory", "Disk")
@@ -229,10 +249,7 @@ def parse_job(ad: JobAd, defaults: JobDefaults = DEFAULTS) -> JobNeed:
         disk_gb = math.ceil(_int("RequestDisk", ad["RequestDisk"]) / (1024 * 1024))
     elif (disk_kb := _from_requirements(ad, "Disk")) is not None:
         disk_gb = max(1, math.ceil(disk_kb / (1024 * 1024)))
-    targets_raw = ad.get("TargetClouds")
-    if targets_raw is not None and not isinstance(targets_raw, str):
-        raise BadAttribute(f"TargetClouds: expected 'cloud,cloud', got {targets_raw!r}")
-    targets = tuple(sorted({t.strip() for t in (targets_raw or "").split(",") if t.strip()}))
+    targets = _target_clouds(ad.get("TargetClouds"))
     keep_alive = ad.get("VMKeepAlive")
     return JobNeed(
         job=job_id(ad),

@@ -114,6 +114,15 @@ def test_cli_writes_both_files_and_refuses_to_overwrite(tmp_path: Path) -> None:
     assert again.exit_code == 1 and "exists; pass --force" in again.output
 
 
+@pytest.mark.parametrize(("minutes", "seconds"), [(15, 900), (900, 900), (30, 1800)])
+def test_the_register_time_limit_is_minutes_as_v1_read_it(minutes: int, seconds: int) -> None:
+    """v1 dev, cloudscheduler/config.py 131-134: minutes, times 60, unless it is 900."""
+    imported = convert("[c]\ncloud_type = localhost\n", "cloud_resources.conf",
+                       f"[global]\ncondor_register_time_limit = {minutes}\n",
+                       "cloud_scheduler.conf")
+    assert f"register_timeout_s = {seconds}\n" in imported.toml
+
+
 def test_a_file_that_is_not_v1_ini_is_one_clear_error() -> None:
     with pytest.raises(ConfigError, match=r"cloud_resources\.conf: not a v1 config file"):
         convert("just words", "cloud_resources.conf")

@@ -138,6 +138,10 @@ def test_spec_resolves_per_cloud_image_and_flavor() -> None:
     assert resolve({"": "d"}, "x") == "d"
     assert resolve({}, "x") == ""
     assert resolve({"y": "i"}, "x") is None
+    assert resolve({"cc-west": "i"}, "CC-West") == "i"  # v1's maps match names lowercased
+    mixed = plan("s", demand(cls(idle=1, image={"cc-west": "w.qcow2"})), [cloud("CC-West")],
+                 [], NOW)
+    assert [b.spec.image for b in mixed.boots] == ["w.qcow2"]
 
 
 def test_without_demand_nothing_boots_and_the_reason_says_why() -> None:

@@ -205,7 +205,7 @@ def test_expressions_in_request_attributes_are_evaluated() -> None:
         ({"VMMaximumPrice": '"cheap"'}, "VMMaximumPrice: expected a number"),
         ({"VMMaximumPrice": "-1"}, "VMMaximumPrice: expected a number of at least 0"),
         ({"VMNetwork": "12"}, "VMNetwork: expected a network name or id"),
-        ({"TargetClouds": "3"}, "TargetClouds: expected 'cloud,cloud'"),
+        ({"TargetClouds": "3"}, "TargetClouds: expected cloud names like 'a,b', got 3"),
         ({"Owner": ""}, "Owner: expected a user name"),
     ],
 )
@@ -217,6 +217,28 @@ def test_malformed_attributes_are_rejected_with_the_attribute_named(
         parse_job(ad)
     snap = build_demand([ad], "t", 0.0)
     assert snap.classes == () and snap.rejected[0].job == "7.0"
+
+
+@pytest.mark.parametrize("value", ['"a, b"', '"\'a\', \'b\'"', '{"a","b"}', '{ "b", "a" }',
+                                   '" a ,b,a "'])
+def test_target_clouds_as_v1_read_them(value: str) -> None:
+    """v1 split on commas and stripped spaces and quotes; a ClassAd list reads the same."""
+    for form in ("long", "json"):
+        text = long_ad(TargetClouds=value)
+        if form == "json":
+            rows = [{"ClusterId": 7, "ProcId": 0, "Owner": "alice", "JobStatus": 1,
+                     "TargetClouds": (["a", "b"] if value.startswith("{") else
+                                      json.loads(value))}]
+            text = json.dumps(rows)
+        [ad] = parse_dump(text, "t", PROJECTION)
+        assert parse_job(ad).target_clouds == ("a", "b"), (form, ad)
+
+
+def test_cloud_maps_are_lowercased_as_v1_did() -> None:
+    assert parse_cloud_map("VMAMI", "CC-West:img,Other:x") == (("cc-west", "img"),
+                                                             ("other", "x"))
+    with pytest.raises(BadAttribute, match="given twice"):
+        parse_cloud_map("VMAMI", "CC-West:a,cc-west:b")
 
 
 def test_cloud_maps() -> None:
