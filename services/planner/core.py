@@ -55,6 +55,16 @@ def resolve(mapping: dict[str, str], cloud: str) -> str | None:
     return mapping.get(cloud.lower(), mapping.get(""))
 
 
+def _cloud_image(cloud: CloudRecord) -> str | None:
+    """The image a cloud boots for jobs that name none ("" = none); None when the record
+    carries no provider settings to tell."""
+    if cloud.libvirt is not None:
+        return cloud.libvirt.base_image
+    if cloud.openstack is not None:
+        return cloud.openstack.image
+    return None
+
+
 def _why_not(
     cls: DemandClass | None, cloud: CloudRecord, usage: Usage, errors: int
 ) -> str | None:
@@ -65,8 +75,13 @@ def _why_not(
     if not cloud.enabled:
         return "cloud disabled"
     if cls is not None:
-        if resolve(cls.image, cloud.name) is None:
+        image = resolve(cls.image, cloud.name)
+        if image is None:
             return "no image for this cloud in VMAMI"
+        if not image and _cloud_image(cloud) == "":
+            return ("no image: the jobs name none (VMAMI) and the cloud has no default "
+                    f"(set {'image' if cloud.openstack else 'base_image'} for cloud "
+                    f"{cloud.name})")
         if cloud.max_vm_cores and cls.cores > cloud.max_vm_cores:
             return f"a {cls.cores}-core VM is over the cloud's {cloud.max_vm_cores}-core limit"
         if cloud.max_vm_memory_mb and cls.memory_mb > cloud.max_vm_memory_mb:

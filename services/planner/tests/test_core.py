@@ -8,7 +8,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bus.schemas import CloudRecord, DemandClass, DemandSnapshot, VmRecord, VmSpec
+from bus.schemas import (
+    CloudRecord,
+    DemandClass,
+    DemandSnapshot,
+    LibvirtCloud,
+    OpenstackCloud,
+    VmRecord,
+    VmSpec,
+)
 from services.planner.core import plan, resolve, vm_name
 from services.planner.decisions import Policy
 
@@ -311,3 +319,20 @@ def test_jobs_running_elsewhere_need_no_vm_and_the_reasons_say_so() -> None:
     result = plan("s", demand(mixed), [cloud()], [vm(0)], NOW)
     assert len(result.boots) == 2  # 2 idle + 1 running on our VM, which it has
     assert any("booting 2 (4 running job(s) left out" in d.reason for d in result.decisions)
+
+
+def test_no_boot_where_neither_the_job_nor_the_cloud_names_an_image() -> None:
+    """A boot that can only fail is a hold with the reason and the fix, not an intent."""
+    bare = cloud().model_copy(update={"libvirt": LibvirtCloud()})
+    result = plan("s", demand(cls(idle=2)), [bare], [], NOW)
+    assert result.boots == ()
+    assert any("c1: no image: the jobs name none (VMAMI) and the cloud has no default (set "
+               "base_image for cloud c1)" in d.reason for d in result.decisions), [
+        d.reason for d in result.decisions]
+    based = cloud().model_copy(update={"libvirt": LibvirtCloud(base_image="w.qcow2")})
+    assert len(plan("s", demand(cls(idle=2)), [based], [], NOW).boots) == 2
+    named = plan("s", demand(cls(idle=2, image={"": "j.qcow2"})), [bare], [], NOW)
+    assert [b.spec.image for b in named.boots] == ["j.qcow2"] * 2
+    nova = CloudRecord(name="os1", provider="openstack", enabled=True, max_vms=5,
+                       openstack=OpenstackCloud(image="cirros"))
+    assert len(plan("s", demand(cls(idle=1)), [nova], [], NOW).boots) == 1
