@@ -93,6 +93,10 @@ class DemandSnapshot(Message):
     """The first rejected jobs (at most 1,000, so a broken submission cannot make the snapshot
     too big to publish); `rejected_total` counts them all."""
     rejected_total: int = 0
+    jobs_read: int = 0
+    """Every job the queue gave, demand or not."""
+    not_demand: int = 0
+    """Jobs read that are neither idle nor running (held, completed, removed): no VM."""
 
     def summary(self) -> str:
         """`demand 2 classes, 8 idle, 0 running` (and rejected jobs, staleness)."""

@@ -56,6 +56,8 @@ def plan_offline(site: SiteConfig, queue: Path, pool_file: Path | None,
                     "disk_gb": c.disk_gb, "target_clouds": list(c.target_clouds)}
                    for c in demand.classes],
         "rejected": [{"job": r.job, "reason": r.reason} for r in demand.rejected],
+        "jobs": {"read": demand.jobs_read, "not_demand": demand.not_demand,
+                 "rejected": demand.rejected_total},
         "pool": [s.model_dump(mode="json") for s in pool.startds] if pool else [],
         "pool_problems": problems,
         "intents": intents,

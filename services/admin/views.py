@@ -255,14 +255,23 @@ def status_tables(status: StatusReply, now: float | None = None, width: int | No
 
 def plan_tables(doc: dict[str, Any]) -> Group:
     """`cs plan`: demand classes, rejected jobs, intents and the planner's reasons."""
-    demand = Table(title="Demand", title_justify="left")
-    for col in ("class", "VM type", "cores", "MB", "idle", "running", "users"):
-        demand.add_column(col)
-    for c in doc["demand"]:
-        demand.add_row(c["class"], c["vm_type"], str(c["cores"]), str(c["memory_mb"]),
-                       str(c["idle"]), str(c["running"]),
-                       ", ".join(f"{u} {n}" for u, n in sorted(c["users"].items())))
-    parts: list[Table | Text] = [demand]
+    jobs = doc["jobs"]
+    counted = (f"{jobs['read']} job(s) read: {jobs['not_demand']} neither idle nor running "
+               f"(held, completed, removed), {jobs['rejected']} rejected")
+    parts: list[Table | Text] = []
+    if doc["demand"]:
+        demand = Table(title="Demand", title_justify="left", caption=counted,
+                       caption_justify="left")
+        for col in ("class", "VM type", "cores", "MB", "idle", "running", "elsewhere",
+                    "users"):
+            demand.add_column(col)
+        for c in doc["demand"]:
+            demand.add_row(c["class"], c["vm_type"], str(c["cores"]), str(c["memory_mb"]),
+                           str(c["idle"]), str(c["running"]), str(c["running_elsewhere"]),
+                           ", ".join(f"{u} {n}" for u, n in sorted(c["users"].items())))
+        parts.append(demand)
+    else:
+        parts.append(Text(f"No demand: {counted}."))
     if doc["rejected"]:
         rejected = Table(title=f"Rejected jobs ({len(doc['rejected'])})", title_justify="left")
         rejected.add_column("job")

@@ -197,11 +197,10 @@ def _parse_block(block: Sequence[tuple[int, str]], origin: str) -> classad2.Clas
     """One `-long` block through classad2. It silently stops at the first bad line, which
     would drop attributes unseen, so every line is checked to have made it into the ad."""
     try:
-        ad = classad2.parseOne("\n".join(text for _, text in block), classad2.ParserType.Old)
+        ad = classad2.parseOne("\n".join(_spaced(text) for _, text in block),
+                               classad2.ParserType.Old)
     except (classad2.ClassAdException, ValueError) as exc:
-        raise ConfigError(
-            f"{origin}: line {block[0][0]}: not valid condor_q -long output: {exc}"
-        ) from None
+        raise ConfigError(f"{origin}: line {block[0][0]}: {_NOT_LONG}: {exc}") from None
     if len(ad) != len(block):  # fast path: every line became an attribute
         # A name missing from the ad is a dropped line; with a name written twice, the
         # line dropped can be the second one, so each line is then read on its own.
@@ -210,15 +209,31 @@ def _parse_block(block: Sequence[tuple[int, str]], origin: str) -> classad2.Clas
         twice = len(set(names)) != len(names)
         for (at, raw), name in zip(block, names, strict=True):
             if name not in parsed or (twice and not _one_attribute(raw)):
-                raise ConfigError(
-                    f"{origin}: line {at}: not valid condor_q -long output: {raw.strip()!r}")
+                raise ConfigError(f"{origin}: line {at}: {_NOT_LONG}: {_shown(raw)}")
     return ad
+
+
+_NOT_LONG = ("not valid condor_q -long output (`Name = value` lines, ads separated by "
+             "blank lines; -json and -jsonl are read too)")
+
+
+def _shown(line: str, most: int = 80) -> str:
+    """A line quoted for a message, cut to `most` characters (a dump's line can be 8 KB)."""
+    text = line.strip()
+    return repr(text) if len(text) <= most else repr(text[:most]) + f" ... ({len(text)} chars)"
+
+
+def _spaced(line: str) -> str:
+    """`Name = value` as classad2 reads it: it keeps a tab (or other whitespace) before `=`
+    in the attribute's name (`Name<TAB>=<TAB>value`, as some tools write dumps)."""
+    name, equals, value = line.partition("=")
+    return f"{name.strip()} = {value.strip()}" if equals else line
 
 
 def _one_attribute(line: str) -> bool:
     """Whether one `-long` line is an attribute classad2 reads."""
     try:
-        return len(classad2.parseOne(line, classad2.ParserType.Old)) == 1
+        return len(classad2.parseOne(_spaced(line), classad2.ParserType.Old)) == 1
     except (classad2.ClassAdException, ValueError):
         return False
 
@@ -248,20 +263,25 @@ def _block_ad(block: list[tuple[int, str]], literals: _Literals, origin: str,
 
 
 def _json_rows(read: Callable[[int], str], origin: str) -> Iterator[dict[str, object]]:
-    """The objects of a `-json` dump (one JSON list of objects), one at a time, read a
-    chunk at a time."""
+    """The objects of a `-json` dump (one JSON list of objects) or of a `-jsonl` one (an
+    object a line; a single object alike), one at a time, read a chunk at a time."""
     decoder = json.JSONDecoder()
     buffer, at, dropped, ended = "", 0, 0, False  # dropped: characters before buffer
-    expect = "["  # then "first" (an object or "]"), "value" (an object), "next" ("," or "]")
+    # "[" at first; in a list: "first" (an object or "]"), "value" (an object), "next"
+    # ("," or "]"); objects one after another (-jsonl): "object".
+    expect = "["
 
     def bad(why: str) -> ConfigError:
-        return ConfigError(f"{origin}: not valid condor_q -json output: {why}")
+        return ConfigError(f"{origin}: not valid condor_q -json (a list of objects) or "
+                           f"-jsonl (an object a line) output: {why}")
 
     while True:
         while at < len(buffer) and buffer[at] in " \t\r\n":
             at += 1
         if at >= len(buffer):
             if ended:
+                if expect == "object":
+                    return
                 raise bad("the list is not closed")
             dropped += len(buffer)
             buffer, at = read(_CHUNK), 0
@@ -269,10 +289,15 @@ def _json_rows(read: Callable[[int], str], origin: str) -> Iterator[dict[str, ob
             continue
         char = buffer[at]
         if expect == "[":
+            if char == "{":
+                expect = "object"
+                continue
             if char != "[":
                 raise bad("expected a list of objects")
             expect, at = "first", at + 1
             continue
+        if expect == "object" and char != "{":
+            raise bad(f"expected an object at character {dropped + at}")
         if char == "]" and expect in ("first", "next"):
             rest = buffer[at + 1:]
             while rest:
@@ -298,7 +323,7 @@ def _json_rows(read: Callable[[int], str], origin: str) -> Iterator[dict[str, ob
         if not isinstance(row, dict):
             raise bad("expected a list of objects")
         yield row
-        at, expect = end, "next"
+        at, expect = end, ("object" if expect == "object" else "next")
 
 
 def _json_ads(read: Callable[[int], str], origin: str, only: Sequence[str] | None
@@ -310,7 +335,7 @@ def _json_ads(read: Callable[[int], str], origin: str, only: Sequence[str] | Non
 def parse_dump(text: str, origin: str, only: Sequence[str] | None = None) -> list[JobAd]:
     """Ads from `condor_q`/`condor_status` `-long` (old ClassAd syntax) or `-json` text;
     `only` keeps just the attributes that matter (see `ad_to_job`)."""
-    if text.lstrip().startswith("["):
+    if text.lstrip().startswith(("[", "{")):
         return list(_json_ads(io.StringIO(text).read, origin, only))
     return list(_long_ads(text.splitlines(), origin, only))
 
@@ -327,7 +352,7 @@ def iter_dump(path: Path, only: Sequence[str] | None = None) -> Iterator[JobAd]:
                 head += line
                 if line.strip():
                     break
-            if head.lstrip().startswith("["):
+            if head.lstrip().startswith(("[", "{")):
                 unread, rest = [head], lines.reader()
 
                 def read(size: int) -> str:

@@ -337,9 +337,10 @@ def build_demand(
     comes: 10 million jobs are never held at once."""
     classes: dict[str, tuple[JobNeed, int, int, int, dict[str, int]]] = {}
     rejected: list[RejectedJob] = []
-    rejected_total = 0
+    rejected_total = read = not_demand = 0
     needs = _Needs(defaults)
     for ad in ads:
+        read += 1
         try:
             need, key = needs.of(ad)
         except BadAttribute as exc:
@@ -348,6 +349,7 @@ def build_demand(
                 rejected.append(RejectedJob(job=job_id(ad), reason=str(exc)))
             continue
         if need.status not in (JOB_IDLE, JOB_RUNNING):
+            not_demand += 1
             continue
         first, idle, running, elsewhere, users = classes.get(key, (need, 0, 0, 0, {}))
         if need.status == JOB_IDLE:
@@ -375,4 +377,6 @@ def build_demand(
         ),
         rejected=tuple(rejected),
         rejected_total=rejected_total,
+        jobs_read=read,
+        not_demand=not_demand,
     )

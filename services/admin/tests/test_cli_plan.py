@@ -76,3 +76,16 @@ def test_plan_gives_a_job_that_asks_for_nothing_the_sites_default(tmp_path: Path
     assert result.exit_code == 0, result.output
     [cls] = json.loads(result.stdout)["demand"]
     assert (cls["memory_mb"], cls["cores"], cls["disk_gb"]) == (2048, 1, 0)
+
+
+def test_plan_of_a_queue_with_no_demand_says_what_it_read(tmp_path: Path) -> None:
+    queue = tmp_path / "held.txt"
+    queue.write_text('ClusterId = 1\nProcId = 0\nOwner = "a"\nJobStatus = 5\n\n'
+                     'ClusterId = 1\nProcId = 1\nOwner = "a"\nJobStatus = 4\n\n'
+                     'ClusterId = 2\nProcId = 0\nOwner = "a"\nJobStatus = 1\nVMMem = "x"\n')
+    result = CliRunner().invoke(app, ["plan", "--from-queue", str(queue), *DEMO])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.stdout.split())
+    assert ("No demand: 3 job(s) read: 2 neither idle nor running (held, completed, "
+            "removed), 1 rejected.") in text
+    assert "Demand" not in text.split("No demand")[0]

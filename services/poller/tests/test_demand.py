@@ -247,11 +247,30 @@ def test_cloud_maps() -> None:
     assert parse_cloud_map("VMAMI", None) == ()
 
 
+def test_tab_separated_lines_are_read_even_where_classad2_reads_the_ad() -> None:
+    """`Name<TAB>=<TAB>value`: classad2 kept the tab in the name and every attribute of an
+    ad with an expression was lost (the job rejected as JobStatus None)."""
+    text = "".join(f"{k}\t=\t{v}\n" for k, v in {
+        "ClusterId": "7", "ProcId": "0", "Owner": '"alice"', "JobStatus": "1",
+        "RequestMemory": "1024 * 2", "Requirements": '(VMType =?= "w")'}.items())
+    [ad] = parse_dump(text, "t", PROJECTION)
+    need = parse_job(ad)
+    assert (need.owner, need.memory_mb, need.vm_type) == ("alice", 2048, "w")
+
+
+def test_a_long_bad_line_is_shown_cut() -> None:
+    with pytest.raises(ConfigError, match=r"line 6: not valid condor_q -long output \(`Name = "
+                                          r"value` lines.*'x{80}' \.\.\. \(8001 chars\)$"):
+        parse_dump(long_ad() + "x" * 8001 + "\n", "t")
+
+
 def test_held_and_completed_jobs_are_not_demand() -> None:
     text = "\n".join([long_ad(JobStatus="1"), long_ad(ProcId="1", JobStatus="2"),
                       long_ad(ProcId="2", JobStatus="5"), long_ad(ProcId="3", JobStatus="4")])
-    [c] = build_demand(parse_dump(text, "t"), "t", 0.0).classes
+    snap = build_demand(parse_dump(text, "t"), "t", 0.0)
+    [c] = snap.classes
     assert (c.idle, c.running) == (1, 1)
+    assert (snap.jobs_read, snap.not_demand) == (4, 2)
 
 
 def test_condor_q_json_dump() -> None:
@@ -299,6 +318,25 @@ def test_a_dump_file_is_read_as_it_is_used(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("chunk", [1, 7, 1 << 20])
+def test_a_jsonl_dump_or_one_object_is_read_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int,
+) -> None:
+    """`condor_q -jsonl`: an object a line; one bare object (pretty-printed) alike."""
+    monkeypatch.setattr(classads, "_CHUNK", chunk)
+    rows = [{"ClusterId": 9, "ProcId": p, "Owner": "bob", "JobStatus": 1, "VMMem": 2048}
+            for p in range(40)]
+    dump = tmp_path / "queue.jsonl"
+    dump.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    assert [ad["ProcId"] for ad in read_dump(dump, PROJECTION)] == list(range(40))
+    dump.write_text(json.dumps(rows[0], indent=2))
+    assert [ad["VMMem"] for ad in read_dump(dump, PROJECTION)] == [2048]
+    dump.write_text(json.dumps(rows[0]) + "\n[1]\n")
+    with pytest.raises(ConfigError, match=r"-jsonl \(an object a line\) output: expected an "
+                                          r"object at character \d+"):
+        read_dump(dump)
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 1 << 20])
 def test_a_json_dump_is_read_a_chunk_at_a_time(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int,
 ) -> None:
@@ -316,6 +354,6 @@ def test_a_json_dump_is_read_a_chunk_at_a_time(
                       ('[{"a": 1}', "not closed"), ('[{"a": 1} {"b": 2}]', "expected ','"),
                       ("[", "not closed")]:
         dump.write_text(text)
-        with pytest.raises(ConfigError, match=rf"queue\.json: not valid condor_q -json "
-                                              rf"output: .*{why}"):
+        with pytest.raises(ConfigError, match=rf"queue\.json: not valid condor_q -json \(a "
+                           rf"list of objects\) or -jsonl \(an object a line\) output: .*{why}"):
             read_dump(dump)
