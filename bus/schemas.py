@@ -72,6 +72,9 @@ class DemandClass(Message):
     need no VM of ours, so they are not counted in `running`."""
     users: dict[str, int] = Field(default_factory=dict)
     """Idle jobs per user."""
+    notes: tuple[str, ...] = ()
+    """What the class's jobs ask that is not acted on (v1 attributes we do not support),
+    one line each, said once for the class."""
 
 
 class RejectedJob(Message):

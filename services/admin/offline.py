@@ -51,7 +51,7 @@ def plan_offline(site: SiteConfig, queue: Path, pool_file: Path | None,
                 for k in result.kills]
     return {
         "demand": [{"class": c.key, "vm_type": c.vm_type, "idle": c.idle, "running": c.running,
-                    "running_elsewhere": c.running_elsewhere,
+                    "running_elsewhere": c.running_elsewhere, "notes": list(c.notes),
                     "users": c.users, "cores": c.cores, "memory_mb": c.memory_mb,
                     "disk_gb": c.disk_gb, "target_clouds": list(c.target_clouds)}
                    for c in demand.classes],

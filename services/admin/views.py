@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -233,6 +234,8 @@ def status_tables(status: StatusReply, now: float | None = None, width: int | No
             Column("users", [", ".join(f"{u} {n}" for u, n in sorted(c.users.items()))
                              for c in cls], wrap=True),
         ], width, ["class", "VM type", "cores", "MB", "idle", "running", "users", "clouds"]))
+        if any(c.notes for c in cls):
+            parts.append(_notes([(c.key, c.vm_type, c.notes) for c in cls]))
         if demand.rejected:
             shown = (f"{len(demand.rejected)}" if demand.rejected_total <= len(demand.rejected)
                      else f"first {len(demand.rejected)} of {demand.rejected_total}")
@@ -253,6 +256,12 @@ def status_tables(status: StatusReply, now: float | None = None, width: int | No
     return Group(*parts)
 
 
+def _notes(classes: list[tuple[str, str, Sequence[str]]]) -> Text:
+    """What the classes' jobs ask that is not acted on, a line each."""
+    return Text("Not acted on:\n" + "\n".join(
+        f"  {key} ({vm_type}): {note}" for key, vm_type, notes in classes for note in notes))
+
+
 def plan_tables(doc: dict[str, Any]) -> Group:
     """`cs plan`: demand classes, rejected jobs, intents and the planner's reasons."""
     jobs = doc["jobs"]
@@ -270,6 +279,9 @@ def plan_tables(doc: dict[str, Any]) -> Group:
                            str(c["idle"]), str(c["running"]), str(c["running_elsewhere"]),
                            ", ".join(f"{u} {n}" for u, n in sorted(c["users"].items())))
         parts.append(demand)
+        if any(c["notes"] for c in doc["demand"]):
+            parts.append(_notes([(c["class"], c["vm_type"], c["notes"])
+                                 for c in doc["demand"]]))
     else:
         parts.append(Text(f"No demand: {counted}."))
     if doc["rejected"]:

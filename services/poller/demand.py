@@ -20,14 +20,32 @@ JobAd = Mapping[str, object]
 JOB_IDLE = 1
 JOB_RUNNING = 2
 
+UNSUPPORTED = {
+    "VMAMIConfig": "user-data comes from the cloud's user_data template",
+    "VMUserData": "user-data comes from the cloud's user_data template",
+    "VMInjectCA": "the site CA reaches every VM through [worker] ssl_dir",
+    "VMJobPerCore": "a VM runs one partitionable slot of all its cores",
+    "VMLoc": "images are named by VMAMI",
+    "VMLocation": "images are named by VMAMI",
+    "VMImageID": "images are named by VMAMI",
+    "VMName": "VMs are named by cloudscheduler",
+    "VMTypeLimit": "limits are per cloud (max_vms, max_cores, max_memory_mb)",
+    "VMKeyName": "the cloud's key_name applies",
+    "VMSecurityGroup": "the cloud's security_groups apply",
+    "VMProxyNonBoot": "X.509 proxies are not supported",
+    "VMImageProxyFile": "X.509 proxies are not supported",
+}
+"""v1's job attributes that this scheduler does not act on, and what it does instead: a
+class whose jobs carry one says so (`cs status`, `cs plan`), never in silence."""
+
 PROJECTION = (
     "ClusterId", "ProcId", "GlobalJobId", "Owner", "JobStatus", "Requirements",
     "VMType", "VMAMI", "VMInstanceType", "VMCPUCores", "VMMem", "VMStorage", "VMNetwork",
     "VMKeepAlive", "VMHighPriority", "TargetClouds", "VMMaximumPrice",
-    "RequestCpus", "RequestMemory", "RequestDisk", "RemoteHost",
+    "RequestCpus", "RequestMemory", "RequestDisk", "RemoteHost", *UNSUPPORTED,
 )
-"""The attributes that decide a VM (and where a running job runs): the only ones queried
-from the schedd."""
+"""The attributes that decide a VM (and where a running job runs, and the v1 attributes
+we say we ignore): the only ones queried from the schedd."""
 
 # classad2 prints `=?=` as `is`; accept both spellings and `==`.
 _VMTYPE_IN_REQUIREMENTS = re.compile(r'VMType\s*(?:=\?=|==|\bis\b)\s*"([^"]*)"', re.IGNORECASE)
@@ -78,6 +96,9 @@ class JobNeed:
     high_priority: bool
     network: str = ""
     max_price: float = 0.0
+    notes: tuple[str, ...] = ()
+    """v1 attributes of the job that are not acted on (UNSUPPORTED), one line each; not
+    part of what the job's VM is."""
 
     def class_fields(self) -> tuple[object, ...]:
         """What makes two jobs want the same VM."""
@@ -266,6 +287,8 @@ def parse_job(ad: JobAd, defaults: JobDefaults = DEFAULTS) -> JobNeed:
         high_priority=_flag("VMHighPriority", ad.get("VMHighPriority")),
         network=_network(ad.get("VMNetwork")),
         max_price=_price(ad.get("VMMaximumPrice")),
+        notes=tuple(f"{attr} is not supported: {why}" for attr, why in UNSUPPORTED.items()
+                    if ad.get(attr) is not None),
     )
 
 
@@ -336,6 +359,7 @@ def build_demand(
     `None` (the pool could not be seen) counts every running job. `ads` is read once, as it
     comes: 10 million jobs are never held at once."""
     classes: dict[str, tuple[JobNeed, int, int, int, dict[str, int]]] = {}
+    notes: dict[str, set[str]] = {}
     rejected: list[RejectedJob] = []
     rejected_total = read = not_demand = 0
     needs = _Needs(defaults)
@@ -351,6 +375,8 @@ def build_demand(
         if need.status not in (JOB_IDLE, JOB_RUNNING):
             not_demand += 1
             continue
+        if need.notes:
+            notes.setdefault(key, set()).update(need.notes)
         first, idle, running, elsewhere, users = classes.get(key, (need, 0, 0, 0, {}))
         if need.status == JOB_IDLE:
             idle += 1
@@ -372,6 +398,7 @@ def build_demand(
                 target_clouds=n.target_clouds, keep_alive_min=n.keep_alive_min,
                 high_priority=n.high_priority, network=n.network, max_price=n.max_price,
                 idle=idle, running=running, running_elsewhere=elsewhere, users=users,
+                notes=tuple(sorted(notes.get(key, ()))),
             )
             for key, (n, idle, running, elsewhere, users) in sorted(classes.items())
         ),

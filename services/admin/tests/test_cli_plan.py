@@ -89,3 +89,17 @@ def test_plan_of_a_queue_with_no_demand_says_what_it_read(tmp_path: Path) -> Non
     assert ("No demand: 3 job(s) read: 2 neither idle nor running (held, completed, "
             "removed), 1 rejected.") in text
     assert "Demand" not in text.split("No demand")[0]
+
+
+def test_plan_names_the_v1_attributes_it_does_not_act_on(tmp_path: Path) -> None:
+    queue = tmp_path / "q.txt"
+    queue.write_text('ClusterId = 1\nProcId = 0\nOwner = "a"\nJobStatus = 1\n'
+                     'VMInjectCA = true\nVMAMI = "img"\n')
+    result = CliRunner().invoke(app, ["plan", "--from-queue", str(queue), "--json", *DEMO])
+    assert result.exit_code == 0, result.output
+    [cls] = json.loads(result.stdout)["demand"]
+    assert cls["notes"] == ["VMInjectCA is not supported: the site CA reaches every VM "
+                            "through [worker] ssl_dir"]
+    shown = CliRunner().invoke(app, ["plan", "--from-queue", str(queue), *DEMO])
+    assert "Not acted on:" in shown.stdout and "VMInjectCA is not supported" in " ".join(
+        shown.stdout.split())

@@ -85,3 +85,15 @@ def test_status_shows_the_vms_needing_attention_and_says_how_to_see_all() -> Non
     assert "VMs needing attention (700 of 100000)" in text
     assert "the first 1 shown; every VM: cs vm list, or cs status --all" in text
     assert VM.vm_id in text
+
+
+def test_status_names_what_a_class_asks_that_is_not_acted_on() -> None:
+    assert STATUS.demand is not None
+    cls = STATUS.demand.classes[0].model_copy(update={
+        "notes": ("VMJobPerCore is not supported: a VM runs one partitionable slot",)})
+    status = STATUS.model_copy(update={"demand": STATUS.demand.model_copy(
+        update={"classes": (cls,)})})
+    console = Console(width=120, record=True)
+    console.print(views.status_tables(status, now=10.0))
+    text = console.export_text()
+    assert f"Not acted on:\n  {cls.key} ({cls.vm_type}): VMJobPerCore is not supported" in text

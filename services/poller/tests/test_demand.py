@@ -162,6 +162,17 @@ def test_running_jobs_count_where_they_run_on_our_vms() -> None:
     assert (cls.running, cls.running_elsewhere) == (3, 0)
 
 
+def test_v1_attributes_not_acted_on_are_named_once_per_class() -> None:
+    ads = [parse_dump(long_ad(ProcId=str(n), **extra), "t", PROJECTION)[0] for n, extra in
+           enumerate([{"VMAMIConfig": '"http://x/a.yaml:cloud-config"', "VMJobPerCore": "true"},
+                      {"VMAMIConfig": '"http://x/b.yaml:cloud-config"'}, {}])]
+    [cls] = build_demand(ads, "t", 0.0).classes  # one VM wanted: one class, not three
+    assert cls.idle == 3
+    assert cls.notes == (
+        "VMAMIConfig is not supported: user-data comes from the cloud's user_data template",
+        "VMJobPerCore is not supported: a VM runs one partitionable slot of all its cores")
+
+
 def test_v1_flags_network_and_price() -> None:
     [ad] = parse_dump(long_ad(VMHighPriority="2", VMNetwork='" private-net "',
                               VMMaximumPrice='"0.25"'), "t")
