@@ -11,8 +11,11 @@ from dataclasses import dataclass, field
 
 from bus.errors import ConfigError
 
-OPENSTACK_TYPES = {"openstacknative", "openstack"}
+OPENSTACK_TYPES = {"openstacknative"}
 LIBVIRT_TYPES = {"localhost", "local", "kvm", "libvirt"}
+EC2_API_TYPES = {"openstack", "amazonec2", "eucalyptus"}
+"""v1's cloud types spoken through EC2's API (cloud_management.py, dev, lines 306-307): v1's
+`OpenStack` is one of them, not OpenStack's own API."""
 
 _CLOUD_KEYS: dict[str, tuple[str, str]] = {
     # v1 key: (our key, how the value is read)
@@ -41,8 +44,10 @@ _CLOUD_REASONS = {
     "vm_keep_alive": "keep-alive comes from the jobs' VMKeepAlive",
     "vm_lifetime": "VMs are not retired by age here",
     "enabled": "v1 rejected it; `enabled` is set at first start, then by cs cloud enable",
-    "networks": "a libvirt cloud takes one libvirt network: set `network`",
 }
+_JOB_MAPS = {"default_vmami": "image", "default_vminstancetypelist": "flavor"}
+"""v1's per-cloud defaults of VMAMI and VMInstanceType: an OpenStack cloud's image and flavor
+for jobs that name none."""
 _JOB_DEFAULTS = {"default_vmmem": "default_vm_memory_mb",
                  "default_vmcpucores": "default_vm_cores",
                  "default_vmstorage": "default_vm_disk_gb"}
@@ -139,6 +144,7 @@ def convert(resources: str, resources_name: str, scheduler: str = "",
     planner: dict[str, object] = {}
     poller: dict[str, object] = {}
     default_boot_timeout: int | None = None
+    job_maps: dict[str, dict[str, str]] = {}  # default_VMAMI, default_VMInstanceTypeList
     if scheduler:
         parsed = _parse(scheduler, scheduler_name)
         for section in parsed.sections():
@@ -159,6 +165,8 @@ def convert(resources: str, resources_name: str, scheduler: str = "",
                     planner["high_priority_weight"] = _value(raw, "int", where)
                 elif key in _JOB_DEFAULTS:
                     poller[_JOB_DEFAULTS[key]] = _value(raw, "int", where)
+                elif key in _JOB_MAPS:
+                    job_maps[_JOB_MAPS[key]] = _v1_map(value)
                 elif key == "vm_start_running_timeout":
                     timeout = _value(raw, "int", where)
                     if isinstance(timeout, int) and timeout > 0:
@@ -172,6 +180,8 @@ def convert(resources: str, resources_name: str, scheduler: str = "",
             lines += [f"{k} = {_toml(v)}" for k, v in values.items()]
             lines.append("")
     clouds: dict[str, object] = {}
+    skipped: list[str] = []
+    imported = 0
     parsed = _parse(resources, resources_name)
     if not parsed.sections():
         raise ConfigError(f"{resources_name}: no cloud sections ([name] ...) found")
@@ -183,10 +193,19 @@ def convert(resources: str, resources_name: str, scheduler: str = "",
             provider = "openstack"
         elif kind in LIBVIRT_TYPES:
             provider = "libvirt"
-        else:
-            unmapped.append(f"{where}: cloud not imported: cloud_type {kind or '(none)'!r} is "
-                            "not supported (OpenStack and libvirt clouds are)")
+        elif kind in EC2_API_TYPES:
+            skipped.append(f"{where}: cloud not imported: cloud_type {kind!r} is v1's access "
+                           "through EC2's API, which is not supported; an OpenStack cloud "
+                           "imports as cloud_type = OpenStackNative with auth_url, username, "
+                           "password and tenant_name")
             continue
+        else:
+            skipped.append(f"{where}: cloud not imported: cloud_type {kind or '(none)'!r} is "
+                           "not supported (OpenStackNative and localhost clouds are)")
+            continue
+        # v1 named its clouds lowercased (cloud_management.py: name=cluster.lower()), and
+        # the jobs' TargetClouds and VMAMI maps name them so.
+        name = name.lower()
         out: dict[str, object] = {"name": name, "provider": provider, "enabled": True}
         if provider == "libvirt":
             out["uri"] = "qemu:///system"
@@ -198,11 +217,13 @@ def convert(resources: str, resources_name: str, scheduler: str = "",
             if key in _CLOUD_KEYS:
                 ours, how = _CLOUD_KEYS[key]
                 out[ours] = _value(raw, how, here)
-            elif provider == "openstack" and key in _OPENSTACK_KEYS:
+            elif (provider == "openstack" and key in _OPENSTACK_KEYS) or key == "networks":
                 ours, how = _OPENSTACK_KEYS[key]
                 out[ours] = _value(raw, how, here)
                 if key == "networks" and "," in raw:
                     unmapped.append(f"{here}: only the first network ({out[ours]}) imported")
+            elif provider == "openstack" and key == "cacert":
+                auth["__cacert"] = _value(raw, "str", here)
             elif provider == "openstack" and key in _CREDENTIAL_KEYS:
                 auth[_CREDENTIAL_KEYS[key]] = _value(raw, "str", here)
             elif provider == "openstack" and key == "regions":
@@ -215,13 +236,53 @@ def convert(resources: str, resources_name: str, scheduler: str = "",
                 unmapped.append(f"{here}: not imported: {why}")
         if default_boot_timeout and "boot_timeout_s" not in out:
             out["boot_timeout_s"] = default_boot_timeout
+        for ours, mapping in sorted(job_maps.items()):
+            value = mapping.get(name, mapping.get("default", ""))
+            if value and provider == "openstack":
+                out[ours] = value
+            elif value:
+                unmapped.append(f"{where}: {ours} {value!r} from v1's job defaults not "
+                                "imported: a libvirt cloud's base_image would override the "
+                                "jobs' own VMAMI")
         if provider == "openstack":
-            region = auth.pop("__region", "")
-            entry: dict[str, object] = {"auth": auth, "identity_api_version": 3}
-            if region:
-                entry["region_name"] = region
-            clouds[name] = entry
+            clouds[name] = _clouds_yaml_entry(auth)
         lines.append("[[cloud]]")
         lines += [f"{k} = {_toml(v)}" for k, v in out.items()]
         lines.append("")
-    return Imported(toml="\n".join(lines), clouds_yaml={"clouds": clouds}, unmapped=unmapped)
+        imported += 1
+    if not imported:
+        raise ConfigError(f"{resources_name}: no cloud could be imported, so nothing was "
+                          "written:\n" + "\n".join(skipped))
+    return Imported(toml="\n".join(lines), clouds_yaml={"clouds": clouds},
+                    unmapped=skipped + unmapped)
+
+
+def _clouds_yaml_entry(auth: dict[str, object]) -> dict[str, object]:
+    """A clouds.yaml entry authenticating as v1 did (openstackcluster.py, dev, 74-88): the
+    Keystone version from the auth_url's last part (`/v2.0`: 2, `/v3`: 3), v3's domains
+    "Default" unless given, and its `cacert`."""
+    region, cacert = auth.pop("__region", ""), auth.pop("__cacert", "")
+    url = str(auth.get("auth_url", "")).rstrip("/")
+    version = 2 if url.rsplit("/", 1)[-1].startswith("v2") else 3
+    if version == 3:
+        auth.setdefault("user_domain_name", "Default")
+        auth.setdefault("project_domain_name", "Default")
+    entry: dict[str, object] = {"auth": auth, "identity_api_version": version}
+    if region:
+        entry["region_name"] = region
+    if cacert:
+        entry["cacert"] = cacert
+    return entry
+
+
+def _v1_map(text: str) -> dict[str, str]:
+    """v1's `cloud:value,...` map (job_management.py `_attr_list_to_dict`): a bare item is
+    "default", cloud names lowercased."""
+    out: dict[str, str] = {}
+    for item in text.split(","):
+        cloud, sep, value = item.partition(":")
+        if sep:
+            out[cloud.strip().lower()] = value.strip()
+        elif item.strip():
+            out["default"] = item.strip()
+    return out

@@ -81,6 +81,8 @@ def test_import_makes_a_config_that_loads_with_credentials_kept_apart(tmp_path: 
     assert auth["auth"]["password"] == "CHANGE_ME" and auth["region_name"] == "RegionOne"
     assert auth["auth"]["project_name"] == "myproject"
     assert clouds["container-cloud"].uri == "qemu:///system"
+    libvirt = clouds["container-cloud"].libvirt
+    assert libvirt is not None and libvirt.network == "default"  # v1's `networks = default`
     assert site.section("worker").string("central_manager", "") == "cm.example.org"
     assert site.section("planner").integer("register_timeout_s", 0) == 900
     poller = site.section("poller")
@@ -90,9 +92,10 @@ def test_import_makes_a_config_that_loads_with_credentials_kept_apart(tmp_path: 
     reported = "\n".join(imported.unmapped)
     for part in ("[my-openstack] storage: not imported", "[my-openstack] vm_keep_alive",
                  "[old-ec2]: cloud not imported: cloud_type 'amazonec2'",
-                 "[container-cloud] networks", "[global] info_server_port: not imported: cs "
+                 "[global] info_server_port: not imported: cs "
                  "talks to the services over NATS", "[global] log_level",
-                 "[global] default_vmami: not imported: this default of a job attribute"):
+                 "[container-cloud]: image 'centos7.qcow2' from v1's job defaults not "
+                 "imported"):
         assert part in reported, part
 
 
@@ -128,3 +131,72 @@ def test_a_file_that_is_not_v1_ini_is_one_clear_error() -> None:
         convert("just words", "cloud_resources.conf")
     with pytest.raises(ConfigError, match="vm_slots: expected a number"):
         convert("[c]\ncloud_type = localhost\nvm_slots = many\n", "cloud_resources.conf")
+
+
+SEED = Path(__file__).resolve().parents[3] / "tests" / "data" / "v1-single-container"
+
+
+def test_the_seeds_own_v1_files_import_as_v1_read_them(tmp_path: Path) -> None:
+    """The single container's real cloud_resources.conf and cloud_scheduler.conf (source in
+    tests/data/v1-single-container/README.md); each expectation from v1's code (dev)."""
+    imported = convert((SEED / "cloud_resources.conf").read_text(), "cloud_resources.conf",
+                       (SEED / "cloud_scheduler.conf").read_text(), "cloud_scheduler.conf",
+                       site="seed")
+    path = tmp_path / "cs.toml"
+    path.write_text(imported.toml)
+    site = siteconfig.load(path, {})
+    check_config(site)
+    clouds = {c.name: c for c in site.clouds}
+    assert set(clouds) == {"cc-west-a", "otter-container", "container-cloud"}
+    west, otter, local = clouds["cc-west-a"], clouds["otter-container"], clouds["container-cloud"]
+    assert west.openstack is not None and otter.openstack is not None
+    assert local.libvirt is not None
+    # [job] default_VMInstanceTypeList = cc-west-a:c1-7.5gb-30,otter-container:t1 and
+    # default_VMAMI = default:cernvm3-micro-3.0-6.hdd (job_management.py
+    # _attr_list_to_dict: "default" for clouds not named): each OpenStack cloud's own.
+    assert (west.openstack.flavor, west.openstack.image) == ("c1-7.5gb-30",
+                                                             "cernvm3-micro-3.0-6.hdd")
+    assert (otter.openstack.flavor, otter.openstack.image) == ("t1", "cernvm3-micro-3.0-6.hdd")
+    assert otter.openstack.network == "44d37a0d-7ad3-4f14-8b01-2db56ba8b267"
+    assert west.openstack.security_groups == ("HTCondorWorker",)
+    assert (otter.openstack.key_name, otter.max_vm_cores) == ("common_key-20171006", 8)
+    # container-cloud: `networks = default`, the libvirt network its VMs' NIC is on.
+    assert (local.libvirt.network, local.max_vms, local.max_memory_mb) == ("default", 10, 8000)
+    # Keystone as v1 authenticated (openstackcluster.py 74-88): the version from the
+    # auth_url's last part; v3's domains as given, "Default" when not.
+    auth = imported.clouds_yaml["clouds"]
+    assert isinstance(auth, dict)
+    assert auth["cc-west-a"]["identity_api_version"] == 2
+    assert "user_domain_name" not in auth["cc-west-a"]["auth"]
+    assert auth["cc-west-a"]["auth"]["project_name"] == "HEP"
+    assert auth["otter-container"]["identity_api_version"] == 3
+    assert auth["otter-container"]["auth"]["project_domain_name"] == "default"
+    assert auth["otter-container"]["region_name"] == "Victoria"
+    assert "REDACTED" not in imported.toml
+    assert site.section("poller").integer("default_vm_cores", 0) == 1
+    reported = "\n".join(imported.unmapped)
+    assert "[job] default_vminjectca: not imported" in reported
+    assert "[container-cloud]: image 'cernvm3-micro-3.0-6.hdd' from v1's job defaults not " \
+           "imported" in reported
+
+
+def test_keystone_v3_without_domains_gets_v1s_default_and_the_ca_is_kept() -> None:
+    imported = convert("[c1]\ncloud_type = OpenStackNative\nauth_url = https://k:5000/v3/\n"
+                       "username = u\npassword = p\ntenant_name = t\ncacert = /etc/ca.pem\n",
+                       "cloud_resources.conf")
+    entry = imported.clouds_yaml["clouds"]["c1"]  # type: ignore[index]
+    assert entry["identity_api_version"] == 3 and entry["cacert"] == "/etc/ca.pem"
+    assert (entry["auth"]["user_domain_name"], entry["auth"]["project_domain_name"]) == (
+        "Default", "Default")
+
+
+def test_v1s_openstack_type_was_ec2s_api_and_is_not_imported_as_openstacks() -> None:
+    """cloud_management.py (dev) 306-307: `OpenStack` is spoken to through EC2's API."""
+    imported = convert("[ec2ish]\ncloud_type = OpenStack\nvm_slots = 3\n\n[local]\n"
+                       "cloud_type = localhost\nvm_slots = 2\n", "cloud_resources.conf")
+    assert 'name = "ec2ish"' not in imported.toml and 'name = "local"' in imported.toml
+    assert "[ec2ish]: cloud not imported: cloud_type 'openstack' is v1's access through " \
+           "EC2's API" in "\n".join(imported.unmapped)
+    with pytest.raises(ConfigError, match=r"no cloud could be imported, so nothing was "
+                                          r"written:\n.*\[only-ec2\]: cloud not imported"):
+        convert("[only-ec2]\ncloud_type = AmazonEC2\n", "cloud_resources.conf")
