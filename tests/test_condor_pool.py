@@ -58,6 +58,7 @@ executable = /bin/true
 hold = True
 queue 2
 """
+SEED = Path(__file__).resolve().parent / "data" / "v1-single-container"
 CONFIG = """
 site = "pool"
 [[cloud]]
@@ -80,6 +81,13 @@ def pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CondorPool]:
         the_pool.submit("alice", MALFORMED)
         the_pool.submit("bob", HELD)
         the_pool.submit("bob", PLAIN)
+        # The seed's own test jobs, as they are (tests/data/v1-single-container), with a
+        # stand-in for their try.sh (the real one pings hosts outside).
+        home = the_pool.root / "home" / "alice"
+        (home / "try.sh").write_text("#!/bin/sh\nexit 0\n")
+        the_pool.condor("mkdir", "-p", "logs", user="alice")
+        for job in ("try.job", "try_local.job"):
+            the_pool.submit("alice", (SEED / job).read_text())
         yield the_pool
     finally:
         the_pool.down()
@@ -127,7 +135,7 @@ async def test_the_live_queue_gives_the_classes_cs_plan_finds_in_condor_q(
     assert planned.returncode == 0
     doc = json.loads(out)
     live_doc = [{"class": c.key, "vm_type": c.vm_type, "idle": c.idle, "running": c.running,
-                 "running_elsewhere": c.running_elsewhere,
+                 "running_elsewhere": c.running_elsewhere, "notes": list(c.notes),
                  "users": c.users, "cores": c.cores, "memory_mb": c.memory_mb,
                  "disk_gb": c.disk_gb, "target_clouds": list(c.target_clouds)}
                 for c in live.classes]
@@ -136,12 +144,26 @@ async def test_the_live_queue_gives_the_classes_cs_plan_finds_in_condor_q(
         (r["job"], r["reason"]) for r in doc["rejected"]]
     # And what that is: the two classes, the held jobs not demand, the bad one rejected.
     by_type = {c.vm_type: c for c in live.classes}
-    assert set(by_type) == {"worker", "analysis", "plain"}
+    assert set(by_type) == {"worker", "analysis", "plain", "default", "cloudscheduler-worker"}
     worker, analysis = by_type["worker"], by_type["analysis"]
     # Asked for nothing: the site's defaults ([poller] default_vm_*), not condor_submit's
     # 1 MB.
     plain = by_type["plain"]
     assert (plain.idle, plain.cores, plain.memory_mb, plain.disk_gb) == (1, 1, 512, 0)
+    # The seed's try.job, its VM lines commented out: v1's defaults (job_management.py, dev,
+    # 102-119: default_VMType "default", default_VMMem 512), and its VMAMIConfig named.
+    seed_try = by_type["default"]
+    assert (seed_try.idle, seed_try.memory_mb, seed_try.cores, seed_try.image) == (
+        1, 512, 1, {})
+    assert [n.split(":")[0] for n in seed_try.notes] == ["VMAMIConfig is not supported"]
+    # try_local.job: VMType from Requirements, +VMMem = 2048, +VMAMI, +TargetClouds,
+    # +VMMaximumPrice = "0.10" (v1: float()), and what v1 did that we do not, named.
+    local = by_type["cloudscheduler-worker"]
+    assert (local.memory_mb, local.image, local.target_clouds, local.max_price) == (
+        2048, {"": "CentOS-7-x86_64-GenericCloud-1711.qcow2"}, ("container-cloud",), 0.1)
+    assert [n.split(":")[0] for n in local.notes] == [
+        "VMAMIConfig is not supported", "VMInjectCA is not supported",
+        "VMName is not supported"]
     assert (worker.idle, worker.cores, worker.memory_mb, worker.target_clouds,
             worker.users) == (3, 2, 4096, ("cloud-a",), {"alice": 3})
     assert worker.image == {"cloud-a": "img-a", "": "img-default"}
@@ -158,7 +180,7 @@ async def test_a_stopped_schedd_makes_demand_stale_and_it_recovers(
     poller = Poller(bus, BindingsSource(("*",), timeout_s=timeout_s))
     await poller.step()
     fresh = await bus.last(subjects.demand(), DemandSnapshot)
-    assert fresh is not None and not fresh.value.stale and len(fresh.value.classes) == 3
+    assert fresh is not None and not fresh.value.stale and len(fresh.value.classes) == 5
     pool.signal("condor_schedd", signal.SIGSTOP)
     try:
         started = time.monotonic()
