@@ -241,9 +241,10 @@ def convert(resources: str, resources_name: str, scheduler: str = "",
             if value and provider == "openstack":
                 out[ours] = value
             elif value:
+                why = ("a libvirt cloud's base_image would override the jobs' own VMAMI"
+                       if ours == "image" else "a libvirt cloud has no flavors")
                 unmapped.append(f"{where}: {ours} {value!r} from v1's job defaults not "
-                                "imported: a libvirt cloud's base_image would override the "
-                                "jobs' own VMAMI")
+                                f"imported: {why}")
         if provider == "openstack":
             clouds[name] = _clouds_yaml_entry(auth)
         lines.append("[[cloud]]")
