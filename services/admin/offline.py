@@ -20,9 +20,9 @@ from services.admin.statuspage import listen_address
 from services.planner.core import plan
 from services.planner.settings import PlannerSettings
 from services.poller.classads import read_dump
-from services.poller.demand import PROJECTION, build_demand, host_of
+from services.poller.demand import PROJECTION, build_demand
 from services.poller.pool import PROJECTION as POOL_PROJECTION
-from services.poller.pool import build_pool
+from services.poller.pool import build_pool, machines
 from services.poller.settings import PollerSettings
 from siteconfig import SiteConfig
 
@@ -41,7 +41,7 @@ def plan_offline(site: SiteConfig, queue: Path, pool_file: Path | None,
                                     f"replay:{pool_file.name}", now)
     # A running job needs a VM of ours only where it runs on one: on the pool's (none
     # without a pool: no VM of ours exists offline).
-    ours = frozenset(host_of(s.name) for s in pool.startds) if pool else frozenset()
+    ours = machines(pool) if pool else frozenset()
     demand = build_demand(read_dump(queue, PROJECTION), f"replay:{queue.name}", now,
                           defaults=PollerSettings.from_site(site).defaults, our_hosts=ours)
     result = plan(site.site, demand, site.clouds, [], now, pool=pool)

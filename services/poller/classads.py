@@ -50,16 +50,13 @@ def ad_to_job(ad: classad2.ClassAd, only: Sequence[str] | None = None) -> JobAd:
         attr = key if wanted is None else wanted.get(key.lower())
         if attr is None:
             continue
-        expression = (isinstance(value, str) and value.startswith(_JSON_EXPR_PREFIX)
-                      and value.endswith(_JSON_EXPR_SUFFIX))
+        expression = _expression_text(value)
         if attr in _EXPR_ATTRS:
             # The JSON form carries the expression's text as ClassAds print it.
-            out[attr] = (value[len(_JSON_EXPR_PREFIX):-len(_JSON_EXPR_SUFFIX)] if expression
-                         else str(ad.lookup(key)))
+            out[attr] = expression if expression is not None else str(ad.lookup(key))
             continue
-        if expression:
-            if key.lower() in _REQUESTS and not _constant(
-                    value[len(_JSON_EXPR_PREFIX):-len(_JSON_EXPR_SUFFIX)]):
+        if expression is not None:
+            if key.lower() in _REQUESTS and not _constant(expression):
                 # condor_submit's default for a job that did not ask (derived from the job's
                 # own usage: 1 MB for a job that never ran) is no request: the site's
                 # default applies, as in v1.
@@ -78,6 +75,15 @@ def ad_to_job(ad: classad2.ClassAd, only: Sequence[str] | None = None) -> JobAd:
         else:
             out[attr] = str(ad.lookup(key))
     return out
+
+
+def _expression_text(value: object) -> str | None:
+    """The text of an expression in a ClassAd's JSON form (`/Expr(...)/`), None for a
+    literal."""
+    if (isinstance(value, str) and value.startswith(_JSON_EXPR_PREFIX)
+            and value.endswith(_JSON_EXPR_SUFFIX)):
+        return value[len(_JSON_EXPR_PREFIX):-len(_JSON_EXPR_SUFFIX)]
+    return None
 
 
 _REQUESTS = frozenset({"requestcpus", "requestmemory", "requestdisk"})
@@ -100,9 +106,8 @@ def _json_ad(row: dict[str, object], origin: str, index: int) -> classad2.ClassA
     they evaluate exactly as in a -long dump."""
     ad = classad2.ClassAd()
     for key, value in row.items():
-        if (isinstance(value, str) and value.startswith(_JSON_EXPR_PREFIX)
-                and value.endswith(_JSON_EXPR_SUFFIX)):
-            text = value[len(_JSON_EXPR_PREFIX):-len(_JSON_EXPR_SUFFIX)]
+        text = _expression_text(value)
+        if text is not None:
             try:
                 ad[key] = classad2.ExprTree(text)
             except (classad2.ClassAdException, ValueError):

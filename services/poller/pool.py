@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from bus.schemas import PoolSnapshot, Startd
-from services.poller.demand import JobAd
+from services.poller.demand import JobAd, host_of
 
 VM_ID_ATTR = "CS_VM_ID"
 """The startd attribute our VMs advertise (STARTD_ATTRS), set from their user-data."""
@@ -40,3 +40,9 @@ def build_pool(
                               entered_state_at=float(entered)))
     startds.sort(key=lambda s: (s.vm_id, s.name))
     return PoolSnapshot(source=source, taken_at=now, startds=tuple(startds)), problems
+
+
+def machines(pool: PoolSnapshot) -> frozenset[str]:
+    """The machines our VMs' slots are on (`slot1_1@host` -> `host`): where a running job
+    runs on one of ours."""
+    return frozenset(host_of(s.name) for s in pool.startds)

@@ -17,8 +17,8 @@ from bus.codec import new_trace
 from bus.connection import Bus, Delivery
 from bus.schemas import CondorAction, CondorActionDone, DemandSnapshot, PoolSnapshot
 from runtime import logs
-from services.poller.demand import DEFAULTS, JobDefaults, build_demand, host_of
-from services.poller.pool import build_pool
+from services.poller.demand import DEFAULTS, JobDefaults, build_demand
+from services.poller.pool import build_pool, machines
 from services.poller.source import CondorSource, SourceUnavailable
 
 log = logging.getLogger("cs-poller")
@@ -57,8 +57,7 @@ class Poller:
             # at the same time, or the last one seen (none: every running job counts).
             seen = await pool
             known = self._pool if seen.stale else seen
-            hosts = None if known is None else frozenset(host_of(s.name)
-                                                         for s in known.startds)
+            hosts = None if known is None else machines(known)
             # In a thread: a replayed queue of millions is read and grouped as one stream
             # (minutes), and the loop must go on meanwhile (heartbeats, condor actions).
             return await asyncio.to_thread(build_demand, ads, self.source.describe(), now,
