@@ -25,9 +25,11 @@ run-pool: $(STAMP)
 ## test: lint, types, import contracts, then the whole suite (unit, integration, end-to-end,
 ## real VMs under QEMU: scripts/qemu-host.sh installs and starts libvirt + QEMU, needs root;
 ## scripts/browser.sh installs Chromium and tmux for the status page and terminal tests;
-## scripts/nats-js.sh the official JavaScript NATS client for the tracing test)
+## scripts/nats-js.sh the official JavaScript NATS client for the tracing test;
+## scripts/container-host.sh podman and runc to build and run the single container)
 test: $(STAMP) lint
 	./scripts/qemu-host.sh
+	./scripts/container-host.sh
 	./scripts/browser.sh
 	./scripts/nats-js.sh
 	$(VENV)/bin/pytest
@@ -65,3 +67,4 @@ bench: $(STAMP)
 	PYTHONPATH=. $(VENV)/bin/python bench/scale_bench.py
 	PYTHONPATH=. $(VENV)/bin/python bench/replica_bench.py
 	PYTHONPATH=. $(VENV)/bin/python bench/replay_bench.py
+	PYTHONPATH=. $(VENV)/bin/python bench/container_bench.py

@@ -433,6 +433,7 @@ class Bus:
         self._closing: list[bool] = []
         self._denied: list[str] = []
         self._noted: list[str] = []
+        self._current: dict[str, str] = {}
         self._reconnects: list[float] = []
 
     @property
@@ -440,12 +441,20 @@ class Bus:
         """What the service's heartbeat reports for `cs status`: problems noted by the
         service, then the latest permission violations the server reported (asynchronous in
         NATS, so kept here), newest last."""
-        return tuple(self._noted) + tuple(self._denied[-5:])
+        return tuple(self._noted) + tuple(self._current.values()) + tuple(self._denied[-5:])
 
     def note_problem(self, problem: str) -> None:
         """Report a lasting problem of this process (a port it could not serve) in its
         heartbeat, so `cs status` shows it next to the service."""
         self._noted.append(problem)
+
+    def set_problem(self, key: str, problem: str) -> None:
+        """Report a problem that lasts until it is fixed (a cloud's listing failing) in the
+        heartbeat, in place of the last one under `key`; "" clears it."""
+        if problem:
+            self._current[key] = problem
+        else:
+            self._current.pop(key, None)
 
     @property
     def reconnects(self) -> int:

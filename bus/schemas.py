@@ -187,8 +187,9 @@ class LibvirtCloud(Message):
     storage_pool: str = "default"
     """libvirt storage pool that holds the base image and receives each VM's overlay and seed."""
     base_image: str = ""
-    """Base disk: a volume name in `storage_pool` or an absolute path on the host; each VM gets
-    a copy-on-write qcow2 overlay on it. "" = use the job's image (VMAMI) as the volume name."""
+    """Base disk for jobs that name no image: a volume name in `storage_pool` or an absolute
+    path on the host; each VM gets a copy-on-write qcow2 overlay on it. A job's VMAMI (for this
+    cloud) names another volume instead, as v1's default_VMAMI was only a default."""
     base_format: Literal["qcow2", "raw"] = "qcow2"
     """Format of the base image, written into the overlay (never probed: probing is unsafe)."""
     domain_type: Literal["kvm", "qemu", "test"] = "kvm"

@@ -2,14 +2,36 @@
 # cloudscheduler container entrypoint: settings from the environment, first-start set-up of
 # the state volume (pool signing key), then the command (supervisord by default).
 #
-#   CENTRAL_MANAGER    host name or IP the worker VMs reach the pool at (default: hostname -f)
+#   CENTRAL_MANAGER    host name or IP the worker VMs reach the pool at (default: this
+#                      container's own address, which only container-cloud's VMs reach)
 #   NETWORK_INTERFACE  the address HTCondor binds and advertises (default: HTCondor's choice)
 set -euo pipefail
 
 state=${CS_STATE_DIR:-/var/lib/cloudscheduler}
-central_manager=${CENTRAL_MANAGER:-$(hostname -f)}
+
+# A broken config is said once, clearly, and the container stops (exit 78, EX_CONFIG) rather
+# than have supervisord restart five services that each fail the same way.
+if [ "${1:-}" = supervisord ] && ! problem=$(cs config check 2>&1 >/dev/null); then
+    echo "cs-entrypoint: the site config ${CS_CONFIG:-} is not usable: ${problem#error: }" >&2
+    echo "cs-entrypoint: fix it (or mount a good one) and start the container again" >&2
+    exit 78
+fi
+
+if [ -n "${CENTRAL_MANAGER:-}" ]; then
+    central_manager=$CENTRAL_MANAGER
+else
+    central_manager=$(hostname -I 2>/dev/null | awk '{print $1}')
+    central_manager=${central_manager:-$(hostname -f)}
+    # Said in the log and, through the admin service, in `cs status`.
+    CS_LAUNCHER_PROBLEM="CENTRAL_MANAGER is not set: VMs are told the pool is at $central_manager (this container's own address), which only container-cloud's VMs reach; set -e CENTRAL_MANAGER=<an address every cloud's VMs reach>"
+    export CS_LAUNCHER_PROBLEM
+    echo "cs-entrypoint: WARNING: $CS_LAUNCHER_PROBLEM" >&2
+fi
 mkdir -p "$state/logs" "$state/nats" "$state/condor/passwords.d" "$state/condor/tokens.d"
 chmod 0700 "$state/condor/passwords.d" "$state/condor/tokens.d"
+# HTCondor's job queue (SPOOL in container/condor/), kept with the rest of the state.
+mkdir -p "$state/condor/spool"
+chown condor:condor "$state/condor/spool"
 
 {
     echo "# written by cs-entrypoint from the container's environment at each start"

@@ -201,11 +201,15 @@ class CloudWorker:
             try:
                 await self.reconcile()
                 last_error = ""
+                self.bus.set_problem(f"reconcile {self.cloud}", "")
             except ProviderError as exc:
                 # The same failure every interval (a cloud without credentials here) is
                 # logged once, and again when it changes.
                 level = logging.DEBUG if str(exc) == last_error else logging.WARNING
                 last_error = str(exc)
+                # Until it is fixed, `cs status` shows it next to this provisioner.
+                said = str(exc) if self.cloud in str(exc) else f"cloud {self.cloud}: {exc}"
+                self.bus.set_problem(f"reconcile {self.cloud}", said)
                 log.log(level, "%s", logs.fields(loop="reconcile", cloud=self.cloud,
                                                  error=last_error))
             except Exception:

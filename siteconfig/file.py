@@ -62,6 +62,10 @@ class SiteConfig:
     nats_ca_file: str = ""
     """CA certificate(s) to verify a TLS NATS server with ([nats] ca_file, CS_NATS_CA_FILE);
     "" = the system's authorities (for tls:// URLs)."""
+    launcher_problem: str = ""
+    """A problem the program that started the services found (CS_LAUNCHER_PROBLEM: the
+    container's entrypoint, e.g. no CENTRAL_MANAGER given); the admin service shows it in
+    `cs status`. "" = none."""
 
     def section(self, name: str) -> Section:
         """One service's table (empty when absent)."""
@@ -214,7 +218,8 @@ def load(path: Path, env: dict[str, str] | None = None) -> SiteConfig:
         if names.count(name) > 1:
             raise ConfigError(f"{path}: cloud {name!r} is defined more than once")
     return SiteConfig(path=path, site=site, nats_url=nats_url, clouds=clouds, tables=tables,
-                      nats_replicas=replicas, nats_ca_file=ca_file)
+                      nats_replicas=replicas, nats_ca_file=ca_file,
+                      launcher_problem=env.get("CS_LAUNCHER_PROBLEM", "").strip())
 
 
 def config_path(explicit: str | None, env: dict[str, str] | None = None) -> Path:

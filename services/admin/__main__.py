@@ -26,6 +26,9 @@ def build(site: SiteConfig, log: logging.Logger) -> ServiceBody:
 
     async def body(bus: Bus, stop: asyncio.Event) -> None:
         admin = AdminService(bus, site.path, interval_s)
+        if site.launcher_problem:
+            log.warning("%s", site.launcher_problem)
+            bus.note_problem(site.launcher_problem)
         await admin.seed(site.clouds)
         following = asyncio.create_task(admin.follow(stop))
         service = await serve(bus, subjects.ADMIN_SERVICE, "0.1.0", subjects.ADMIN_GROUP,

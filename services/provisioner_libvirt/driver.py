@@ -283,7 +283,7 @@ class LibvirtDriver:
     def _base(self, conn: libvirt.virConnect, pool: libvirt.virStoragePool, vm: VmRecord
               ) -> tuple[str, int]:
         """Path and size (bytes) of the VM's base image."""
-        name = self.opts.base_image or vm.spec.image
+        name = vm.spec.image or self.opts.base_image
         if not name:
             raise PermanentError(f"no base image: set base_image for cloud {self.cloud} or "
                                  "VMAMI in the jobs")

@@ -27,6 +27,8 @@ import openstack.connection
 from keystoneauth1 import exceptions as ksa
 from openstack import exceptions as sdk
 
+import yaml
+
 from bus.errors import OutOfResources, PermanentError, TemporaryError
 from bus.schemas import (
     CloudCapacity,
@@ -102,6 +104,30 @@ def _flavor_size(server: Any) -> tuple[int, int]:
     return int(get("vcpus", 0) or 0), int(get("ram", 0) or 0)
 
 
+def clouds_yaml_problem(path: Path, entry: str) -> str:
+    """What keeps `entry` of the clouds.yaml at `path` from being used, in one line ("" =
+    nothing): a missing or unreadable file, bad YAML (with its line), no such entry."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return f"{path} does not exist (mount or write the clouds.yaml with entry {entry!r})"
+    except (OSError, UnicodeDecodeError) as exc:
+        return f"{path} cannot be read: {exc}"
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        return f"{path} is not valid YAML{where}: {getattr(exc, 'problem', None) or exc}"
+    clouds = data.get("clouds") if isinstance(data, dict) else None
+    if not isinstance(clouds, dict):
+        return f"{path} has no 'clouds:' mapping"
+    if entry not in clouds:
+        known = ", ".join(sorted(map(str, clouds))) or "none"
+        return f"{path} has no entry {entry!r} under 'clouds:' (it has: {known})"
+    return ""
+
+
 class OpenstackDriver:
     """A CloudDriver over one OpenStack project (one clouds.yaml entry)."""
 
@@ -132,6 +158,11 @@ class OpenstackDriver:
     def _connect(self) -> openstack.connection.Connection:
         if self._conn is None:
             if self.clouds_yaml:
+                # openstacksdk skips a file it cannot read or parse and then says only that
+                # the cloud "was not found": say what is wrong with the file itself.
+                problem = clouds_yaml_problem(self.clouds_yaml, self.os_cloud)
+                if problem:
+                    raise PermanentError(f"cloud {self.cloud}: {problem}")
                 # The configured file, alone: OS_CLIENT_CONFIG_FILE in the environment would
                 # otherwise be read first and win (seen in the tests).
                 config = openstack.config.loader.OpenStackConfig(

@@ -1,0 +1,49 @@
+"""The single container's figures (needs root, podman): its build fresh and cached, its size,
+and the whole loop inside it next to the same loop outside it.
+
+Builds container/Dockerfile with none of podman's cached layers (`container_build_fresh_s`;
+the debootstrapped base is kept), then again as after a code change
+(`container_build_cached_s`), then runs tests/test_container_image.py and
+tests/test_condor_vm.py in one pytest run and prints their figures: `container_ready_s` (start
+to every program RUNNING), `container_stop_s`, and `container_pool_<step>_s` beside
+`pool_<step>_s` (seconds after the submit at which each step of the loop was seen).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.container_image import build  # noqa: E402  (the repository's root on the path)
+
+
+def main() -> int:
+    fresh = build(fresh=True)
+    print(f"container_build_fresh_s={fresh.seconds:.1f}")
+    cached = build()
+    print(f"container_build_cached_s={cached.seconds:.1f}")
+    print(f"container_image_mb={cached.megabytes:.0f} (goal under 1000)")
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider",
+         str(ROOT / "tests" / "test_container_image.py"),
+         str(ROOT / "tests" / "test_condor_vm.py")],
+        cwd=ROOT, capture_output=True, text=True, timeout=3600, check=False)
+    lines = sorted((line for line in done.stdout.splitlines()
+                    if line.startswith(("container_ready", "container_stop", "container_pool_",
+                                        "pool_"))),
+                   key=lambda line: (line.removeprefix("container_").split("=")[0], line))
+    for line in lines:
+        print(line)
+    if done.returncode != 0 or not lines:
+        print(f"container bench: the tests failed (pytest exit {done.returncode}):\n"
+              + done.stdout[-3000:], file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
