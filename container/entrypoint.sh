@@ -70,6 +70,20 @@ if [ ! -s "$ssl/worker.crt" ]; then
     chmod 0600 "$ssl"/*.key
 fi
 
+# A privileged container sees the host's /dev/kvm with the host's kvm group id, which is not
+# this image's: QEMU (user libvirt-qemu) could not open it, and libvirt would probe QEMU again
+# at every call (seen: 28 s before a VM's domain was defined). The group is made here, in the
+# container; the host's device is left as it is.
+if [ -e /dev/kvm ] && id libvirt-qemu >/dev/null 2>&1; then
+    gid=$(stat -c %g /dev/kvm)
+    group=$(getent group "$gid" | cut -d: -f1 || true)
+    if [ -z "$group" ]; then
+        group=host-kvm
+        groupadd --gid "$gid" "$group"
+    fi
+    usermod --append --groups "$group" libvirt-qemu
+fi
+
 # The services tell the VMs where the pool is (overrides [worker] central_manager).
 export CS_CENTRAL_MANAGER="$central_manager"
 echo "cs-entrypoint: central manager $central_manager; state in $state"

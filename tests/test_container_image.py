@@ -104,6 +104,8 @@ def wait_programs(box: Container, timeout: float = 120.0) -> float:
     started = time.monotonic()
 
     def all_running() -> bool:
+        if box.state() not in ("running", "created", "configured"):
+            raise AssertionError(f"the container is {box.state()}:\n{box.logs()[-3000:]}")
         seen = box.programs()
         return set(seen) == PROGRAMS and set(seen.values()) == {"RUNNING"}
 
