@@ -59,7 +59,8 @@ KEYS: dict[str, frozenset[str]] = {
 
 FIELDS: dict[type, tuple[str, dict[str, str | None]]] = {
     SiteConfig: ("top", {"path": None, "clouds": None, "tables": None, "nats_url": "nats:url",
-                         "nats_replicas": "nats:replicas", "nats_ca_file": "nats:ca_file"}),
+                         "nats_replicas": "nats:replicas", "nats_ca_file": "nats:ca_file",
+                         "launcher_problem": None}),  # CS_LAUNCHER_PROBLEM, an env variable
     PollerSettings: ("poller", {"nats_url": "nats:url", "defaults": None}),  # JobDefaults
     JobDefaults: ("poller", {"cores": "poller:default_vm_cores",
                              "memory_mb": "poller:default_vm_memory_mb",

@@ -144,11 +144,25 @@ async def test_leftover_volumes_are_listed_and_deleted(driver: LibvirtDriver) ->
 
 
 async def test_missing_base_image_is_a_permanent_error_naming_the_pool() -> None:
-    d = LibvirtDriver(record("contract", base_image="nope.qcow2"), "site-a", WORKER)
+    d = LibvirtDriver(record("contract"), "site-a", WORKER)
     try:
         with pytest.raises(PermanentError, match=r"'nope\.qcow2'.*default-pool"):
-            await d.create(make_vm("contract", "site-a"))
+            await d.create(make_vm("contract", "site-a", image="nope.qcow2"))
     finally:
+        await d.close()
+
+
+async def test_the_jobs_image_wins_over_the_clouds_base_image() -> None:
+    """base_image is the image for jobs that name none: a job's VMAMI names another volume,
+    as v1's default_VMAMI was only a default."""
+    d = LibvirtDriver(record("contract", base_image="nope.qcow2"), "site-a", WORKER)
+    vm = make_vm("contract", "site-a")  # asks for img.qcow2, which the pool has
+    try:
+        await d.create(vm)
+        with pytest.raises(PermanentError, match=r"'nope\.qcow2'.*default-pool"):
+            await d.create(make_vm("contract", "site-a", image=""))
+    finally:
+        await d.delete(vm.vm_id)
         await d.close()
 
 
