@@ -24,10 +24,9 @@ from typing import Any, TypeVar
 import openstack
 import openstack.config.loader
 import openstack.connection
+import yaml
 from keystoneauth1 import exceptions as ksa
 from openstack import exceptions as sdk
-
-import yaml
 
 from bus.errors import OutOfResources, PermanentError, TemporaryError
 from bus.schemas import (
