@@ -2,7 +2,8 @@
 docs/container.md tells a site to: every program up, the seed's `cloud_status` and
 `cloud_admin`, a v1 job submitted inside it by an ordinary user running on a VM the container's
 own libvirt booted (QEMU under TCG) and retired after, a new container on the same volume
-keeping what it must, and bad input said in one line.
+keeping what it must, bad input said in one line, and the same image booting a server on the
+OpenStack testbed from a mounted clouds.yaml (the seed's external cloud).
 
 Figures printed: `container_build_s`, `container_image_mb`, `container_ready_s`,
 `container_stop_s`, and the loop's `container_pool_<step>_s` (seconds after the submit; the
@@ -17,12 +18,15 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 
 from tests.condor_pool import ROOT
 from tests.container_image import IMAGE, RUNTIME, Container, build, podman
+from tests.demo import free_port
+from tests.openstack_bed import APPCRED_CLOUD, Testbed
+from tests.openstack_bed import IMAGE as IMAGE_ON_NOVA
 from tests.waiting import eventually
 from tests.worker_image import WorkerImage, build_image
 
@@ -338,3 +342,63 @@ def test_bad_input_is_said_in_one_line(image: str, tmp_path: Path) -> None:
               lambda: box.exec("cs", "status"))
     finally:
         box.remove()
+
+
+def test_the_same_image_boots_on_an_openstack_cloud_from_a_mounted_clouds_yaml(
+        image: str, bed: Testbed, admin: Any, tmp_path: Path) -> None:
+    """The seed's external-cloud case: the image with a mounted clouds.yaml boots on the
+    suite's OpenStack testbed (Keystone, Nova) for a job that asks for that cloud, and the
+    server goes when the job does. On the host's network (the testbed's endpoints are on
+    loopback), so every port the container opens is a free one."""
+    nats_port, condor_port = free_port(), free_port()
+    text = (ROOT / "container" / "cloudscheduler.toml").read_text()
+    edits = {
+        "interval_s = 15": "interval_s = 2",
+        "[planner]\ninterval_s = 10": "[planner]\ninterval_s = 2\nmin_vm_age_s = 0",
+        'os_cloud = "cc-west"\nenabled = false':
+            f'os_cloud = "{APPCRED_CLOUD}"\nnetwork = "none"\nenabled = true',
+    }
+    for old, new in edits.items():
+        assert text.count(old) == 1, f"container/cloudscheduler.toml no longer has {old!r}"
+        text = text.replace(old, new)
+    config = tmp_path / "cloudscheduler.toml"
+    config.write_text(text)
+    box = Container(f"cs-test-{uuid.uuid4().hex[:8]}", image)
+    try:
+        box.run("--network", "host",
+                "-e", f"CENTRAL_MANAGER=127.0.0.1:{condor_port}",
+                "-e", "NETWORK_INTERFACE=127.0.0.1",
+                "-e", f"_CONDOR_SHARED_PORT_PORT={condor_port}",
+                "-e", f"CS_NATS_PORT={nats_port}",
+                "-e", f"CS_NATS_URL=nats://127.0.0.1:{nats_port}",
+                "-v", f"{config}:/etc/cloudscheduler/cloudscheduler.toml:ro",
+                "-v", f"{bed.clouds_yaml}:/etc/cloudscheduler/clouds.yaml:ro")
+        wait_programs(box)
+        box.exec("useradd", "--create-home", "carol")
+        box.exec("sh", "-c", "cat > cloud.sub", user="carol", stdin=JOB.replace(
+            '+VMAMI = "worker.raw"', f'+VMAMI = "cc-west:{IMAGE_ON_NOVA}"').replace(
+            "+VMMem = 1024", "+VMMem = 512").replace("queue", '+TargetClouds = "cc-west"\nqueue'))
+        submitted = box.exec("condor_submit", "cloud.sub", user="carol")
+        cluster = re.search(r"submitted to cluster (\d+)", submitted)
+        assert cluster, submitted
+
+        def servers() -> list[Any]:
+            return [s for s in admin.compute.servers(all_projects=True)
+                    if s.name.startswith("cs-container-cc-west-")]
+
+        booted = until("a server on Nova for the job", servers, 180,
+                       lambda: box.exec("cs", "status"))
+        assert len(booted) == 1, booted
+        until("the VM running in cs vm list",
+              lambda: re.search(rf"{booted[0].name}\s.*running", box.exec("cs", "vm", "list")),
+              120, lambda: box.exec("cs", "vm", "list"))
+        # The job goes: the VM (it never joined the pool: Nova's fake driver runs no guest)
+        # is no longer needed, and its server is deleted.
+        box.exec("condor_rm", cluster.group(1), user="carol")
+        until("the server deleted", lambda: not servers(), 180,
+              lambda: box.exec("cs", "status"))
+    finally:
+        box.remove()
+        for server in [s for s in admin.compute.servers(all_projects=True)
+                       if s.name.startswith("cs-container-cc-west-")]:
+            admin.compute.delete_server(server)

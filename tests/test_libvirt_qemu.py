@@ -59,12 +59,13 @@ class TestQemuContract(DriverContract):
     cloud = CLOUD
     site = SITE
     other_site = "qemu-other"
+    image = qemu_host.BASE
 
 
 async def test_a_real_vm_boots_reads_its_seed_and_is_removed_without_a_trace(
     driver: LibvirtDriver,
 ) -> None:
-    vm = make_vm(CLOUD, SITE)
+    vm = make_vm(CLOUD, SITE, qemu_host.BASE)
     instance = await driver.create(vm)
     assert instance.state == "running"
     try:
@@ -128,7 +129,7 @@ async def _book_cloud(bus: Bus, built: guest.Guest, cloud: str, count: int,
     kv = bus.kv(subjects.VMS_BUCKET, VmRecord)
     vms = []
     for _ in range(count):
-        vm = make_vm(cloud, SITE)
+        vm = make_vm(cloud, SITE, qemu_host.BASE)
         update: dict[str, object] = {"created_at": time.time(), "updated_at": time.time()}
         if spec is not None:
             update["spec"] = spec
