@@ -1,4 +1,5 @@
-"""The single container's supervision, without a Docker engine: supervisord runs
+"""The single container's supervision outside any image (tests/test_container_image.py
+builds and runs the image itself), where processes can be killed one by one: supervisord runs
 container/supervisord.conf (paths from the environment, as the Dockerfile sets them) minus the
 system daemons that cannot run here, every program reaches RUNNING, `cs status` answers, a
 service killed with -9 is restarted and the system keeps working. Plus the image's lints."""
@@ -23,8 +24,9 @@ pytestmark = pytest.mark.e2e
 
 CONF = ROOT / "container" / "supervisord.conf"
 BIN = Path(sys.executable).parent
-# HTCondor cannot be installed here; the host's own libvirtd (the QEMU tests use it) owns
-# /run/libvirt, so a second one cannot start either. The demo cloud is libvirt's test driver.
+# Outside the image there is no HTCondor on the host (Debian 12 has none); the host's own
+# libvirtd (the QEMU tests use it) owns /run/libvirt, so a second one cannot start either.
+# The demo cloud is libvirt's test driver.
 SYSTEM_DAEMONS = ("condor_master", "virtlogd", "libvirtd")
 TOKEN = "eyJhbGciOiJIUzI1NiJ9.pool-token-never-shown"
 SERVICES = ("cs-admin", "cs-poller", "cs-planner", "cs-provisioner-libvirt",

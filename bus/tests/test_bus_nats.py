@@ -125,6 +125,18 @@ async def test_service_errors_reach_the_caller_typed(bus: Bus) -> None:
     assert info.value.code == "no_responders"
 
 
+async def test_a_problem_set_under_a_key_is_reported_until_cleared(bus: Bus) -> None:
+    before = bus.problems
+    bus.set_problem("reconcile c1", "cloud c1: clouds.yaml does not exist")
+    bus.set_problem("reconcile c1", "cloud c1: clouds.yaml is not valid YAML at line 3")
+    bus.set_problem("reconcile c2", "cloud c2: storage pool 'x' does not exist")
+    assert bus.problems == (*before, "cloud c1: clouds.yaml is not valid YAML at line 3",
+                            "cloud c2: storage pool 'x' does not exist")
+    bus.set_problem("reconcile c1", "")
+    bus.set_problem("reconcile c2", "")
+    assert bus.problems == before
+
+
 async def test_unreachable_server_is_a_clear_error() -> None:
     with pytest.raises(BusUnavailable, match=r"cannot reach NATS at nats://127\.0\.0\.1:1"):
         await Bus.connect("nats://127.0.0.1:1", "test", wait_s=0.5)

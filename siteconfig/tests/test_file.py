@@ -45,6 +45,9 @@ def test_env_overrides_nats_url(tmp_path: Path) -> None:
     site = load_text(tmp_path, GOOD + '[worker]\ncentral_manager = "a"\n',
                  {"CS_CENTRAL_MANAGER": "cm.example.org:9618"})
     assert site.section("worker").string("central_manager", "") == "cm.example.org:9618"
+    assert site.launcher_problem == ""
+    said = load_text(tmp_path, GOOD, {"CS_LAUNCHER_PROBLEM": "CENTRAL_MANAGER is not set\n"})
+    assert said.launcher_problem == "CENTRAL_MANAGER is not set"
 
 
 @pytest.mark.parametrize(
