@@ -11,6 +11,7 @@ to every program RUNNING), `container_stop_s`, and `container_pool_<step>_s` bes
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.container_image import build  # noqa: E402  (the repository's root on the path)
+from tests.test_condor_vm import STEPS  # noqa: E402
 
 
 def main() -> int:
@@ -32,13 +34,14 @@ def main() -> int:
          str(ROOT / "tests" / "test_container_image.py"),
          str(ROOT / "tests" / "test_condor_vm.py")],
         cwd=ROOT, capture_output=True, text=True, timeout=3600, check=False)
-    lines = sorted((line for line in done.stdout.splitlines()
-                    if line.startswith(("container_ready", "container_stop", "container_pool_",
-                                        "pool_"))),
-                   key=lambda line: (line.removeprefix("container_").split("=")[0], line))
+    # pytest prints its progress dots on the same lines as the figures.
+    figures = dict(re.findall(r"\b((?:container|pool)_\w+_s)=(\S+)", done.stdout))
+    order = ["container_ready_s", "container_stop_s"] + [
+        f"{where}pool_{step}_s" for step in STEPS for where in ("", "container_")]
+    lines = [f"{name}={figures[name]}" for name in order if name in figures]
     for line in lines:
         print(line)
-    if done.returncode != 0 or not lines:
+    if done.returncode != 0 or len(lines) != len(order):
         print(f"container bench: the tests failed (pytest exit {done.returncode}):\n"
               + done.stdout[-3000:], file=sys.stderr)
         return 1

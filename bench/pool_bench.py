@@ -7,6 +7,7 @@ lines: seconds after the submit at which each step was seen.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +20,8 @@ def main() -> int:
         [sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider",
          str(ROOT / "tests" / "test_condor_vm.py")],
         cwd=ROOT, capture_output=True, text=True, timeout=1800, check=False)
-    lines = [line for line in done.stdout.splitlines() if line.startswith("pool_")]
+    # pytest prints its progress dots on the same lines as the figures.
+    lines = re.findall(r"\bpool_\w+_s=\S+", done.stdout)
     for line in lines:
         print(line)
     if done.returncode != 0 or not lines:
