@@ -1,7 +1,8 @@
 """The single container, built from container/Dockerfile and run with podman as
 docs/container.md tells a site to: every program up, the seed's `cloud_status` and
 `cloud_admin`, a v1 job submitted inside it by an ordinary user running on a VM the container's
-own libvirt booted (QEMU under TCG) and retired after, a new container on the same volume
+own libvirt booted (QEMU under TCG), kept while busy and retired after, with no credential in
+a log, a new container on the same volume
 keeping what it must, bad input said in one line, and the same image booting a server on the
 OpenStack testbed from a mounted clouds.yaml (the seed's external cloud).
 
@@ -12,6 +13,8 @@ same steps as tests/test_condor_vm.py's `pool_<step>_s`).
 
 from __future__ import annotations
 
+import base64
+import json
 import random
 import re
 import time
@@ -240,6 +243,16 @@ def test_a_v1_job_submitted_inside_runs_on_a_vm_the_container_booted(
     until("the job running", lambda: job_status() == "2", 180, lambda: f"job status {job_status()}")
     mark("job_started")
 
+    # Demand is gone (the one job runs) and the VM is busy: it stays, cycle after cycle.
+    busy_states = set()
+    while job_status() == "2":
+        listed = json.loads(box.exec("cs", "vm", "list", "--json") or "[]")
+        vm = next((v for v in listed if v["name"] == vm_id), None)
+        assert vm is not None, "the busy VM left the registry"
+        busy_states.add(vm["state"])
+        time.sleep(2)
+    assert busy_states == {"running"}, busy_states
+
     def finished() -> list[str]:
         return box.exec("condor_history", cluster.group(1), "-af", "JobStatus", "ExitCode",
                         "LastRemoteHost").split()
@@ -268,6 +281,17 @@ def test_a_v1_job_submitted_inside_runs_on_a_vm_the_container_booted(
     mark("vm_gone")
     assert list(at) == list(STEPS)
     assert not vms(), box.exec("cs", "vm", "list")
+
+    # No credential in what an operator sees: the logs in the volume, status, the VM list.
+    seen = box.exec("sh", "-c", "cat /var/lib/cloudscheduler/logs/*.log")
+    seen += box.exec("cs", "status", "--json") + box.exec("cs", "vm", "list")
+    assert "action=boot outcome=" in seen  # the logs were read
+    assert not re.search(r"eyJ[\w-]{10,}\.eyJ", seen), "an IDTOKEN is in a log or status"
+    key = box.exec("cat", "/var/lib/cloudscheduler/condor/ssl/worker.key")
+    body = "".join(key.splitlines()[1:-1])
+    as_sent = base64.b64encode(key.encode()).decode()  # as the user-data carries it
+    flat = seen.replace("\n", "")
+    assert body[:40] not in flat and as_sent[:40] not in flat, "the workers' key is in a log"
 
 
 def test_a_new_container_on_the_volume_keeps_the_pool_and_the_flags(
