@@ -191,7 +191,7 @@ class Container:
 
     def run(self, *options: str) -> None:
         """`podman run -d --privileged` with `options` (volumes, -e, --ip, ...)."""
-        podman("rm", "--force", "--time", "0", self.name, check=False)
+        podman("rm", "--force", "--volumes", "--time", "0", self.name, check=False)
         podman("run", *RUNTIME, "--detach", "--privileged", "--name", self.name, *options,
                self.image)
 
@@ -225,5 +225,6 @@ class Container:
         return done.stdout.strip() or "absent"
 
     def remove(self) -> None:
-        """Gone, whatever it was doing."""
-        podman("rm", "--force", "--time", "0", self.name, check=False)
+        """Gone, whatever it was doing, with its anonymous volumes (the image's VOLUME when
+        no volume was named); a named volume stays."""
+        podman("rm", "--force", "--volumes", "--time", "0", self.name, check=False)
