@@ -11,15 +11,14 @@ to every program RUNNING), `container_stop_s`, and `container_pool_<step>_s` bes
 
 from __future__ import annotations
 
-import re
-import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.container_image import build  # noqa: E402  (the repository's root on the path)
+from bench.pool_bench import failed, run_figures  # noqa: E402  (the root on the path)
+from tests.container_image import build  # noqa: E402
 from tests.test_condor_vm import STEPS  # noqa: E402
 
 
@@ -29,22 +28,14 @@ def main() -> int:
     cached = build()
     print(f"container_build_cached_s={cached.seconds:.1f}")
     print(f"container_image_mb={cached.megabytes:.0f} (goal under 1000)")
-    done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider",
-         str(ROOT / "tests" / "test_container_image.py"),
-         str(ROOT / "tests" / "test_condor_vm.py")],
-        cwd=ROOT, capture_output=True, text=True, timeout=3600, check=False)
-    # pytest prints its progress dots on the same lines as the figures.
-    figures = dict(re.findall(r"\b((?:container|pool)_\w+_s)=(\S+)", done.stdout))
+    done, figures = run_figures(["test_container_image.py", "test_condor_vm.py"], 3600)
     order = ["container_ready_s", "container_stop_s"] + [
         f"{where}pool_{step}_s" for step in STEPS for where in ("", "container_")]
     lines = [f"{name}={figures[name]}" for name in order if name in figures]
     for line in lines:
         print(line)
     if done.returncode != 0 or len(lines) != len(order):
-        print(f"container bench: the tests failed (pytest exit {done.returncode}):\n"
-              + done.stdout[-3000:], file=sys.stderr)
-        return 1
+        return failed("container bench", done)
     return 0
 
 

@@ -15,19 +15,32 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def main() -> int:
+def run_figures(tests: list[str], timeout: float) -> tuple[subprocess.CompletedProcess[str],
+                                                          dict[str, str]]:
+    """Run the test files `tests` (paths under tests/) in one pytest run; its result and the
+    `name_s=value` figures the tests printed."""
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider",
-         str(ROOT / "tests" / "test_condor_vm.py")],
-        cwd=ROOT, capture_output=True, text=True, timeout=1800, check=False)
+         *(str(ROOT / "tests" / test) for test in tests)],
+        cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False)
     # pytest prints its progress dots on the same lines as the figures.
-    lines = re.findall(r"\bpool_\w+_s=\S+", done.stdout)
+    return done, dict(re.findall(r"\b(\w+_s)=(\S+)", done.stdout))
+
+
+def failed(bench: str, done: subprocess.CompletedProcess[str]) -> int:
+    """Say that the tests behind `bench` failed, with the end of their output; exit status 1."""
+    print(f"{bench}: the tests failed (pytest exit {done.returncode}):\n"
+          + done.stdout[-3000:], file=sys.stderr)
+    return 1
+
+
+def main() -> int:
+    done, figures = run_figures(["test_condor_vm.py"], 1800)
+    lines = [f"{name}={value}" for name, value in figures.items() if name.startswith("pool_")]
     for line in lines:
         print(line)
     if done.returncode != 0 or not lines:
-        print(f"pool bench: the loop failed (pytest exit {done.returncode}):\n"
-              + done.stdout[-3000:], file=sys.stderr)
-        return 1
+        return failed("pool bench", done)
     return 0
 
 

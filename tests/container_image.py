@@ -53,11 +53,11 @@ class ContainerError(RuntimeError):
     """podman could not build or run the image; the message says which step and why."""
 
 
-def podman(*argv: str, timeout: float = 600.0, stdin: bytes | None = None,
+def podman(*argv: str, timeout: float = 600.0,
            check: bool = True) -> subprocess.CompletedProcess[str]:
     """`podman ARGV`, its output as text; a failure raises with podman's own words."""
-    done = subprocess.run(["podman", *argv], input=stdin.decode() if stdin else None,
-                          capture_output=True, text=True, timeout=timeout, check=False)
+    done = subprocess.run(["podman", *argv], capture_output=True, text=True, timeout=timeout,
+                          check=False)
     if check and done.returncode != 0:
         tail = (done.stderr.strip() or done.stdout.strip()).splitlines()[-8:]
         raise ContainerError(f"podman {' '.join(argv[:3])}... exited with {done.returncode}: "
@@ -178,10 +178,6 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    raise SystemExit(main(sys.argv[1:]))
-
-
 class Container:
     """One container of the image, driven with the podman commands a site types."""
 
@@ -228,3 +224,7 @@ class Container:
         """Gone, whatever it was doing, with its anonymous volumes (the image's VOLUME when
         no volume was named); a named volume stays."""
         podman("rm", "--force", "--volumes", "--time", "0", self.name, check=False)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -2,9 +2,9 @@
 docs/container.md tells a site to: every program up, the seed's `cloud_status` and
 `cloud_admin`, a v1 job submitted inside it by an ordinary user running on a VM the container's
 own libvirt booted (QEMU under TCG), kept while busy and retired after, with no credential in
-a log, a new container on the same volume
-keeping what it must, bad input said in one line, and the same image booting a server on the
-OpenStack testbed from a mounted clouds.yaml (the seed's external cloud).
+a log, a new container on the same volume keeping what it must, bad input said in one line,
+and the same image booting a server on the OpenStack testbed from a mounted clouds.yaml (the
+seed's external cloud).
 
 Figures printed: `container_build_s`, `container_image_mb`, `container_ready_s`,
 `container_stop_s`, and the loop's `container_pool_<step>_s` (seconds after the submit; the
@@ -78,12 +78,21 @@ def worker() -> WorkerImage:
     return build_image()
 
 
-def site_config(worker: WorkerImage) -> str:
-    """The shipped container/cloudscheduler.toml with a site's edits for this machine: fast
-    cycles, and container-cloud booting the test worker image's kernel under TCG on QEMU's
-    user network (the image has no boot loader; no /dev/kvm here)."""
+def shipped_config(edits: dict[str, str]) -> str:
+    """The shipped container/cloudscheduler.toml with a site's `edits` (each old text must be
+    there exactly once, so a change to the shipped file cannot silently skip one)."""
     text = (ROOT / "container" / "cloudscheduler.toml").read_text()
-    edits = {
+    for old, new in edits.items():
+        assert text.count(old) == 1, f"container/cloudscheduler.toml no longer has {old!r}"
+        text = text.replace(old, new)
+    return text
+
+
+def site_config(worker: WorkerImage) -> str:
+    """The shipped config with fast cycles, and container-cloud booting the test worker
+    image's kernel under TCG on QEMU's user network (the image has no boot loader; no
+    /dev/kvm here)."""
+    return shipped_config({
         "interval_s = 15": "interval_s = 2\nquery_timeout_s = 30",
         "[planner]\ninterval_s = 10": "[planner]\ninterval_s = 2\nmin_vm_age_s = 0\n"
                                       "register_timeout_s = 900",
@@ -94,11 +103,7 @@ def site_config(worker: WorkerImage) -> str:
             f'cmdline = "{worker.cmdline()}"\nreserved_memory_mb = 256\nboot_timeout_s = 900\n'
             f'console_log_dir = "{CONSOLES}"'),
         "max_vms = 2\n": "max_vms = 1\n",
-    }
-    for old, new in edits.items():
-        assert text.count(old) == 1, f"container/cloudscheduler.toml no longer has {old!r}"
-        text = text.replace(old, new)
-    return text
+    })
 
 
 def _free_ip() -> str:
@@ -106,10 +111,8 @@ def _free_ip() -> str:
     return f"10.88.{random.randint(100, 250)}.{random.randint(2, 250)}"
 
 
-def wait_programs(box: Container, timeout: float = 120.0) -> float:
-    """Seconds until every program is RUNNING (raises with the container's logs if not)."""
-    started = time.monotonic()
-
+def wait_programs(box: Container, timeout: float = 120.0) -> None:
+    """Every program RUNNING (raises with the container's logs if not)."""
     def all_running() -> bool:
         if box.state() not in ("running", "created", "configured"):
             raise AssertionError(f"the container is {box.state()}:\n{box.logs()[-3000:]}")
@@ -118,7 +121,6 @@ def wait_programs(box: Container, timeout: float = 120.0) -> float:
 
     until("every program RUNNING", all_running, timeout,
           lambda: f"programs: {box.programs()}\n{box.logs()[-3000:]}")
-    return time.monotonic() - started
 
 
 def until(what: str, check: Callable[[], T], timeout: float,
@@ -375,19 +377,19 @@ def test_the_same_image_boots_on_an_openstack_cloud_from_a_mounted_clouds_yaml(
     server goes when the job does. On the host's network (the testbed's endpoints are on
     loopback), so every port the container opens is a free one."""
     nats_port, condor_port = free_port(), free_port()
-    text = (ROOT / "container" / "cloudscheduler.toml").read_text()
-    edits = {
+    config = tmp_path / "cloudscheduler.toml"
+    config.write_text(shipped_config({
         "interval_s = 15": "interval_s = 2",
         "[planner]\ninterval_s = 10": "[planner]\ninterval_s = 2\nmin_vm_age_s = 0",
         'os_cloud = "cc-west"\nenabled = false':
             f'os_cloud = "{APPCRED_CLOUD}"\nnetwork = "none"\nenabled = true',
-    }
-    for old, new in edits.items():
-        assert text.count(old) == 1, f"container/cloudscheduler.toml no longer has {old!r}"
-        text = text.replace(old, new)
-    config = tmp_path / "cloudscheduler.toml"
-    config.write_text(text)
+    }))
     box = Container(f"cs-test-{uuid.uuid4().hex[:8]}", image)
+
+    def servers() -> list[Any]:
+        return [s for s in admin.compute.servers(all_projects=True)
+                if s.name.startswith("cs-container-cc-west-")]
+
     try:
         box.run("--network", "host",
                 "-e", f"CENTRAL_MANAGER=127.0.0.1:{condor_port}",
@@ -406,9 +408,6 @@ def test_the_same_image_boots_on_an_openstack_cloud_from_a_mounted_clouds_yaml(
         cluster = re.search(r"submitted to cluster (\d+)", submitted)
         assert cluster, submitted
 
-        def servers() -> list[Any]:
-            return [s for s in admin.compute.servers(all_projects=True)
-                    if s.name.startswith("cs-container-cc-west-")]
 
         booted = until("a server on Nova for the job", servers, 180,
                        lambda: box.exec("cs", "status"))
@@ -423,6 +422,5 @@ def test_the_same_image_boots_on_an_openstack_cloud_from_a_mounted_clouds_yaml(
               lambda: box.exec("cs", "status"))
     finally:
         box.remove()
-        for server in [s for s in admin.compute.servers(all_projects=True)
-                       if s.name.startswith("cs-container-cc-west-")]:
+        for server in servers():
             admin.compute.delete_server(server)
