@@ -26,7 +26,9 @@ from nats.aio.msg import Msg
 
 from bus import subjects
 from bus.connection import Bus
-from bus.schemas import CloudRecord, DemandClass, DemandSnapshot, LibvirtCloud
+from bus.schemas import CloudRecord, DemandClass, DemandSnapshot
+from providers.libvirt.options import LibvirtOptions
+from siteconfig import cloud_record
 from tests.natsserver import NatsServer
 
 CLOUD = "bench-lv"
@@ -94,10 +96,9 @@ async def lags(bus: Bus, changes: int) -> list[float]:
 async def run(args: argparse.Namespace, url: str) -> dict[str, float]:
     bus = await Bus.connect(url, "bench")
     await bus.ensure_infra()
-    await bus.kv(subjects.CLOUDS_BUCKET, CloudRecord).put(CLOUD, CloudRecord(
-        name=CLOUD, provider="libvirt", enabled=True, max_vms=100_000,
-        boots_per_cycle=1000, uri="test:///default",
-        libvirt=LibvirtCloud(base_image="worker.qcow2")))
+    await bus.kv(subjects.CLOUDS_BUCKET, CloudRecord).put(CLOUD, cloud_record(
+        CLOUD, LibvirtOptions(uri="test:///default", base_image="worker.qcow2"), enabled=True,
+        max_vms=100_000, boots_per_cycle=1000))
     try:
         await asyncio.sleep(3.0)  # the planner: connected, first (empty) cycle done
         rtt = await rtts(bus, args.rtts)

@@ -27,23 +27,27 @@ import libvirt
 
 from bench.boots import time_boots
 from bus.connection import Bus
-from bus.schemas import CloudRecord, LibvirtCloud, VmRecord, VmSpec
-from provisioning.settings import ProvisionerSettings
-from provisioning.userdata import WorkerSettings, render
-from provisioning.worker import CloudWorker
-from services.provisioner_libvirt import seed
-from services.provisioner_libvirt.driver import (
+from bus.schemas import VmRecord, VmSpec
+from providers.libvirt import seed
+from providers.libvirt.driver import (
     OVERLAY_SUFFIX,
     SEED_SUFFIX,
     LibvirtDriver,
     domain_xml,
     volume_xml,
 )
+from providers.libvirt.options import LibvirtOptions
+from provisioning.driver import DriverContext
+from provisioning.settings import ProvisionerSettings
+from provisioning.userdata import WorkerSettings, render
+from provisioning.worker import CloudWorker
+from siteconfig import cloud_record
 from tests.natsserver import NatsServer
 
 ROOT = Path(__file__).resolve().parents[1]
 SITE = "bench"
-OPTS = LibvirtCloud(storage_pool="default", base_image="worker.qcow2", domain_type="test")
+OPTS = LibvirtOptions(uri="test:///default", storage_pool="default", base_image="worker.qcow2",
+                      domain_type="test")
 WORKER = WorkerSettings("cm", None)
 
 
@@ -92,9 +96,9 @@ async def ours(url: str, uri: str, boots: int) -> float:
     bus = await Bus.connect(url, "bench")
     await bus.ensure_infra()
     cloud = f"bench{uuid.uuid4().hex[:6]}"
-    record = CloudRecord(name=cloud, provider="libvirt", enabled=True, max_vms=boots, uri=uri,
-                         libvirt=OPTS)
-    driver = LibvirtDriver(record, SITE, WORKER)
+    record = cloud_record(cloud, OPTS.model_copy(update={"uri": uri}), enabled=True,
+                          max_vms=boots)
+    driver = LibvirtDriver(record, DriverContext.of(SITE, WORKER))
     await driver.list()  # connected, as a running provisioner is
     worker = CloudWorker(bus, "libvirt", cloud, driver, ProvisionerSettings())
     vms = vms_of(cloud, boots)

@@ -32,11 +32,14 @@ import openstack
 
 from bench.boots import time_replicas
 from bus.connection import Bus
-from bus.schemas import CloudRecord, OpenstackCloud, VmRecord, VmSpec
+from bus.schemas import CloudRecord, VmRecord, VmSpec
+from providers.openstack.driver import OpenstackDriver
+from providers.openstack.options import OpenstackOptions
+from provisioning.driver import DriverContext
 from provisioning.settings import ProvisionerSettings
 from provisioning.userdata import WorkerSettings
 from provisioning.worker import CloudWorker
-from services.provisioner_openstack.driver import OpenstackDriver
+from siteconfig import cloud_record
 from tests.natsserver import NatsServer
 from tests.openstack_bed import ADMIN_CLOUD, APPCRED_CLOUD, IMAGE, Testbed
 
@@ -60,16 +63,16 @@ def bare(conn: Any, names: list[str], threads: int) -> float:
 
 def record(cloud: str, boots: int) -> CloudRecord:
     """The benchmark's cloud: the testbed's demo project through its application credential."""
-    return CloudRecord(name=cloud, provider="openstack", enabled=True, max_vms=boots,
-                       os_cloud=APPCRED_CLOUD, openstack=OpenstackCloud(network="none"))
+    return cloud_record(cloud, OpenstackOptions(os_cloud=APPCRED_CLOUD, network="none"),
+                        enabled=True, max_vms=boots)
 
 
 async def serve(url: str, cloud: str, threads: int, boots: int) -> None:
     """One provisioner replica: consume the cloud's intents until SIGTERM."""
     bus = await Bus.connect(url, "bench-replica")
     await bus.ensure_infra()
-    driver = OpenstackDriver(record(cloud, boots), SITE, WorkerSettings("cm", None),
-                             Testbed().clouds_yaml)
+    context = DriverContext.of(SITE, WorkerSettings("cm", None))
+    driver = OpenstackDriver(record(cloud, boots), context, Testbed().clouds_yaml)
     # A running provisioner's connection is long-lived: authenticated, its token known to
     # Nova and Glance. Warm both sides alike, outside the timing.
     await driver.list()

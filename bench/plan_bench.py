@@ -43,7 +43,7 @@ def scenario(jobs: int, classes: int, clouds: int, vms: int, targeted: bool = Tr
         for c in range(classes)))
     records = [CloudRecord(name=name, provider="libvirt", enabled=n % 10 != 0,
                            max_vms=max(1, 2 * vms // clouds), boots_per_cycle=5,
-                           uri="test:///default")
+                           address="test:///default")
                for n, name in enumerate(cloud_names)]
     registry = []
     startds = []

@@ -33,7 +33,7 @@ from bus import subjects
 from bus.connection import Bus
 from bus.schemas import DemandSnapshot
 from runtime.observe import PORT_OFFSETS
-from services.admin.supervisor import MODULES
+from services.admin.supervisor import COMMANDS
 from tests.natsserver import NatsServer
 from tests.observed import free_block
 
@@ -124,7 +124,7 @@ def main() -> None:
         config.write_text(CONFIG.format(url=nats.url, queue=queue, base=base))
         env = dict(os.environ, CS_CONFIG=str(config), CS_NATS_URL=nats.url)
         port = base + PORT_OFFSETS["cs-poller"]
-        proc = subprocess.Popen([sys.executable, "-m", MODULES["cs-poller"]], env=env,
+        proc = subprocess.Popen([sys.executable, *COMMANDS["cs-poller"]], env=env,
                                 stdout=(work / "cs-poller.log").open("wb"),
                                 stderr=subprocess.STDOUT)
         try:

@@ -31,23 +31,25 @@ from bench.boots import time_replicas
 from bench.libvirt_bench import OPTS, SITE, WORKER, bare, host, vms_of
 from bus.connection import Bus
 from bus.schemas import CloudRecord
+from providers.libvirt.driver import LibvirtDriver
+from provisioning.driver import DriverContext
 from provisioning.settings import ProvisionerSettings
 from provisioning.worker import CloudWorker
-from services.provisioner_libvirt.driver import LibvirtDriver
+from siteconfig import cloud_record
 from tests.natsserver import NatsServer
 
 
 def record(cloud: str, uri: str, boots: int) -> CloudRecord:
     """The shared cloud."""
-    return CloudRecord(name=cloud, provider="libvirt", enabled=True, max_vms=boots, uri=uri,
-                       libvirt=OPTS)
+    return cloud_record(cloud, OPTS.model_copy(update={"uri": uri}), enabled=True,
+                        max_vms=boots)
 
 
 async def serve(url: str, cloud: str, uri: str, boots: int) -> None:
     """One replica: consume the cloud's intents until SIGTERM."""
     bus = await Bus.connect(url, "bench-replica")
     await bus.ensure_infra()
-    driver = LibvirtDriver(record(cloud, uri, boots), SITE, WORKER)
+    driver = LibvirtDriver(record(cloud, uri, boots), DriverContext.of(SITE, WORKER))
     await driver.list()  # connected, as a running provisioner is
     worker = CloudWorker(bus, "libvirt", cloud, driver, ProvisionerSettings())
     stop = asyncio.Event()

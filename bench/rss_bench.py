@@ -23,8 +23,10 @@ from pathlib import Path
 
 from bus import subjects
 from bus.connection import Bus
-from bus.schemas import CloudRecord, DemandClass, DemandSnapshot, LibvirtCloud, VmRecord, VmSpec
-from services.admin.supervisor import MODULES
+from bus.schemas import CloudRecord, DemandClass, DemandSnapshot, VmRecord, VmSpec
+from providers.libvirt.options import LibvirtOptions
+from services.admin.supervisor import COMMANDS
+from siteconfig import cloud_record
 from tests.natsserver import NatsServer
 
 CLOUD = "rss-lv"
@@ -64,9 +66,9 @@ async def fill(url: str, vms: int) -> None:
     """The cloud record and `vms` running VMs of one class, in the registry."""
     bus = await Bus.connect(url, "bench")
     await bus.ensure_infra()
-    await bus.kv(subjects.CLOUDS_BUCKET, CloudRecord).put(CLOUD, CloudRecord(
-        name=CLOUD, provider="libvirt", enabled=True, max_vms=100_000, uri="test:///default",
-        libvirt=LibvirtCloud(base_image="worker.qcow2")))
+    await bus.kv(subjects.CLOUDS_BUCKET, CloudRecord).put(CLOUD, cloud_record(
+        CLOUD, LibvirtOptions(uri="test:///default", base_image="worker.qcow2"), enabled=True,
+        max_vms=100_000))
     kv = bus.kv(subjects.VMS_BUCKET, VmRecord)
     now = time.time()
     spec = VmSpec(vm_type="w", image="worker.qcow2", cores=1, memory_mb=512)
@@ -99,14 +101,14 @@ def main() -> None:
             config = work / "cs.toml"
             config.write_text(CONFIG.format(url=nats.url, queue=work / "queue.txt"))
             env = dict(os.environ, CS_CONFIG=str(config))
-            for name, module in MODULES.items():
+            for name, command in COMMANDS.items():
                 if name == "cs-poller":
                     continue  # the benchmark's demand stands in for the queue
-                procs[name] = subprocess.Popen([sys.executable, "-m", module], env=env,
+                procs[name] = subprocess.Popen([sys.executable, *command], env=env,
                                                stdout=(work / f"{name}.log").open("wb"),
                                                stderr=subprocess.STDOUT)
             procs["cs-poller"] = subprocess.Popen(
-                [sys.executable, "-m", MODULES["cs-poller"]], env=env,
+                [sys.executable, *COMMANDS["cs-poller"]], env=env,
                 stdout=(work / "cs-poller.log").open("wb"), stderr=subprocess.STDOUT)
             deadline = time.monotonic() + args.settle
             statuses = 0

@@ -42,17 +42,19 @@ from bus.schemas import (
     CloudRecord,
     DemandClass,
     DemandSnapshot,
-    LibvirtCloud,
     PlanReport,
     VmRecord,
     VmSpec,
 )
+from providers.libvirt.driver import LibvirtDriver
+from providers.libvirt.options import LibvirtOptions
+from provisioning.driver import DriverContext
 from provisioning.settings import ProvisionerSettings
 from provisioning.userdata import WorkerSettings
 from provisioning.worker import CloudWorker
 from runtime.observe import PORT_OFFSETS
-from services.admin.supervisor import MODULES
-from services.provisioner_libvirt.driver import LibvirtDriver
+from services.admin.supervisor import COMMANDS
+from siteconfig import cloud_record
 from tests.demo import ROOT
 from tests.natsserver import NatsServer
 from tests.observed import free_block, samples
@@ -113,10 +115,9 @@ async def fill(url: str, vms: int, clouds: int, uri: str) -> None:
     per_cloud = -(-vms // clouds)
     records = bus.kv(subjects.CLOUDS_BUCKET, CloudRecord)
     for i in range(clouds):
-        await records.put(cloud_name(i), CloudRecord(
-            name=cloud_name(i), provider="libvirt", enabled=True, max_vms=per_cloud + 1000,
-            boots_per_cycle=1000, uri=uri,
-            libvirt=LibvirtCloud(base_image="worker.qcow2", domain_type="test")))
+        await records.put(cloud_name(i), cloud_record(
+            cloud_name(i), LibvirtOptions(uri=uri, base_image="worker.qcow2", domain_type="test"),
+            enabled=True, max_vms=per_cloud + 1000, boots_per_cycle=1000))
     kv = bus.kv(subjects.VMS_BUCKET, VmRecord)
     now = time.time()
     spec = VmSpec(vm_type="w", image="worker.qcow2", cores=1, memory_mb=512)
@@ -188,8 +189,8 @@ async def reconcile_alone(url: str, cloud: str, times: int = 7) -> float:
     bus = await Bus.connect(url, "bench")
     entry = await bus.kv(subjects.CLOUDS_BUCKET, CloudRecord).get(cloud)
     assert entry is not None
-    driver = LibvirtDriver(entry.value, "scale", WorkerSettings(central_manager="cm.bench",
-                                                               token_file=None))
+    driver = LibvirtDriver(entry.value, DriverContext.of(
+        "scale", WorkerSettings(central_manager="cm.bench", token_file=None)))
     worker = CloudWorker(bus, "libvirt", cloud, driver, ProvisionerSettings(
         vanished_grace_s=86400, orphan_grace_s=86400))
     took = []
@@ -253,7 +254,7 @@ def one_size(vms: int, clouds: int, window: float) -> dict[str, float]:
                                             page=page))
             env = dict(os.environ, CS_CONFIG=str(config), CS_NATS_URL=nats.url)
             for name in SERVICES:
-                procs[name] = subprocess.Popen([sys.executable, "-m", MODULES[name]], env=env,
+                procs[name] = subprocess.Popen([sys.executable, *COMMANDS[name]], env=env,
                                                stdout=(work / f"{name}.log").open("wb"),
                                                stderr=subprocess.STDOUT)
             port = {name: base + PORT_OFFSETS[name] for name in SERVICES}

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import bcrypt
 
 from bus import subjects
+from providers.table import programs
 
 ROLES = ("admin", "planner", "poller", "provisioner", "operator", "viewer")
 """Every role, in the order `cs config nats-users` writes them."""
@@ -36,10 +37,9 @@ SERVICE_ROLES = {
     "cs-admin": "admin",
     "cs-planner": "planner",
     "cs-poller": "poller",
-    "cs-provisioner-libvirt": "provisioner",
-    "cs-provisioner-openstack": "provisioner",
+    **{program: "provisioner" for program in programs()},
 }
-"""The role each service's user gets."""
+"""The role each service's user gets (a provisioner per provider in the table)."""
 
 _JS = "$JS.API"
 _ALL_STREAMS = (subjects.INTENT_STREAM, subjects.CONDOR_STREAM, subjects.SNAPSHOT_STREAM,

@@ -11,8 +11,11 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Provider = Literal["libvirt", "openstack"]
-"""Which provisioner serves a cloud."""
+Provider = str
+"""Which provider serves a cloud: a name in the table of providers (`providers.table`)."""
+
+OptionValue = str | int | float | bool | tuple[str, ...]
+"""A value of a provider's own setting (what a TOML key of a `[[cloud]]` table can hold)."""
 
 VmState = Literal["requested", "booting", "running", "retiring", "deleting", "error", "gone"]
 """A VM's state in the registry. `requested`: the planner recorded it and sent a boot intent;
@@ -181,54 +184,6 @@ class CondorActionDone(Message):
 # ---- clouds and VMs (KV records) -------------------------------------------------------
 
 
-class LibvirtCloud(Message):
-    """How a libvirt cloud lays out its VMs on the host."""
-
-    storage_pool: str = "default"
-    """libvirt storage pool that holds the base image and receives each VM's overlay and seed."""
-    base_image: str = ""
-    """Base disk for jobs that name no image: a volume name in `storage_pool` or an absolute
-    path on the host; each VM gets a copy-on-write qcow2 overlay on it. A job's VMAMI (for this
-    cloud) names another volume instead, as v1's default_VMAMI was only a default."""
-    base_format: Literal["qcow2", "raw"] = "qcow2"
-    """Format of the base image, written into the overlay (never probed: probing is unsafe)."""
-    domain_type: Literal["kvm", "qemu", "test"] = "kvm"
-    """libvirt domain type: kvm (hardware virtualisation), qemu (TCG emulation), test."""
-    network: str = ""
-    """libvirt network for the VM's NIC (virtio); "" = no NIC (unless user_network)."""
-    user_network: bool = False
-    """The NIC on QEMU's user-mode network instead of a libvirt network: no bridge, the VM's
-    connections leave through the QEMU process (the host itself is 10.0.2.2 to the VM)."""
-    kernel: str = ""
-    """Direct kernel boot: path of the kernel on the host ("" = boot from the disk)."""
-    initrd: str = ""
-    """Direct kernel boot: path of the initrd on the host."""
-    cmdline: str = ""
-    """Direct kernel boot: kernel command line."""
-    console_log_dir: str = "/var/log/libvirt/qemu"
-    """The serial console of VM `<name>` is logged (by virtlogd) to `<dir>/<name>-console.log`."""
-    reserved_memory_mb: int = 1024
-    """Host memory kept for the host itself: not offered to VMs."""
-    cpu_overcommit: float = 1.0
-    """VM cores per host core the planner may use."""
-
-
-class OpenstackCloud(Message):
-    """How an OpenStack cloud boots our VMs (besides the jobs' image and flavor)."""
-
-    network: str = "auto"
-    """"auto" (Nova picks the project's network), "none", or a network name or id."""
-    key_name: str = ""
-    """Keypair injected into the VMs; "" = none."""
-    security_groups: tuple[str, ...] = ()
-    """Security group names; () = the project's default."""
-    availability_zone: str = ""
-    image: str = ""
-    """Image (name or id) for jobs that name none for this cloud."""
-    flavor: str = ""
-    """Flavor (name or id) for jobs that name none; "" = the smallest that fits the job."""
-
-
 class CloudCapacity(Message):
     """What a cloud says it can hold, and how much of it is used by instances that are not
     ours (KV `cs-capacity`, key = cloud name; written by its provisioner on every reconcile).
@@ -269,14 +224,14 @@ class CloudRecord(Message):
     """Largest VM in MB this cloud takes (v1's max_vm_mem); 0 means any."""
     boot_timeout_s: float = 600.0
     """A VM not up (and not in the pool) this long after it was requested is killed."""
-    uri: str = ""
-    """libvirt connection URI (libvirt clouds)."""
-    os_cloud: str = ""
-    """Name of the cloud in clouds.yaml (OpenStack clouds)."""
-    libvirt: LibvirtCloud | None = None
-    """Host-side settings of a libvirt cloud (storage, base image, console, capacity)."""
-    openstack: OpenstackCloud | None = None
-    """Boot settings of an OpenStack cloud (network, keypair, security groups, defaults)."""
+    address: str = ""
+    """Where the cloud is, as its provider names it (a libvirt URI, a clouds.yaml entry)."""
+    default_image: str = ""
+    """The image a VM gets when its job names none for this cloud (the provider's own key:
+    libvirt's base_image, OpenStack's image); "" = none, jobs must name one."""
+    options: dict[str, OptionValue] = Field(default_factory=dict)
+    """The provider's own settings, as its options model (`providers/<name>/options.py`)
+    read them from the config; its driver reads them back through the same model."""
     user_data: str = ""
     """The cloud-init user-data template (text, `${VAR}` placeholders); "" = the built-in one.
     Carried here, not as a path, so provisioners on other machines render the same text."""

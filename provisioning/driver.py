@@ -5,10 +5,15 @@ real or fake, must pass."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 from bus.schemas import CloudCapacity, CloudRecord, Instance, VmRecord
+from provisioning.userdata import WorkerSettings, render
+from siteconfig.section import Section
 
 
 class CloudDriver(Protocol):
@@ -56,3 +61,35 @@ class CloudDriver(Protocol):
 
 DriverFactory = Callable[[CloudRecord], Awaitable[CloudDriver]]
 """Builds the driver of one cloud from its record."""
+
+
+@dataclass(frozen=True)
+class DriverContext:
+    """What every driver of a provisioner is built with, besides its cloud's record."""
+
+    site: str
+    """The installation id: the tag that marks instances as ours."""
+    worker: WorkerSettings
+    """What the built-in user-data puts into the VMs (central manager, token, CA)."""
+    call_timeout_s: float
+    """Seconds one cloud API call may take before it counts as a temporary failure."""
+    provisioner: Section
+    """The `[provisioner]` table, for the keys only one provider reads (its
+    `provisioner_keys`, e.g. OpenStack's clouds_yaml)."""
+
+    @classmethod
+    def of(cls, site: str, worker: WorkerSettings, call_timeout_s: float = 30.0,
+           provisioner: dict[str, object] | None = None) -> DriverContext:
+        """A context without a config file (tests, benchmarks, tools)."""
+        return cls(site=site, worker=worker, call_timeout_s=call_timeout_s,
+                   provisioner=Section(Path("<no config file>"), "provisioner",
+                                       dict(provisioner or {})))
+
+    async def user_data(self, record: CloudRecord, vm: VmRecord) -> bytes:
+        """The VM's rendered user-data (on a thread: a [worker] token_command may take
+        seconds)."""
+        return await asyncio.to_thread(render, record.user_data, vm, self.site, self.worker)
+
+
+MakeDriver = Callable[[CloudRecord, DriverContext], CloudDriver]
+"""What a provider's driver module exports as `make_driver`."""

@@ -41,5 +41,4 @@ def one_per_name(listed: list[Instance], intents: dict[str, str]
 def driver_settings(record: CloudRecord) -> tuple[object, ...]:
     """What a driver is built from (limits and the enabled flag are the planner's business:
     changing them keeps the driver and its connection)."""
-    return (record.provider, record.uri, record.os_cloud, record.libvirt, record.openstack,
-            record.user_data)
+    return (record.provider, record.options, record.user_data)

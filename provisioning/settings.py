@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import ClassVar
 
+from providers.table import PROVIDERS
 from siteconfig.file import SiteConfig
 from siteconfig.section import Section
 
@@ -40,7 +40,7 @@ class ProvisionerSettings:
 
 @dataclass(frozen=True)
 class ProvisionerServiceSettings:
-    """What a provisioner service (libvirt or OpenStack) reads from the site config."""
+    """What a provisioner service (of any provider) reads from the site config."""
 
     nats_url: str
     """NATS server URL (CS_NATS_URL overrides the file)."""
@@ -48,15 +48,12 @@ class ProvisionerServiceSettings:
     """Installation id, written into every VM's tag; VMs of other sites are never touched."""
     call_timeout_s: float
     """Seconds one cloud API call may take before it counts as a temporary failure."""
-    clouds_yaml: Path | None
-    """OpenStack: clouds.yaml holding each cloud's `os_cloud` entry (credentials stay there);
-    None = openstacksdk's search (OS_CLIENT_CONFIG_FILE, ./, ~/.config/openstack/,
-    /etc/openstack/). Unused by libvirt."""
     loops: ProvisionerSettings
     """Reconcile interval, grace periods, intents at once."""
 
-    KEYS: ClassVar[frozenset[str]] = ProvisionerSettings.KEYS | {"call_timeout_s", "clouds_yaml"}
-    """The keys of the `[provisioner]` table."""
+    KEYS: ClassVar[frozenset[str]] = ProvisionerSettings.KEYS.union(
+        {"call_timeout_s"}, *(set(p.provisioner_keys) for p in PROVIDERS.values()))
+    """The keys of the `[provisioner]` table (with those only one provider reads)."""
 
     @classmethod
     def from_site(cls, site: SiteConfig) -> ProvisionerServiceSettings:
@@ -65,5 +62,4 @@ class ProvisionerServiceSettings:
         sec.check_keys(cls.KEYS)
         return cls(nats_url=site.nats_url, site=site.site,
                    call_timeout_s=sec.number("call_timeout_s", 30.0, minimum=1.0),
-                   clouds_yaml=sec.path_value("clouds_yaml", ""),
                    loops=ProvisionerSettings.from_section(sec))

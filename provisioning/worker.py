@@ -1,6 +1,6 @@
 """One cloud's provisioner loop: `CloudWorker` consumes the cloud's intents, applies them
 idempotently through its driver, keeps the registry truthful, and reconciles the cloud's
-listing with the registry. Both provisioners (libvirt, OpenStack) run it."""
+listing with the registry. Every provider's provisioner runs it."""
 
 from __future__ import annotations
 

@@ -8,12 +8,14 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from bus.errors import ConfigError
+from providers.table import programs
 from runtime.logs import FORMATS
 from siteconfig import SiteConfig
 
-PORT_OFFSETS = {"cs-admin": 0, "cs-poller": 1, "cs-planner": 2, "cs-provisioner-libvirt": 3,
-                "cs-provisioner-openstack": 4}
-"""Each service's /metrics port is [metrics] base_port plus its offset."""
+PORT_OFFSETS = {"cs-admin": 0, "cs-poller": 1, "cs-planner": 2,
+                **{program: 3 + n for n, program in enumerate(programs())}}
+"""Each service's /metrics port is [metrics] base_port plus its offset (the provisioners in
+the order of the table of providers)."""
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ service reads its own table into its own settings class; `docs/configuration.md`
 key, and a test keeps the two in step.
 """
 
-from siteconfig.file import DEFAULT_NATS_URL, SiteConfig, config_path, load
+from siteconfig.file import DEFAULT_NATS_URL, SiteConfig, cloud_record, config_path, load
 from siteconfig.section import Section
 
-__all__ = ["DEFAULT_NATS_URL", "Section", "SiteConfig", "config_path", "load"]
+__all__ = ["DEFAULT_NATS_URL", "Section", "SiteConfig", "cloud_record", "config_path", "load"]

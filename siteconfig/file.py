@@ -7,6 +7,7 @@ Environment variables override the file where noted (CS_NATS_URL).
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
 from dataclasses import dataclass
@@ -15,25 +16,16 @@ from typing import Any
 
 from bus import subjects
 from bus.errors import ConfigError
-from bus.schemas import CloudRecord, LibvirtCloud, OpenstackCloud
+from bus.schemas import CloudRecord
+from providers.spec import ConfigContext, ProviderOptions
+from providers.table import PROVIDERS
 from siteconfig.section import Section
 from siteconfig.template import check_template
 from siteconfig.textfile import read_text
 
 DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
-PROVIDERS = ("libvirt", "openstack")
 
 
-LIBVIRT_KEYS = frozenset({
-    "uri", "storage_pool", "base_image", "base_format", "domain_type", "network", "user_network",
-    "kernel", "initrd", "cmdline", "console_log_dir", "reserved_memory_mb", "cpu_overcommit",
-})
-"""Keys of a libvirt [[cloud]] table only."""
-OPENSTACK_KEYS = frozenset({
-    "os_cloud", "network", "key_name", "security_groups", "availability_zone", "image",
-    "flavor",
-})
-"""Keys of an OpenStack [[cloud]] table only."""
 COMMON_CLOUD_KEYS = frozenset({
     "name", "provider", "enabled", "max_vms", "boots_per_cycle", "priority", "max_cores",
     "max_memory_mb", "max_vm_cores", "max_vm_memory_mb", "boot_timeout_s", "user_data",
@@ -76,13 +68,24 @@ def _cloud(path: Path, index: int, data: Any) -> CloudRecord:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: [[cloud]] #{index + 1}: expected a table")
     sec = Section(path, f"cloud #{index + 1}", data)
-    sec.check_keys(COMMON_CLOUD_KEYS | LIBVIRT_KEYS | OPENSTACK_KEYS)
     name = sec.string("name", "")
     if not name:
         raise ConfigError(f"{path}: [[cloud]] #{index + 1}: 'name' is required")
     sec = Section(path, f"cloud {name}", data)
     subjects.check_token(name, f"{path}: [cloud {name}] name:")
-    provider = sec.string("provider", "")
+    provider = PROVIDERS.get(sec.string("provider", ""))
+    if provider is None:
+        raise ConfigError(f"{sec.where('provider')}: expected one of {', '.join(PROVIDERS)}, "
+                          f"got {data.get('provider', '')!r}")
+    own = {k: v for k, v in data.items() if k not in COMMON_CLOUD_KEYS}
+    for key in own:
+        if key not in provider.options.model_fields:
+            raise ConfigError(_unknown_key(sec, key, provider.name))
+    try:
+        options = provider.read(own, ConfigContext(config_dir=path.parent, cloud=name))
+    except ValueError as exc:
+        raise ConfigError(f"{path}: [cloud {name}] " + "; ".join(str(exc).splitlines())) \
+            from None
     user_data_file = sec.path_value("user_data", "")
     user_data = ""
     if user_data_file is not None:
@@ -91,88 +94,45 @@ def _cloud(path: Path, index: int, data: Any) -> CloudRecord:
         except ConfigError as exc:
             raise ConfigError(f"{path}: [cloud {name}] user_data: cannot read {exc}") from None
         check_template(user_data, f"{user_data_file} (user_data of cloud {name})")
-    common: dict[str, Any] = {
-        "name": name,
-        "enabled": sec.boolean("enabled", False),
-        "max_vms": sec.integer("max_vms", 10),
-        "boots_per_cycle": sec.integer("boots_per_cycle", 5, minimum=1),
-        "priority": sec.integer("priority", 0),
-        "max_cores": sec.integer("max_cores", 0),
-        "max_memory_mb": sec.integer("max_memory_mb", 0),
-        "max_vm_cores": sec.integer("max_vm_cores", 0),
-        "max_vm_memory_mb": sec.integer("max_vm_memory_mb", 0),
-        "boot_timeout_s": sec.number("boot_timeout_s", 600.0, minimum=1.0),
-        "user_data": user_data,
-        "user_data_file": str(user_data_file or ""),
-    }
-    if provider == "libvirt":
-        _only(sec, name, provider, LIBVIRT_KEYS, OPENSTACK_KEYS)
-        uri = sec.string("uri", "")
-        if not uri:
-            raise ConfigError(
-                f"{path}: [cloud {name}] uri: a libvirt cloud needs a connection URI, "
-                "e.g. uri = \"qemu:///system\" or \"test:///default\""
-            )
-        uri = _test_host(path, uri)
-        return CloudRecord(provider="libvirt", uri=uri, libvirt=_libvirt(sec, uri), **common)
-    if provider == "openstack":
-        _only(sec, name, provider, OPENSTACK_KEYS, LIBVIRT_KEYS)
-        options: dict[str, Any] = {
-            "network": sec.string("network", "auto"),
-            "key_name": sec.string("key_name", ""),
-            "security_groups": sec.strings("security_groups"),
-            "availability_zone": sec.string("availability_zone", ""),
-            "image": sec.string("image", ""),
-            "flavor": sec.string("flavor", ""),
-        }
-        return CloudRecord(provider="openstack", os_cloud=sec.string("os_cloud", name),
-                           openstack=OpenstackCloud(**options), **common)
-    raise ConfigError(
-        f"{path}: [cloud {name}] provider: expected one of {', '.join(PROVIDERS)}, "
-        f"got {provider!r}"
-    )
+    return cloud_record(
+        name, options, provider=provider.name,
+        enabled=sec.boolean("enabled", False),
+        max_vms=sec.integer("max_vms", 10),
+        boots_per_cycle=sec.integer("boots_per_cycle", 5, minimum=1),
+        priority=sec.integer("priority", 0),
+        max_cores=sec.integer("max_cores", 0),
+        max_memory_mb=sec.integer("max_memory_mb", 0),
+        max_vm_cores=sec.integer("max_vm_cores", 0),
+        max_vm_memory_mb=sec.integer("max_vm_memory_mb", 0),
+        boot_timeout_s=sec.number("boot_timeout_s", 600.0, minimum=1.0),
+        user_data=user_data, user_data_file=str(user_data_file or ""))
 
 
-def _only(sec: Section, name: str, provider: str, own: frozenset[str],
-          other: frozenset[str]) -> None:
-    """Reject the other provider's keys: a key that would be ignored is a mistake."""
-    for key in sorted(other - own):
-        if key in sec.data:
-            raise ConfigError(f"{sec.path}: [cloud {name}] {key}: not a setting of a {provider} "
-                              "cloud")
+def cloud_record(name: str, options: ProviderOptions | dict[str, Any], provider: str = "",
+                 **common: Any) -> CloudRecord:
+    """A cloud's record from its provider's options (a model, or keys its model reads) and
+    the settings every cloud has; what a `[[cloud]]` table gives, for code that builds one.
+    `provider` may be left out when `options` is a model of a provider in the table."""
+    if isinstance(options, dict):
+        options = PROVIDERS[provider].read(options)
+    elif not provider:
+        provider = next(p.name for p in PROVIDERS.values() if p.options is type(options))
+    return CloudRecord(name=name, provider=provider, address=options.address(name),
+                       default_image=options.default_image(), options=options.model_dump(),
+                       **common)
 
 
-def _test_host(path: Path, uri: str) -> str:
-    """A `test:///FILE` URI naming a host description next to the config file, made absolute
-    (libvirt needs an absolute path; the demo's config must work from any folder)."""
-    if not uri.startswith("test:///") or uri == "test:///default":
-        return uri
-    named = Path(uri.removeprefix("test://"))
-    beside = path.parent.resolve() / str(named).lstrip("/")
-    return f"test://{beside}" if not named.exists() and beside.exists() else uri
-
-
-def _libvirt(sec: Section, uri: str) -> LibvirtCloud:
-    default_type = "test" if uri.startswith("test:") else "kvm"
-    fields: dict[str, Any] = {
-        "storage_pool": sec.string("storage_pool", "default-pool" if uri == "test:///default"
-                                   else "default"),
-        "base_image": sec.string("base_image", ""),
-        "base_format": sec.choice("base_format", "qcow2", ("qcow2", "raw")),
-        "domain_type": sec.choice("domain_type", default_type, ("kvm", "qemu", "test")),
-        "network": sec.string("network", ""),
-        "user_network": sec.boolean("user_network", False),
-        "kernel": sec.string("kernel", ""),
-        "initrd": sec.string("initrd", ""),
-        "cmdline": sec.string("cmdline", ""),
-        "console_log_dir": sec.string("console_log_dir", "/var/log/libvirt/qemu"),
-        "reserved_memory_mb": sec.integer("reserved_memory_mb", 1024),
-        "cpu_overcommit": sec.number("cpu_overcommit", 1.0, minimum=0.1),
-    }
-    if fields["user_network"] and fields["network"]:
-        raise ConfigError(f"{sec.where('user_network')}: network and user_network = true "
-                          "both name the VM's NIC; set one of them")
-    return LibvirtCloud(**fields)
+def _unknown_key(sec: Section, key: str, provider: str) -> str:
+    """A key no provider knows is a typo (with a guess); another provider's key is a
+    mistake of its own."""
+    others = [p.name for p in PROVIDERS.values() if key in p.options.model_fields]
+    if others:
+        return f"{sec.where(key)}: not a setting of a {provider} cloud (it is one of " \
+               f"{', '.join(others)})"
+    known = set(PROVIDERS[provider].options.model_fields) | COMMON_CLOUD_KEYS
+    close = difflib.get_close_matches(key, sorted(known), n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return f"{sec.where(key)}: unknown key{hint}"
 
 
 def load(path: Path, env: dict[str, str] | None = None) -> SiteConfig:

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import libvirt
 
-from bus.schemas import CloudRecord, LibvirtCloud, VmRecord
-from provisioning.userdata import WorkerSettings
-from services.provisioner_libvirt.driver import (
+from bus.schemas import CloudRecord, VmRecord
+from providers.libvirt.driver import (
     OVERLAY_SUFFIX,
     SEED_SUFFIX,
     LibvirtDriver,
     domain_xml,
 )
+from providers.libvirt.options import LibvirtOptions
+from provisioning.driver import DriverContext
+from provisioning.userdata import WorkerSettings
+from siteconfig import cloud_record
 
 URI = "test:///default"
 BASE_IMAGE = "img.qcow2"
@@ -40,15 +43,14 @@ def ensure_base_image(uri: str = URI, pool: str = "default-pool") -> None:
 
 def record(cloud: str, uri: str = URI, **options: str) -> CloudRecord:
     """A libvirt cloud record on the test host."""
-    return CloudRecord(name=cloud, provider="libvirt", enabled=True, max_vms=10, uri=uri,
-                       libvirt=LibvirtCloud.model_validate(
-                           {"storage_pool": "default-pool", "domain_type": "test", **options}))
+    return cloud_record(cloud, LibvirtOptions.read({"uri": uri, **options}), enabled=True,
+                        max_vms=10)
 
 
 def host_driver(cloud: str, site: str, **options: str) -> LibvirtDriver:
     """Our driver on the test host, with its base image in place."""
     ensure_base_image()
-    return LibvirtDriver(record(cloud, **options), site, WORKER)
+    return LibvirtDriver(record(cloud, **options), DriverContext.of(site, WORKER))
 
 
 def _conn() -> libvirt.virConnect:
@@ -95,6 +97,7 @@ def host_figures() -> tuple[int, int, int, int]:
 
 def define_stopped(vm: VmRecord, site: str) -> None:
     """Define `vm` with our tag but never start it (a guest that shut itself down)."""
-    xml = domain_xml(vm, site, LibvirtCloud(domain_type="test", storage_pool="default-pool"),
+    opts = LibvirtOptions(uri=URI, domain_type="test", storage_pool="default-pool")
+    xml = domain_xml(vm, site, opts,
                      vm.vm_id + OVERLAY_SUFFIX, vm.vm_id + SEED_SUFFIX)
     _conn().defineXML(xml)

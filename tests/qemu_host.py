@@ -8,7 +8,9 @@ from pathlib import Path
 
 import libvirt
 
-from bus.schemas import CloudRecord, LibvirtCloud
+from bus.schemas import CloudRecord
+from providers.libvirt.options import LibvirtOptions
+from siteconfig import cloud_record
 from tests import guest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,12 +68,12 @@ def add_base(disk: Path, volume: str) -> None:
 
 def record(name: str, built: guest.Guest, user_data: str) -> CloudRecord:
     """A libvirt cloud on this host that boots the tiny guest under TCG."""
-    return CloudRecord(
-        name=name, provider="libvirt", enabled=True, max_vms=2, uri=URI, user_data=user_data,
-        libvirt=LibvirtCloud(storage_pool=POOL, base_image=BASE, domain_type="qemu",
+    return cloud_record(
+        name, LibvirtOptions(uri=URI, storage_pool=POOL, base_image=BASE, domain_type="qemu",
                              kernel=str(built.kernel), initrd=str(built.initrd),
                              cmdline="console=ttyS0 panic=-1", console_log_dir=CONSOLE_DIR,
-                             reserved_memory_mb=256))
+                             reserved_memory_mb=256),
+        enabled=True, max_vms=2, user_data=user_data)
 
 
 def console(vm_id: str) -> str:

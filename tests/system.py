@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from services.admin.supervisor import MODULES
+from services.admin.supervisor import COMMANDS
 
 
 class System:
@@ -31,11 +31,11 @@ class System:
 
     def start(self) -> None:
         """Start every service."""
-        for name, module in MODULES.items():
+        for name, command in COMMANDS.items():
             log = (self.workdir / f"{name}.log").open("ab")
             env = dict(self.env, CS_NATS_URL=self.service_urls.get(name, self.nats_url))
             self.procs[name] = subprocess.Popen(
-                [sys.executable, "-m", module], stdout=log, stderr=subprocess.STDOUT, env=env)
+                [sys.executable, *command], stdout=log, stderr=subprocess.STDOUT, env=env)
 
     def stop(self) -> None:
         """SIGTERM every service and wait; every one must exit cleanly."""

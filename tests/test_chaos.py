@@ -21,7 +21,8 @@ from typing import Any
 
 import pytest
 
-from services.provisioner_openstack.driver import META_INTENT
+from providers.openstack.driver import META_INTENT
+from services.admin.supervisor import COMMANDS
 from tests.demo import ROOT, cs, free_port
 from tests.openstack_bed import APPCRED_CLOUD, IMAGE, Testbed
 from tests.waiting import eventually
@@ -35,10 +36,6 @@ JOBS = 1000
 CHAOS_S = 60.0
 SERVICES = ("cs-admin", "cs-poller", "cs-planner", "cs-provisioner-libvirt",
             "cs-provisioner-openstack")
-MODULE_OF = {"cs-admin": "services.admin", "cs-poller": "services.poller",
-             "cs-planner": "services.planner",
-             "cs-provisioner-libvirt": "services.provisioner_libvirt",
-             "cs-provisioner-openstack": "services.provisioner_openstack"}
 
 CONFIG = """
 site = "chaos"
@@ -107,8 +104,8 @@ def children(pid: int) -> dict[str, int]:
             continue
         if "nats-server" in cmdline:
             found["nats-server"] = kid
-        for name, module in MODULE_OF.items():
-            if f"-m {module}" in cmdline:
+        for name in SERVICES:
+            if " ".join(COMMANDS[name]) + " " in cmdline:
                 found[name] = kid
     return found
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from services.admin.supervisor import MODULES
+from services.admin.supervisor import COMMANDS
 from tests.natsserver import NatsServer
 
 pytestmark = pytest.mark.e2e
@@ -60,7 +60,7 @@ def test_permission_denied_and_bad_credentials_are_one_clear_line(
     config.write_text(CONFIG)
     admin_url = _url(server, "admin", "admin-s3cret")
     log = tmp_path / "admin.log"
-    admin = subprocess.Popen([sys.executable, "-m", MODULES["cs-admin"]],
+    admin = subprocess.Popen([sys.executable, *COMMANDS["cs-admin"]],
                              stdout=log.open("ab"), stderr=subprocess.STDOUT,
                              env=dict(os.environ, CS_CONFIG=str(config), CS_NATS_URL=admin_url))
     try:

@@ -18,7 +18,8 @@ from pydantic import BaseModel
 
 import siteconfig
 from bus import subjects
-from bus.schemas import CloudRecord, LibvirtCloud, OpenstackCloud
+from bus.schemas import CloudRecord
+from providers.table import PROVIDERS
 from provisioning.settings import ProvisionerServiceSettings, ProvisionerSettings
 from provisioning.userdata import WorkerSettings
 from runtime.observe import ObserveSettings
@@ -28,18 +29,11 @@ from services.planner.decisions import Policy
 from services.planner.settings import PlannerSettings
 from services.poller.demand import JobDefaults
 from services.poller.settings import PollerSettings
-from siteconfig.file import (
-    COMMON_CLOUD_KEYS,
-    LIBVIRT_KEYS,
-    NATS_KEYS,
-    OPENSTACK_KEYS,
-    TOP_KEYS,
-    SiteConfig,
-)
+from siteconfig.file import COMMON_CLOUD_KEYS, NATS_KEYS, TOP_KEYS, SiteConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
-PACKAGES = ("bus", "siteconfig", "runtime", "registry", "provisioning", "services")
+PACKAGES = ("providers", "bus", "siteconfig", "runtime", "registry", "provisioning", "services")
 
 KEYS: dict[str, frozenset[str]] = {
     "top": frozenset({"site"}),
@@ -52,8 +46,7 @@ KEYS: dict[str, frozenset[str]] = {
     "metrics": ObserveSettings.METRICS_KEYS,
     "logging": ObserveSettings.LOGGING_KEYS,
     "cloud": COMMON_CLOUD_KEYS,
-    "cloud.libvirt": LIBVIRT_KEYS,
-    "cloud.openstack": OPENSTACK_KEYS,
+    **{f"cloud.{p.name}": frozenset(p.options.model_fields) for p in PROVIDERS.values()},
 }
 """What each table accepts, as the code checks it."""
 
@@ -75,11 +68,10 @@ FIELDS: dict[type, tuple[str, dict[str, str | None]]] = {
     ObserveSettings: ("metrics", {"metrics_host": "metrics:host",
                                   "metrics_port": "metrics:base_port",
                                   "log_format": "logging:format", "log_level": "logging:level"}),
-    CloudRecord: ("cloud", {"uri": "cloud.libvirt:uri", "os_cloud": "cloud.openstack:os_cloud",
-                            "libvirt": None, "openstack": None,  # their own tables, below
+    CloudRecord: ("cloud", {"address": None, "default_image": None,  # from the options
+                            "options": None,  # each provider's own table, below
                             "user_data_file": None, "updated_at": None, "updated_by": None}),
-    LibvirtCloud: ("cloud.libvirt", {}),
-    OpenstackCloud: ("cloud.openstack", {}),
+    **{p.options: (f"cloud.{p.name}", {}) for p in PROVIDERS.values()},
 }
 """Each settings class: the table its fields come from, and the fields that are named
 otherwise there (None: not a key; set by the code, or the table of its own below)."""
@@ -183,16 +175,17 @@ def test_documented_defaults_are_the_code_defaults(tmp_path: Path) -> None:
     site = siteconfig.load(path, {})
     planner = PlannerSettings.from_site(site)
     provisioner = ProvisionerServiceSettings.from_site(site)
-    libvirt, openstack = site.clouds
-    assert libvirt.libvirt is not None and openstack.openstack is not None
+    libvirt = site.clouds[0]
     poller = PollerSettings.from_site(site)
     instances: list[Any] = [
         site, poller, poller.defaults, planner, planner.policy, provisioner,
         provisioner.loops, WorkerSettings.from_site(site),
-        ObserveSettings.from_site(site, "cs-admin", {}), libvirt, libvirt.libvirt,
-        openstack.openstack]
+        ObserveSettings.from_site(site, "cs-admin", {}), libvirt,
+        *(PROVIDERS[c.provider].read(dict(c.options)) for c in site.clouds)]
     actual: dict[str, Any] = {"admin:status_page": "",  # [admin] is read into an address
-                              "admin:history_interval_s": history.DEFAULT_INTERVAL_S}
+                              "admin:history_interval_s": history.DEFAULT_INTERVAL_S,
+                              **{f"provisioner:{key}": default for p in PROVIDERS.values()
+                                 for key, default in p.provisioner_keys.items()}}
     for obj in instances:
         table, named = FIELDS[type(obj)]
         for name in _fields(type(obj)):

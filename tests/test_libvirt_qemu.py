@@ -17,10 +17,11 @@ import pytest
 from bus import subjects
 from bus.connection import Bus
 from bus.schemas import CloudRecord, Intent, VmRecord, VmSpec
+from providers.libvirt.driver import OVERLAY_SUFFIX, SEED_SUFFIX, LibvirtDriver
 from provisioning.contract import DriverContract, make_vm
+from provisioning.driver import DriverContext
 from provisioning.userdata import WorkerSettings
-from services.admin.supervisor import MODULES
-from services.provisioner_libvirt.driver import OVERLAY_SUFFIX, SEED_SUFFIX, LibvirtDriver
+from services.admin.supervisor import COMMANDS
 from tests import guest, qemu_host
 from tests.natsserver import NatsServer
 from tests.waiting import eventually_async
@@ -40,15 +41,16 @@ def built() -> guest.Guest:
 
 @pytest.fixture
 async def driver(built: guest.Guest) -> AsyncIterator[LibvirtDriver]:
-    d = LibvirtDriver(qemu_host.record(CLOUD, built, USER_DATA), SITE, WORKER, timeout_s=120)
+    d = LibvirtDriver(qemu_host.record(CLOUD, built, USER_DATA),
+                      DriverContext.of(SITE, WORKER, 120))
     yield d
     await d.close()
 
 
 @pytest.fixture
 async def other_site_driver(built: guest.Guest) -> AsyncIterator[LibvirtDriver]:
-    d = LibvirtDriver(qemu_host.record(CLOUD, built, USER_DATA), "qemu-other", WORKER,
-                      timeout_s=120)
+    d = LibvirtDriver(qemu_host.record(CLOUD, built, USER_DATA),
+                      DriverContext.of("qemu-other", WORKER, 120))
     yield d
     await d.close()
 
@@ -100,7 +102,7 @@ vanished_grace_s = 600
 
 def _start_provisioner(config: Path, log: Path, url: str) -> subprocess.Popen[bytes]:
     env = dict(os.environ, CS_CONFIG=str(config), CS_NATS_URL=url, PYTHONUNBUFFERED="1")
-    return subprocess.Popen([sys.executable, "-m", MODULES["cs-provisioner-libvirt"]],
+    return subprocess.Popen([sys.executable, *COMMANDS["cs-provisioner-libvirt"]],
                             stdout=log.open("ab"), stderr=subprocess.STDOUT, env=env)
 
 
@@ -186,7 +188,8 @@ async def test_provisioner_killed_between_create_and_ack_makes_exactly_one_vm(
             if proc is not None and proc.poll() is None:
                 proc.terminate()
                 proc.wait(15)
-        leftover_driver = LibvirtDriver(qemu_host.record(cloud, built, USER_DATA), SITE, WORKER)
+        leftover_driver = LibvirtDriver(qemu_host.record(cloud, built, USER_DATA),
+                                        DriverContext.of(SITE, WORKER))
         await leftover_driver.delete(vm.vm_id)
         await leftover_driver.close()
 
@@ -226,7 +229,8 @@ async def test_two_provisioner_replicas_share_a_clouds_intents_and_make_each_vm_
         for proc in replicas:
             proc.terminate()
             proc.wait(15)
-        cleanup = LibvirtDriver(qemu_host.record(cloud, built, USER_DATA), SITE, WORKER)
+        cleanup = LibvirtDriver(qemu_host.record(cloud, built, USER_DATA),
+                                        DriverContext.of(SITE, WORKER))
         for vm in vms:
             await cleanup.delete(vm.vm_id)
         await cleanup.close()

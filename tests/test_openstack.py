@@ -19,19 +19,22 @@ from typing import Any
 import openstack
 import pytest
 
+import siteconfig
 from bus import subjects
 from bus.connection import Bus
 from bus.errors import OutOfResources, PermanentError
-from bus.schemas import CloudRecord, Instance, Intent, OpenstackCloud, VmRecord, VmSpec
+from bus.schemas import CloudRecord, Instance, Intent, VmRecord, VmSpec
+from providers.openstack.driver import OpenstackDriver
+from providers.openstack.options import OpenstackOptions
 from provisioning.contract import DriverContract, make_vm
+from provisioning.driver import DriverContext
 from provisioning.settings import ProvisionerSettings
 from provisioning.userdata import WorkerSettings
 from provisioning.worker import CloudWorker
-from services.admin.supervisor import MODULES
+from services.admin.supervisor import COMMANDS
 from services.planner.core import plan
 from services.planner.decisions import Policy
 from services.planner.health import blocked, record
-from services.provisioner_openstack.driver import OpenstackDriver
 from tests.applied import settle
 from tests.faultproxy import Fault, FaultProxy
 from tests.holdproxy import HoldProxy
@@ -46,10 +49,11 @@ WORKER = WorkerSettings(central_manager="cm.os.test", token_file=None)
 USER_DATA = "#cloud-config\n# CS_VM_ID = ${CS_VM_ID}\n"
 
 
-def cloud_record(name: str, os_cloud: str = APPCRED_CLOUD) -> CloudRecord:
-    return CloudRecord(name=name, provider="openstack", enabled=True, max_vms=5,
-                       os_cloud=os_cloud, user_data=USER_DATA,
-                       openstack=OpenstackCloud(network="none"))
+def cloud_record(name: str, os_cloud: str = APPCRED_CLOUD, network: str = "none"
+                 ) -> CloudRecord:
+    return siteconfig.cloud_record(
+        name, OpenstackOptions(os_cloud=os_cloud, network=network), enabled=True, max_vms=5,
+        user_data=USER_DATA)
 
 
 def os_vm(cloud: str, site: str = SITE) -> VmRecord:
@@ -62,7 +66,8 @@ def os_vm(cloud: str, site: str = SITE) -> VmRecord:
 
 def new_driver(bed: Testbed, cloud: str, site: str = SITE, os_cloud: str = APPCRED_CLOUD
                ) -> OpenstackDriver:
-    return OpenstackDriver(cloud_record(cloud, os_cloud), site, WORKER, bed.clouds_yaml)
+    return OpenstackDriver(cloud_record(cloud, os_cloud), DriverContext.of(site, WORKER),
+                           bed.clouds_yaml)
 
 
 @pytest.fixture
@@ -162,9 +167,8 @@ async def test_a_named_network_is_looked_up_and_the_server_gets_a_port_on_it(
     stand-in holds one, cs-test-net) and boots the server on it; Nova makes its port there,
     and deletes it with the server. A name Neutron does not know is a permanent error."""
     cloud = f"net{uuid.uuid4().hex[:6]}"
-    record = cloud_record(cloud).model_copy(
-        update={"openstack": OpenstackCloud(network="cs-test-net")})
-    driver = OpenstackDriver(record, SITE, WORKER, bed.clouds_yaml)
+    driver = OpenstackDriver(cloud_record(cloud, network="cs-test-net"),
+                             DriverContext.of(SITE, WORKER), bed.clouds_yaml)
     vm = os_vm(cloud)
     try:
         await driver.create(vm)
@@ -183,8 +187,8 @@ async def test_a_named_network_is_looked_up_and_the_server_gets_a_port_on_it(
         assert list(admin.network.ports(device_id=server.id)) == []
     finally:
         await driver.close()
-    missing = OpenstackDriver(record.model_copy(update={"openstack": OpenstackCloud(
-        network="no-such-net")}), SITE, WORKER, bed.clouds_yaml)
+    missing = OpenstackDriver(cloud_record(cloud, network="no-such-net"),
+                              DriverContext.of(SITE, WORKER), bed.clouds_yaml)
     try:
         with pytest.raises(PermanentError,
                            match=f"network 'no-such-net' not found on cloud {cloud}"):
@@ -284,7 +288,7 @@ def proxied_clouds_yaml(bed: Testbed, port: int, tmp_path: Path) -> Path:
 def start_provisioner(config: Path, log: Path) -> subprocess.Popen[bytes]:
     """cs-provisioner-openstack on `config`, its output appended to `log`."""
     return subprocess.Popen(
-        [sys.executable, "-m", MODULES["cs-provisioner-openstack"]], stdout=log.open("ab"),
+        [sys.executable, *COMMANDS["cs-provisioner-openstack"]], stdout=log.open("ab"),
         stderr=subprocess.STDOUT, env=dict(os.environ, CS_CONFIG=str(config),
                                            PYTHONUNBUFFERED="1"))
 
@@ -315,8 +319,8 @@ async def test_cloud_faults_are_retried_with_the_reason_shown_and_nothing_leaks(
     proxy = FaultProxy(bed.ports["nova-api"], faults)
     await proxy.start()
     cloud = f"fault{uuid.uuid4().hex[:6]}"
-    driver = OpenstackDriver(cloud_record(cloud), SITE, WORKER,
-                             proxied_clouds_yaml(bed, proxy.port, tmp_path), timeout_s=3.0)
+    driver = OpenstackDriver(cloud_record(cloud), DriverContext.of(SITE, WORKER, 3.0),
+                             proxied_clouds_yaml(bed, proxy.port, tmp_path))
     worker = CloudWorker(bus, "openstack", cloud, driver,
                          ProvisionerSettings(orphan_grace_s=0.0, vanished_grace_s=0.0))
     vm = os_vm(cloud)

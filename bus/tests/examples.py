@@ -23,9 +23,7 @@ from bus.schemas import (
     InstanceList,
     InstancesRequest,
     Intent,
-    LibvirtCloud,
     Message,
-    OpenstackCloud,
     PlanDecision,
     PlanReport,
     PoolSnapshot,
@@ -56,9 +54,11 @@ DEMAND = DemandSnapshot(source="replay:q", taken_at=1.5, classes=(CLASS,), rejec
 STARTD = Startd(vm_id="cs-s-c1-abc123-0", name="slot1@vm-1", state="Unclaimed", activity="Idle",
                 entered_state_at=10.0)
 POOL = PoolSnapshot(source="collector", taken_at=2.0, startds=(STARTD,))
-CLOUD = CloudRecord(name="c1", provider="libvirt", enabled=True, max_vms=10, uri="test:///default",
-                    libvirt=LibvirtCloud(storage_pool="default", base_image="w.qcow2"),
-                    openstack=OpenstackCloud(network="net1", security_groups=("default",)))
+CLOUD = CloudRecord(name="c1", provider="libvirt", enabled=True, max_vms=10,
+                    address="test:///default", default_image="w.qcow2",
+                    options={"uri": "test:///default", "storage_pool": "default",
+                             "base_image": "w.qcow2", "cpu_overcommit": 1.5,
+                             "user_network": False, "security_groups": ("default",)})
 SPEC = VmSpec(vm_type="worker", image="img.qcow2", cores=2, memory_mb=4096)
 VM = VmRecord(vm_id="cs-s-c1-abc123-0", cloud="c1", intent_id="boot-x", class_key="abc123def0",
               spec=SPEC, state="requested", created_at=3.0, updated_at=3.0, trace="t1")

@@ -347,7 +347,7 @@ class AdminService:
                             health=health.get(c.name), max_cores=c.max_cores,
                             max_memory_mb=c.max_memory_mb, cores_used=cores[c.name],
                             memory_mb_used=memory[c.name], capacity=capacity.get(c.name),
-                            address=c.uri or c.os_cloud, priority=c.priority)
+                            address=c.address, priority=c.priority)
                 for c in sorted(clouds, key=lambda c: c.name)
             ),
             vms=tuple(shown),

@@ -20,17 +20,17 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from bus.connection import redacted
+from providers.table import PROVIDERS
 from siteconfig import SiteConfig
 
-SERVICES = ("cs-admin", "cs-poller", "cs-planner", "cs-provisioner-libvirt",
-            "cs-provisioner-openstack")
-MODULES = {
-    "cs-admin": "services.admin",
-    "cs-poller": "services.poller",
-    "cs-planner": "services.planner",
-    "cs-provisioner-libvirt": "services.provisioner_libvirt",
-    "cs-provisioner-openstack": "services.provisioner_openstack",
+COMMANDS: dict[str, list[str]] = {
+    "cs-admin": ["-m", "services.admin"],
+    "cs-poller": ["-m", "services.poller"],
+    "cs-planner": ["-m", "services.planner"],
+    **{p.program: ["-m", "services.provisioner", p.name] for p in PROVIDERS.values()},
 }
+"""Each service, and its arguments to this Python: one provisioner per provider."""
+SERVICES = tuple(COMMANDS)
 STOP_GRACE_S = 10.0
 
 
@@ -121,7 +121,7 @@ async def _supervise(site: SiteConfig, state: Path) -> int:
                PYTHONUNBUFFERED="1")
     nats = Child("nats-server", nats_argv(site.nats_url, state / "nats"),
                  logs / "nats-server.log")
-    services = [Child(name, [sys.executable, "-m", MODULES[name]], logs / f"{name}.log")
+    services = [Child(name, [sys.executable, *COMMANDS[name]], logs / f"{name}.log")
                 for name in SERVICES]
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

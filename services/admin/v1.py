@@ -11,8 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 from bus.schemas import ALIVE_STATES, CloudStatus, StatusReply, VmRecord
+from providers.table import PROVIDERS
 
-CLOUD_TYPES = {"openstack": "OpenStackNative", "libvirt": "localhost"}
+CLOUD_TYPES = {p.name: p.v1_type or p.name for p in PROVIDERS.values()}
 """v1's cloud_type for each of our providers."""
 
 VM_STATES = {

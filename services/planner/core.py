@@ -26,6 +26,7 @@ from bus.schemas import (
     VmRecord,
     VmSpec,
 )
+from providers.table import PROVIDERS
 from services.planner.capacity import within
 from services.planner.decisions import (
     DEFAULT_POLICY,
@@ -58,11 +59,13 @@ def resolve(mapping: dict[str, str], cloud: str) -> str | None:
 def _cloud_image(cloud: CloudRecord) -> str | None:
     """The image a cloud boots for jobs that name none ("" = none); None when the record
     carries no provider settings to tell."""
-    if cloud.libvirt is not None:
-        return cloud.libvirt.base_image
-    if cloud.openstack is not None:
-        return cloud.openstack.image
-    return None
+    return cloud.default_image if cloud.options else None
+
+
+def _image_key(cloud: CloudRecord) -> str:
+    """The config key of the cloud's default image (its provider's own name for it)."""
+    provider = PROVIDERS.get(cloud.provider)
+    return provider.options.IMAGE_KEY if provider and provider.options.IMAGE_KEY else "an image"
 
 
 def _why_not(
@@ -80,8 +83,7 @@ def _why_not(
             return "no image for this cloud in VMAMI"
         if not image and _cloud_image(cloud) == "":
             return ("no image: the jobs name none (VMAMI) and the cloud has no default "
-                    f"(set {'image' if cloud.openstack else 'base_image'} for cloud "
-                    f"{cloud.name})")
+                    f"(set {_image_key(cloud)} for cloud {cloud.name})")
         if cloud.max_vm_cores and cls.cores > cloud.max_vm_cores:
             return f"a {cls.cores}-core VM is over the cloud's {cloud.max_vm_cores}-core limit"
         if cloud.max_vm_memory_mb and cls.memory_mb > cloud.max_vm_memory_mb:

@@ -92,12 +92,15 @@ def test_libvirt_settings_and_a_test_host_named_beside_the_config(tmp_path: Path
         'base_image = "w.qcow2"\ndomain_type = "qemu"\nnetwork = "n1"\n'
         "reserved_memory_mb = 2048\ncpu_overcommit = 2.5\n"))
     [c] = site.clouds
-    assert c.uri == f"test://{tmp_path.resolve()}/host.xml"
-    assert c.libvirt is not None
-    assert (c.libvirt.base_image, c.libvirt.domain_type, c.libvirt.network,
-            c.libvirt.storage_pool, c.libvirt.reserved_memory_mb, c.libvirt.cpu_overcommit) == (
+    assert c.address == c.options["uri"] == f"test://{tmp_path.resolve()}/host.xml"
+    assert c.default_image == "w.qcow2"
+    o = c.options
+    assert (o["base_image"], o["domain_type"], o["network"], o["storage_pool"],
+            o["reserved_memory_mb"], o["cpu_overcommit"]) == (
         "w.qcow2", "qemu", "n1", "default", 2048, 2.5)
-    assert load_text(tmp_path, GOOD).clouds[0].libvirt.storage_pool == "default-pool"  # type: ignore[union-attr]
+    test_host = load_text(tmp_path, GOOD).clouds[0]
+    assert (test_host.options["storage_pool"], test_host.options["domain_type"]) == (
+        "default-pool", "test")
 
 
 def test_user_data_templates_are_read_and_checked(tmp_path: Path) -> None:

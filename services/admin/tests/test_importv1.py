@@ -73,16 +73,15 @@ def test_import_makes_a_config_that_loads_with_credentials_kept_apart(tmp_path: 
     os_cloud = clouds["my-openstack"]
     assert (os_cloud.provider, os_cloud.max_vms, os_cloud.max_vm_cores, os_cloud.max_memory_mb,
             os_cloud.priority, os_cloud.boot_timeout_s) == ("openstack", 20, 8, 160000, 1, 1200)
-    assert os_cloud.openstack is not None
-    assert os_cloud.openstack.security_groups == ("default", "condor")
-    assert (os_cloud.openstack.key_name, os_cloud.openstack.network) == ("mykey", "private-net")
+    assert os_cloud.options["security_groups"] == ("default", "condor")
+    assert (os_cloud.options["key_name"], os_cloud.options["network"]) == ("mykey", "private-net")
     assert "CHANGE_ME" not in imported.toml  # credentials never in the site config
     auth = imported.clouds_yaml["clouds"]["my-openstack"]  # type: ignore[index]
     assert auth["auth"]["password"] == "CHANGE_ME" and auth["region_name"] == "RegionOne"
     assert auth["auth"]["project_name"] == "myproject"
-    assert clouds["container-cloud"].uri == "qemu:///system"
-    libvirt = clouds["container-cloud"].libvirt
-    assert libvirt is not None and libvirt.network == "default"  # v1's `networks = default`
+    libvirt = clouds["container-cloud"].options
+    assert libvirt["uri"] == "qemu:///system"
+    assert libvirt["network"] == "default"  # v1's `networks = default`
     assert site.section("worker").string("central_manager", "") == "cm.example.org"
     assert site.section("planner").integer("register_timeout_s", 0) == 900
     poller = site.section("poller")
@@ -149,19 +148,19 @@ def test_the_seeds_own_v1_files_import_as_v1_read_them(tmp_path: Path) -> None:
     clouds = {c.name: c for c in site.clouds}
     assert set(clouds) == {"cc-west-a", "otter-container", "container-cloud"}
     west, otter, local = clouds["cc-west-a"], clouds["otter-container"], clouds["container-cloud"]
-    assert west.openstack is not None and otter.openstack is not None
-    assert local.libvirt is not None
+    assert (west.provider, otter.provider, local.provider) == ("openstack", "openstack",
+                                                                "libvirt")
     # [job] default_VMInstanceTypeList = cc-west-a:c1-7.5gb-30,otter-container:t1 and
     # default_VMAMI = default:cernvm3-micro-3.0-6.hdd (job_management.py
     # _attr_list_to_dict: "default" for clouds not named): each OpenStack cloud's own.
-    assert (west.openstack.flavor, west.openstack.image) == ("c1-7.5gb-30",
+    assert (west.options["flavor"], west.options["image"]) == ("c1-7.5gb-30",
                                                              "cernvm3-micro-3.0-6.hdd")
-    assert (otter.openstack.flavor, otter.openstack.image) == ("t1", "cernvm3-micro-3.0-6.hdd")
-    assert otter.openstack.network == "44d37a0d-7ad3-4f14-8b01-2db56ba8b267"
-    assert west.openstack.security_groups == ("HTCondorWorker",)
-    assert (otter.openstack.key_name, otter.max_vm_cores) == ("common_key-20171006", 8)
+    assert (otter.options["flavor"], otter.options["image"]) == ("t1", "cernvm3-micro-3.0-6.hdd")
+    assert otter.options["network"] == "44d37a0d-7ad3-4f14-8b01-2db56ba8b267"
+    assert west.options["security_groups"] == ("HTCondorWorker",)
+    assert (otter.options["key_name"], otter.max_vm_cores) == ("common_key-20171006", 8)
     # container-cloud: `networks = default`, the libvirt network its VMs' NIC is on.
-    assert (local.libvirt.network, local.max_vms, local.max_memory_mb) == ("default", 10, 8000)
+    assert (local.options["network"], local.max_vms, local.max_memory_mb) == ("default", 10, 8000)
     # Keystone as v1 authenticated (openstackcluster.py 74-88): the version from the
     # auth_url's last part; v3's domains as given, "Default" when not.
     auth = imported.clouds_yaml["clouds"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -12,13 +13,14 @@ from bus.schemas import (
     CloudRecord,
     DemandClass,
     DemandSnapshot,
-    LibvirtCloud,
-    OpenstackCloud,
     VmRecord,
     VmSpec,
 )
+from providers.libvirt.options import LibvirtOptions
+from providers.openstack.options import OpenstackOptions
 from services.planner.core import plan, resolve, vm_name
 from services.planner.decisions import Policy
+from siteconfig import cloud_record
 
 NOW = 1_000_000.0
 
@@ -26,7 +28,7 @@ NOW = 1_000_000.0
 def cloud(name: str = "c1", enabled: bool = True, max_vms: int = 10, per_cycle: int = 5,
           ) -> CloudRecord:
     return CloudRecord(name=name, provider="libvirt", enabled=enabled, max_vms=max_vms,
-                       boots_per_cycle=per_cycle, uri="test:///default")
+                       boots_per_cycle=per_cycle, address="test:///default")
 
 
 def cls(key: str = "k1", idle: int = 3, running: int = 0, targets: tuple[str, ...] = (),
@@ -323,16 +325,17 @@ def test_jobs_running_elsewhere_need_no_vm_and_the_reasons_say_so() -> None:
 
 def test_no_boot_where_neither_the_job_nor_the_cloud_names_an_image() -> None:
     """A boot that can only fail is a hold with the reason and the fix, not an intent."""
-    bare = cloud().model_copy(update={"libvirt": LibvirtCloud()})
+    common: dict[str, Any] = {"enabled": True, "max_vms": 10}
+    bare = cloud_record("c1", LibvirtOptions(uri="test:///default"), **common)
     result = plan("s", demand(cls(idle=2)), [bare], [], NOW)
     assert result.boots == ()
     assert any("c1: no image: the jobs name none (VMAMI) and the cloud has no default (set "
                "base_image for cloud c1)" in d.reason for d in result.decisions), [
         d.reason for d in result.decisions]
-    based = cloud().model_copy(update={"libvirt": LibvirtCloud(base_image="w.qcow2")})
+    based = cloud_record("c1", LibvirtOptions(uri="test:///default", base_image="w.qcow2"),
+                         **common)
     assert len(plan("s", demand(cls(idle=2)), [based], [], NOW).boots) == 2
     named = plan("s", demand(cls(idle=2, image={"": "j.qcow2"})), [bare], [], NOW)
     assert [b.spec.image for b in named.boots] == ["j.qcow2"] * 2
-    nova = CloudRecord(name="os1", provider="openstack", enabled=True, max_vms=5,
-                       openstack=OpenstackCloud(image="cirros"))
+    nova = cloud_record("os1", OpenstackOptions(image="cirros"), enabled=True, max_vms=5)
     assert len(plan("s", demand(cls(idle=1)), [nova], [], NOW).boots) == 1

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from services.provisioner_openstack.driver import clouds_yaml_problem
+from providers.openstack.clouds_yaml import clouds_yaml_problem
 
 GOOD = "clouds:\n  cc-west:\n    auth: {auth_url: 'http://127.0.0.1:5000/v3'}\n"
 

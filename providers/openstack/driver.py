@@ -11,9 +11,7 @@ cloud per reconcile, filtered on that metadata, never one call per VM.
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import concurrent.futures
 import re
 import threading
 import time
@@ -24,7 +22,6 @@ from typing import Any, TypeVar
 import openstack
 import openstack.config.loader
 import openstack.connection
-import yaml
 from keystoneauth1 import exceptions as ksa
 from openstack import exceptions as sdk
 
@@ -34,10 +31,12 @@ from bus.schemas import (
     CloudRecord,
     Instance,
     InstanceState,
-    OpenstackCloud,
     VmRecord,
 )
-from provisioning.userdata import WorkerSettings, render
+from providers.openstack.clouds_yaml import clouds_yaml_problem
+from providers.openstack.options import PROVIDER, OpenstackOptions
+from provisioning.blocking import BlockingCalls
+from provisioning.driver import DriverContext
 
 T = TypeVar("T")
 
@@ -92,9 +91,9 @@ def translate(exc: Exception, doing: str) -> Exception:
     return exc
 
 
-def options_of(record: CloudRecord) -> OpenstackCloud:
-    """The cloud's boot settings; defaults for a record that carries none."""
-    return record.openstack or OpenstackCloud()
+def options_of(record: CloudRecord) -> OpenstackOptions:
+    """The cloud's boot settings, read back through the options model."""
+    return OpenstackOptions.read(dict(record.options))
 
 
 def _flavor_size(server: Any) -> tuple[int, int]:
@@ -103,45 +102,23 @@ def _flavor_size(server: Any) -> tuple[int, int]:
     return int(get("vcpus", 0) or 0), int(get("ram", 0) or 0)
 
 
-def clouds_yaml_problem(path: Path, entry: str) -> str:
-    """What keeps `entry` of the clouds.yaml at `path` from being used, in one line ("" =
-    nothing): a missing or unreadable file, bad YAML (with its line), no such entry."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return f"{path} does not exist (mount or write the clouds.yaml with entry {entry!r})"
-    except (OSError, UnicodeDecodeError) as exc:
-        return f"{path} cannot be read: {exc}"
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        return f"{path} is not valid YAML{where}: {getattr(exc, 'problem', None) or exc}"
-    clouds = data.get("clouds") if isinstance(data, dict) else None
-    if not isinstance(clouds, dict):
-        return f"{path} has no 'clouds:' mapping"
-    if entry not in clouds:
-        known = ", ".join(sorted(map(str, clouds))) or "none"
-        return f"{path} has no entry {entry!r} under 'clouds:' (it has: {known})"
-    return ""
-
-
 class OpenstackDriver:
     """A CloudDriver over one OpenStack project (one clouds.yaml entry)."""
 
-    def __init__(self, record: CloudRecord, site: str, worker: WorkerSettings,
-                 clouds_yaml: Path | None = None, timeout_s: float = 30.0) -> None:
+    def __init__(self, record: CloudRecord, context: DriverContext,
+                 clouds_yaml: Path | None = None) -> None:
         self.cloud = record.name
-        self.os_cloud = record.os_cloud or record.name
-        self.site = site
-        self.record = record
         self.opts = options_of(record)
-        self.worker = worker
+        self.os_cloud = self.opts.os_cloud or record.name
+        self.site = context.site
+        self.record = record
+        self.context = context
         self.clouds_yaml = clouds_yaml
-        self.timeout_s = timeout_s
-        self._pool = concurrent.futures.ThreadPoolExecutor(
-            max_workers=8, thread_name_prefix=f"openstack-{record.name}")
+        self.timeout_s = context.call_timeout_s
+        """Seconds one HTTP call may take (the SDK's api_timeout); a whole call, which may
+        make several, gets twice that."""
+        self._calls = BlockingCalls(f"openstack-{record.name}", 8, self.timeout_s * 2,
+                                    translate, "OpenStack")
         self._conn: openstack.connection.Connection | None = None
         self._conn_lock = threading.Lock()
 
@@ -184,21 +161,7 @@ class OpenstackDriver:
         return self._conn
 
     async def _call(self, doing: str, fn: Callable[[openstack.connection.Connection], T]) -> T:
-        def run() -> T:
-            try:
-                return fn(self._connection())
-            except (TemporaryError, OutOfResources, PermanentError):
-                raise
-            except Exception as exc:
-                raise translate(exc, doing) from exc
-
-        loop = asyncio.get_running_loop()
-        try:
-            return await asyncio.wait_for(
-                loop.run_in_executor(self._pool, run), self.timeout_s * 2)
-        except TimeoutError:
-            raise TemporaryError(
-                f"{doing}: OpenStack did not answer within {self.timeout_s * 2:.0f}s") from None
+        return await self._calls.call(doing, lambda: fn(self._connection()))
 
     def _ours(self, server: Any) -> bool:
         meta = server.metadata or {}
@@ -269,9 +232,7 @@ class OpenstackDriver:
 
     async def create(self, vm: VmRecord) -> Instance:
         """Boot the server, or return the one of ours that already has this name."""
-        # In a thread: a [worker] token_command may take seconds.
-        user_data = await asyncio.to_thread(
-            render, self.record.user_data, vm, self.site, self.worker)
+        user_data = await self.context.user_data(self.record, vm)
 
         def run(conn: openstack.connection.Connection) -> Instance:
             existing = self._servers(conn, vm.vm_id)
@@ -373,5 +334,12 @@ class OpenstackDriver:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
-        await asyncio.get_running_loop().run_in_executor(self._pool, run)
-        self._pool.shutdown(wait=False)
+        await self._calls.close(run)
+
+
+def make_driver(record: CloudRecord, context: DriverContext) -> OpenstackDriver:
+    """The OpenStack driver of one cloud, with the `[provisioner]` table's clouds_yaml
+    (None = openstacksdk's own search)."""
+    default = str(PROVIDER.provisioner_keys["clouds_yaml"])
+    return OpenstackDriver(record, context,
+                           context.provisioner.path_value("clouds_yaml", default))

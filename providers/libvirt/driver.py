@@ -9,8 +9,6 @@ here, once, into TemporaryError / OutOfResources / PermanentError.
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import contextlib
 import logging
 import threading
@@ -23,9 +21,11 @@ from xml.sax.saxutils import escape, quoteattr
 import libvirt
 
 from bus.errors import OutOfResources, PermanentError, TemporaryError
-from bus.schemas import CloudCapacity, CloudRecord, Instance, InstanceState, LibvirtCloud, VmRecord
-from provisioning.userdata import WorkerSettings, render
-from services.provisioner_libvirt import seed
+from bus.schemas import CloudCapacity, CloudRecord, Instance, InstanceState, VmRecord
+from providers.libvirt import seed
+from providers.libvirt.options import LibvirtOptions
+from provisioning.blocking import BlockingCalls
+from provisioning.driver import DriverContext
 
 NAMESPACE = "https://cloudscheduler.dev/xmlns/vm/1"
 """Our <metadata> namespace: its presence marks a domain as ours."""
@@ -65,8 +65,11 @@ _NO_ROOM_WORDS = ("insufficient", "cannot allocate memory", "no space left", "ou
                   "not enough free space")
 
 
-def translate(exc: libvirt.libvirtError, doing: str) -> Exception:
-    """The one place libvirt errors become our error kinds."""
+def translate(exc: Exception, doing: str) -> Exception:
+    """The one place libvirt errors become our error kinds (others are returned as they
+    are)."""
+    if not isinstance(exc, libvirt.libvirtError):
+        return exc
     code = exc.get_error_code()
     message = f"{doing}: {exc.get_error_message() or exc}"
     if code in _NO_ROOM_CODES or any(w in message.lower() for w in _NO_ROOM_WORDS):
@@ -97,16 +100,12 @@ def _start_event_loop() -> None:
         _events_started = True
 
 
-def options_of(record: CloudRecord) -> LibvirtCloud:
-    """The cloud's libvirt settings; defaults (by URI) for a record that carries none."""
-    if record.libvirt is not None:
-        return record.libvirt
-    is_test = record.uri.startswith("test:")
-    return LibvirtCloud(storage_pool="default-pool" if record.uri == "test:///default"
-                        else "default", domain_type="test" if is_test else "kvm")
+def options_of(record: CloudRecord) -> LibvirtOptions:
+    """The cloud's libvirt settings, read back through the options model."""
+    return LibvirtOptions.read(dict(record.options))
 
 
-def domain_xml(vm: VmRecord, site: str, opts: LibvirtCloud, overlay: str, seed_volume: str
+def domain_xml(vm: VmRecord, site: str, opts: LibvirtOptions, overlay: str, seed_volume: str
                ) -> str:
     """Domain XML for `vm`: capacity from its spec, disks from the pool, console to a log,
     our tag and intent id in <metadata>."""
@@ -194,18 +193,17 @@ def _or_none(missing: int, lookup: Callable[[str], T], key: str) -> T | None:
 class LibvirtDriver:
     """A CloudDriver over one libvirt connection URI (one host)."""
 
-    def __init__(self, record: CloudRecord, site: str, worker: WorkerSettings,
-                 timeout_s: float = 30.0) -> None:
+    def __init__(self, record: CloudRecord, context: DriverContext) -> None:
         self.cloud = record.name
-        self.uri = record.uri
-        self.site = site
-        self.record = record
         self.opts = options_of(record)
-        self.worker = worker
-        self.timeout_s = timeout_s
-        self._vm_prefix = f"cs-{site}-{record.name}-"
-        self._pool = concurrent.futures.ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix=f"libvirt-{record.name}")
+        self.uri = self.opts.uri
+        self.site = context.site
+        self.record = record
+        self.context = context
+        self._vm_prefix = f"cs-{self.site}-{record.name}-"
+        # One thread: libvirt calls on one connection are serialised anyway.
+        self._calls = BlockingCalls(f"libvirt-{record.name}", 1, context.call_timeout_s,
+                                    translate, "libvirt")
         self._conn: libvirt.virConnect | None = None
         self._changed: Callable[[str], None] | None = None
         self._callback_id = -1
@@ -235,19 +233,7 @@ class LibvirtDriver:
         self._changed = changed
 
     async def _call(self, doing: str, fn: Callable[[libvirt.virConnect], T]) -> T:
-        def run() -> T:
-            try:
-                return fn(self._connection())
-            except libvirt.libvirtError as exc:
-                raise translate(exc, doing) from exc
-
-        loop = asyncio.get_running_loop()
-        try:
-            return await asyncio.wait_for(
-                loop.run_in_executor(self._pool, run), self.timeout_s)
-        except TimeoutError:
-            raise TemporaryError(
-                f"{doing}: libvirt did not answer within {self.timeout_s:.0f}s") from None
+        return await self._calls.call(doing, lambda: fn(self._connection()))
 
     # ---- helpers (on the worker thread) ------------------------------------------------
 
@@ -361,8 +347,7 @@ class LibvirtDriver:
     async def create(self, vm: VmRecord) -> Instance:
         """Define and start the domain with fresh disks, or return the one of that name."""
         # In a thread: a [worker] token_command may take seconds.
-        user_data = await asyncio.to_thread(
-            render, self.record.user_data, vm, self.site, self.worker)
+        user_data = await self.context.user_data(self.record, vm)
 
         def run(conn: libvirt.virConnect) -> Instance:
             dom = self._lookup(conn, vm.vm_id)
@@ -463,5 +448,9 @@ class LibvirtDriver:
                     self._conn.domainEventDeregisterAny(self._callback_id)
                 self._conn.close()
                 self._conn = None
-        await asyncio.get_running_loop().run_in_executor(self._pool, run)
-        self._pool.shutdown(wait=False)
+        await self._calls.close(run)
+
+
+def make_driver(record: CloudRecord, context: DriverContext) -> LibvirtDriver:
+    """The libvirt driver of one cloud (what the provisioner finds through the table)."""
+    return LibvirtDriver(record, context)

@@ -11,17 +11,18 @@ from pathlib import Path
 import pytest
 
 from bus.errors import PermanentError, TemporaryError
-from bus.schemas import LibvirtCloud
-from provisioning.contract import DriverContract, make_vm
-from provisioning.userdata import WorkerSettings, render
-from services.provisioner_libvirt import seed
-from services.provisioner_libvirt.driver import (
+from providers.libvirt import seed
+from providers.libvirt.driver import (
     NAMESPACE,
     OVERLAY_SUFFIX,
     SEED_SUFFIX,
     LibvirtDriver,
     domain_xml,
 )
+from providers.libvirt.options import LibvirtOptions
+from provisioning.contract import DriverContract, make_vm
+from provisioning.driver import DriverContext
+from provisioning.userdata import WorkerSettings, render
 from tests.libvirt_host import (
     BASE_IMAGE,
     WORKER,
@@ -56,8 +57,8 @@ class TestLibvirtContract(DriverContract):
 
 def test_domain_xml_carries_capacity_disks_console_and_our_tag() -> None:
     vm = make_vm("c1")
-    opts = LibvirtCloud(domain_type="qemu", storage_pool="p1", network="net0",
-                        console_log_dir="/var/log/cs/")
+    opts = LibvirtOptions(uri="test:///default", domain_type="qemu", storage_pool="p1",
+                          network="net0", console_log_dir="/var/log/cs/")
     root = ET.fromstring(domain_xml(vm, "site-a", opts, "o.qcow2", "s.iso"))
     assert root.get("type") == "qemu"
     assert root.findtext("name") == vm.vm_id
@@ -82,7 +83,8 @@ def test_domain_xml_carries_capacity_disks_console_and_our_tag() -> None:
 
 
 def test_direct_kernel_boot_and_no_nic() -> None:
-    opts = LibvirtCloud(kernel="/k/vmlinuz", initrd="/k/initrd", cmdline="console=ttyS0")
+    opts = LibvirtOptions(uri="test:///default", kernel="/k/vmlinuz", initrd="/k/initrd",
+                          cmdline="console=ttyS0")
     root = ET.fromstring(domain_xml(make_vm("c1"), "s", opts, "o", "s"))
     assert (root.findtext("os/kernel"), root.findtext("os/initrd"),
             root.findtext("os/cmdline")) == ("/k/vmlinuz", "/k/initrd", "console=ttyS0")
@@ -91,7 +93,7 @@ def test_direct_kernel_boot_and_no_nic() -> None:
 
 
 def test_a_nic_on_qemus_user_network() -> None:
-    opts = LibvirtCloud(user_network=True)
+    opts = LibvirtOptions(uri="test:///default", user_network=True)
     nic = ET.fromstring(domain_xml(make_vm("c1"), "s", opts, "o", "s")).find("devices/interface")
     assert nic is not None and nic.get("type") == "user" and nic.find("source") is None
     model = nic.find("model")
@@ -100,7 +102,7 @@ def test_a_nic_on_qemus_user_network() -> None:
 
 def test_names_are_escaped_in_xml() -> None:
     vm = make_vm("c1").model_copy(update={"intent_id": "a<b&c"})
-    opts = LibvirtCloud(storage_pool="p'q", domain_type="test")
+    opts = LibvirtOptions(uri="test:///default", storage_pool="p'q", domain_type="test")
     root = ET.fromstring(domain_xml(vm, "s", opts, "o'", "s&"))
     assert root.findtext(f"metadata/{{{NAMESPACE}}}vm/{{{NAMESPACE}}}intent") == "a<b&c"
     source = root.find("devices/disk/source")
@@ -144,7 +146,7 @@ async def test_leftover_volumes_are_listed_and_deleted(driver: LibvirtDriver) ->
 
 
 async def test_missing_base_image_is_a_permanent_error_naming_the_pool() -> None:
-    d = LibvirtDriver(record("contract"), "site-a", WORKER)
+    d = LibvirtDriver(record("contract"), DriverContext.of("site-a", WORKER))
     try:
         with pytest.raises(PermanentError, match=r"'nope\.qcow2'.*default-pool"):
             await d.create(make_vm("contract", "site-a", image="nope.qcow2"))
@@ -155,7 +157,8 @@ async def test_missing_base_image_is_a_permanent_error_naming_the_pool() -> None
 async def test_the_jobs_image_wins_over_the_clouds_base_image() -> None:
     """base_image is the image for jobs that name none: a job's VMAMI names another volume,
     as v1's default_VMAMI was only a default."""
-    d = LibvirtDriver(record("contract", base_image="nope.qcow2"), "site-a", WORKER)
+    d = LibvirtDriver(record("contract", base_image="nope.qcow2"),
+                      DriverContext.of("site-a", WORKER))
     vm = make_vm("contract", "site-a")  # asks for img.qcow2, which the pool has
     try:
         await d.create(vm)
@@ -167,7 +170,7 @@ async def test_the_jobs_image_wins_over_the_clouds_base_image() -> None:
 
 
 async def test_missing_storage_pool_is_a_permanent_error_that_says_the_fix() -> None:
-    d = LibvirtDriver(record("contract", storage_pool="nopool"), "site-a", WORKER)
+    d = LibvirtDriver(record("contract", storage_pool="nopool"), DriverContext.of("site-a", WORKER))
     try:
         with pytest.raises(PermanentError, match="pool-define-as"):
             await d.create(make_vm("contract", "site-a"))
@@ -186,7 +189,7 @@ async def test_unreadable_pool_token_fails_the_boot_and_leaves_nothing(
     if content is not None:
         token.write_bytes(content)
     worker = WorkerSettings(central_manager="cm", token_file=token)
-    d = LibvirtDriver(record("contract"), "site-a", worker)
+    d = LibvirtDriver(record("contract"), DriverContext.of("site-a", worker))
     vm = make_vm("contract", "site-a")
     try:
         with pytest.raises(PermanentError, match=message):
@@ -203,7 +206,7 @@ async def test_pool_token_from_a_command_reaches_the_seed_and_a_failing_one_boot
     files = seed.read(seed.build(vm.vm_id, render("", vm, "site-a", minted)))
     assert "tok-for-the-vm" in files["user-data"].decode()
     failing = WorkerSettings("cm", None, ("sh", "-c", "echo no key >&2; exit 1"))
-    d = LibvirtDriver(record("contract"), "site-a", failing)
+    d = LibvirtDriver(record("contract"), DriverContext.of("site-a", failing))
     try:
         with pytest.raises(TemporaryError, match="exited with 1: no key"):
             await d.create(vm)
@@ -252,8 +255,8 @@ async def test_lifecycle_events_reach_the_watcher(driver: LibvirtDriver) -> None
 
 
 async def test_unreachable_hypervisor_is_a_temporary_error() -> None:
-    d = LibvirtDriver(record("c1", uri="qemu+tcp://127.0.0.1:1/system"), "s", WORKER,
-                      timeout_s=10)
+    d = LibvirtDriver(record("c1", uri="qemu+tcp://127.0.0.1:1/system"),
+                      DriverContext.of("s", WORKER, 10))
     with pytest.raises(TemporaryError, match="cannot connect"):
         await d.list()
     await d.close()

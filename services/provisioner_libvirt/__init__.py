@@ -1,1 +1,0 @@
-"""The libvirt provisioner: worker VMs on local hypervisors, no cloud API needed."""

@@ -1,1 +1,0 @@
-"""The OpenStack provisioner: worker VMs on OpenStack clouds through openstacksdk."""
