@@ -205,6 +205,10 @@ class CloudCapacity(Message):
 class CloudRecord(Message):
     """A cloud's configuration and operator-set enabled flag (KV `cs-clouds`)."""
 
+    SCHEMA: ClassVar[int] = 2
+    """2: the provider's own settings in `options` (were the `libvirt`/`openstack` tables
+    and the `uri`/`os_cloud` fields)."""
+
     name: str
     provider: Provider
     enabled: bool
