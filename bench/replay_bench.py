@@ -33,7 +33,7 @@ from bus import subjects
 from bus.connection import Bus
 from bus.schemas import DemandSnapshot
 from runtime.observe import PORT_OFFSETS
-from services.admin.supervisor import COMMANDS
+from cli.supervisor import COMMANDS
 from tests.natsserver import NatsServer
 from tests.observed import free_block
 

@@ -25,7 +25,7 @@ from bus import subjects
 from bus.connection import Bus
 from bus.schemas import CloudRecord, DemandClass, DemandSnapshot, VmRecord, VmSpec
 from providers.libvirt.options import LibvirtOptions
-from services.admin.supervisor import COMMANDS
+from cli.supervisor import COMMANDS
 from siteconfig import cloud_record
 from tests.natsserver import NatsServer
 
@@ -113,7 +113,7 @@ def main() -> None:
             deadline = time.monotonic() + args.settle
             statuses = 0
             while time.monotonic() < deadline:
-                done = subprocess.run([sys.executable, "-m", "services.admin.cli", "status",
+                done = subprocess.run([sys.executable, "-m", "cli.main", "status",
                                        "--json"], env=dict(env, CS_NATS_URL=nats.url),
                                       capture_output=True, timeout=120)
                 statuses += done.returncode == 0

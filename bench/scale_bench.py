@@ -53,7 +53,7 @@ from provisioning.settings import ProvisionerSettings
 from provisioning.userdata import WorkerSettings
 from provisioning.worker import CloudWorker
 from runtime.observe import PORT_OFFSETS
-from services.admin.supervisor import COMMANDS
+from cli.supervisor import COMMANDS
 from siteconfig import cloud_record
 from tests.demo import ROOT
 from tests.natsserver import NatsServer
@@ -209,7 +209,7 @@ def first_line(args: list[str], env: dict[str, str]) -> tuple[float, float]:
     """Seconds to the first line of `cs ARGS` and to its end (Python's start included); NaN
     both, and what it said, if it failed."""
     start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "services.admin.cli", *args], env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "cli.main", *args], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert proc.stdout is not None
     proc.stdout.readline()

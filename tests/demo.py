@@ -38,7 +38,7 @@ def config(tmp_path: Path, port: int) -> Path:
 def cs(*args: str, port: int) -> subprocess.CompletedProcess[str]:
     """Run the `cs` CLI against the NATS on `port`."""
     env = dict(os.environ, CS_NATS_URL=f"nats://127.0.0.1:{port}")
-    return subprocess.run([sys.executable, "-m", "services.admin.cli", *args],
+    return subprocess.run([sys.executable, "-m", "cli.main", *args],
                           capture_output=True, text=True, env=env, timeout=60)
 
 

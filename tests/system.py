@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from services.admin.supervisor import COMMANDS
+from cli.supervisor import COMMANDS
 
 
 class System:
@@ -55,7 +55,7 @@ class System:
     def cs(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run the `cs` CLI."""
         result = subprocess.run(
-            [sys.executable, "-m", "services.admin.cli", *args], capture_output=True,
+            [sys.executable, "-m", "cli.main", *args], capture_output=True,
             text=True, env=self.env, timeout=60)
         if check and result.returncode != 0:
             raise AssertionError(f"cs {' '.join(args)} failed: {result.stderr}\n{self.logs()}")

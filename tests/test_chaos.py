@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from providers.openstack.driver import META_INTENT
-from services.admin.supervisor import COMMANDS
+from cli.supervisor import COMMANDS
 from tests.demo import ROOT, cs, free_port
 from tests.openstack_bed import APPCRED_CLOUD, IMAGE, Testbed
 from tests.waiting import eventually
@@ -184,7 +184,7 @@ def test_chaos_converges_with_no_leak_no_duplicate_and_flags_kept(
                                     os_cloud=APPCRED_CLOUD))
     state = tmp_path / "state"
     output = (tmp_path / "up.log").open("wb")
-    up = subprocess.Popen([sys.executable, "-m", "services.admin.cli", "up", "--config",
+    up = subprocess.Popen([sys.executable, "-m", "cli.main", "up", "--config",
                            str(config), "--state-dir", str(state)],
                           stdout=output, stderr=subprocess.STDOUT,
                           env=dict(os.environ, PYTHONUNBUFFERED="1"))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from services.admin.supervisor import COMMANDS
+from cli.supervisor import COMMANDS
 from tests.natsserver import NatsServer
 
 pytestmark = pytest.mark.e2e
@@ -48,7 +48,7 @@ def _url(server: NatsServer, user: str, password: str) -> str:
 
 
 def cs(url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "services.admin.cli", *args],
+    return subprocess.run([sys.executable, "-m", "cli.main", *args],
                           capture_output=True, text=True, timeout=60,
                           env=dict(os.environ, CS_NATS_URL=url))
 

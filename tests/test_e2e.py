@@ -203,7 +203,7 @@ def test_operator_commands(tmp_path: Path, fresh_nats: NatsServer) -> None:
         assert after.get(victim) != before[victim]
 
         watcher = subprocess.Popen(
-            [sys.executable, "-m", "services.admin.cli", "status", "--watch", "--interval",
+            [sys.executable, "-m", "cli.main", "status", "--watch", "--interval",
              "0.3"], env=system.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         assert watcher.stdout is not None and watcher.stderr is not None
         shown_so_far = OutputWatch(watcher.stdout)
@@ -246,7 +246,7 @@ def test_operator_commands(tmp_path: Path, fresh_nats: NatsServer) -> None:
         # v1's commands on the same endpoints, printing v1's shapes.
         def v1(command: str, *args: str) -> subprocess.CompletedProcess[str]:
             return subprocess.run(
-                [sys.executable, "-c", "import sys; from services.admin.v1_cli import "
+                [sys.executable, "-c", "import sys; from cli.v1_commands import "
                  f"{command}_main as m; sys.exit(m())", *args],
                 capture_output=True, text=True, env=system.env, timeout=60)
 

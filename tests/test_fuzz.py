@@ -23,8 +23,8 @@ from bus import codec
 from bus.errors import ConfigError, DecodeError
 from bus.schemas import Message
 from bus.tests.examples import EXAMPLES
-from services.admin.cli import app
-from services.admin.offline import check_config
+from cli.main import app
+from cli.offline import check_config
 from services.poller.classads import _Literals, _parse_block, ad_to_job, parse_dump, read_dump
 from services.poller.demand import PROJECTION, build_demand
 from services.poller.pool import build_pool

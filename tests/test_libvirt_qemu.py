@@ -21,7 +21,7 @@ from providers.libvirt.driver import OVERLAY_SUFFIX, SEED_SUFFIX, LibvirtDriver
 from provisioning.contract import DriverContract, make_vm
 from provisioning.driver import DriverContext
 from provisioning.userdata import WorkerSettings
-from services.admin.supervisor import COMMANDS
+from cli.supervisor import COMMANDS
 from tests import guest, qemu_host
 from tests.natsserver import NatsServer
 from tests.waiting import eventually_async

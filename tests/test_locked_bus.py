@@ -36,7 +36,7 @@ def env_url(creds: Path, user: str) -> str:
 
 
 def cs_as(url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "services.admin.cli", *args],
+    return subprocess.run([sys.executable, "-m", "cli.main", *args],
                           capture_output=True, text=True, timeout=60,
                           env=dict(os.environ, CS_NATS_URL=url))
 

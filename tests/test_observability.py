@@ -209,7 +209,7 @@ def test_a_busy_port_is_a_problem_in_status_not_a_dead_service(
 def on_screen(system: System, width: int, *args: str) -> list[str]:
     """What `cs ARGS` shows in a real terminal (tmux) `width` columns wide."""
     server = f"cs-{os.getpid()}-{width}"
-    command = " ".join([sys.executable, "-m", "services.admin.cli", *args])
+    command = " ".join([sys.executable, "-m", "cli.main", *args])
     tmux = ["tmux", "-L", server, "-f", "/dev/null"]
     subprocess.run([*tmux, "new-session", "-d", "-s", "t", "-x", str(width), "-y", "120",
                     f"{command}; echo __done__ $?; sleep 120"], env=system.env, check=True,

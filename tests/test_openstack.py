@@ -31,7 +31,7 @@ from provisioning.driver import DriverContext
 from provisioning.settings import ProvisionerSettings
 from provisioning.userdata import WorkerSettings
 from provisioning.worker import CloudWorker
-from services.admin.supervisor import COMMANDS
+from cli.supervisor import COMMANDS
 from services.planner.core import plan
 from services.planner.decisions import Policy
 from services.planner.health import blocked, record

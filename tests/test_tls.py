@@ -95,7 +95,7 @@ def test_the_cli_takes_the_ca_from_the_environment(tls_server: tuple[NatsServer,
     env = dict(os.environ, CS_NATS_URL=server.url.replace("nats://", "tls://"))
 
     def cs(*args: str, **extra: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "services.admin.cli", *args],
+        return subprocess.run([sys.executable, "-m", "cli.main", *args],
                               capture_output=True, text=True, timeout=60,
                               env={**env, **extra})
 

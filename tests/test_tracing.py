@@ -69,7 +69,7 @@ def traced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[System, P
                 ["node", str(NATS_JS / "nats-sub.mjs"), nats.url, "cs.>"], stdout=js_file,
                 stderr=subprocess.STDOUT))
             listeners.append(subprocess.Popen(
-                [sys.executable, "-m", "services.admin.cli", "trace", "--changes"],
+                [sys.executable, "-m", "cli.main", "trace", "--changes"],
                 stdout=cs_file, stderr=subprocess.STDOUT, env=system.env))
             wait_for_line(js_out, "Subscribing on cs.>")
             system.start()
@@ -158,7 +158,7 @@ def test_cs_decode_reads_a_body_fetched_by_another_tool(
             "    await nc.close()\n"
             "asyncio.run(main())")], capture_output=True, check=True, timeout=60)
     decoded = subprocess.run(
-        [sys.executable, "-m", "services.admin.cli", "decode", "--type", "VmRecord"],
+        [sys.executable, "-m", "cli.main", "decode", "--type", "VmRecord"],
         input=got.stdout, capture_output=True, timeout=60, env=dict(os.environ))
     assert decoded.returncode == 0, decoded.stderr
     assert b'"state": "running"' in decoded.stdout and vm["name"].encode() in decoded.stdout

@@ -28,7 +28,7 @@ def test_up_runs_everything_restarts_the_dead_and_stops_cleanly(tmp_path: Path) 
     port = free_port()
     state = tmp_path / "state"
     up = subprocess.Popen(
-        [sys.executable, "-m", "services.admin.cli", "up", "--config",
+        [sys.executable, "-m", "cli.main", "up", "--config",
          str(config(tmp_path, port)), "--state-dir", str(state)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
@@ -63,7 +63,7 @@ def test_up_refuses_a_busy_port_with_one_line(tmp_path: Path) -> None:
         busy.listen(1)
         port = busy.getsockname()[1]
         result = subprocess.run(
-            [sys.executable, "-m", "services.admin.cli", "up", "--config",
+            [sys.executable, "-m", "cli.main", "up", "--config",
              str(config(tmp_path, port)), "--state-dir", str(tmp_path / "s")],
             capture_output=True, text=True, timeout=60)
     assert result.returncode == 1

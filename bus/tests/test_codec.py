@@ -25,8 +25,8 @@ def test_every_schema_has_an_example() -> None:
 @pytest.mark.parametrize("msg", EXAMPLES, ids=lambda m: type(m).__name__)
 def test_round_trip(msg: Message) -> None:
     data, headers = codec.encode(msg, trace="tr-1")
-    assert headers == {"Cs-Type": type(msg).__name__, "Cs-Schema": "1", "Cs-Trace": "tr-1",
-                       "Cs-Summary": codec.header_text(msg.summary())}
+    assert headers == {"Cs-Type": type(msg).__name__, "Cs-Schema": str(type(msg).SCHEMA),
+                       "Cs-Trace": "tr-1", "Cs-Summary": codec.header_text(msg.summary())}
     assert codec.decode(data, headers, type(msg)) == msg
     assert codec.decode_any(data, headers) == msg
     assert codec.decode_body(codec.encode_body(msg), type(msg)) == msg

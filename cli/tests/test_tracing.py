@@ -15,8 +15,8 @@ from bus.connection import RawMessage
 from bus.errors import DecodeError
 from bus.schemas import DemandClass, DemandSnapshot, Intent, VmEvent
 from bus.tests.examples import DEMAND, EVENT, EXAMPLES, INTENT, LETTER, REPORT
-from services.admin import tracing
-from services.admin.cli import app
+from cli import tracing
+from cli.main import app
 
 # msgpack written out by hand (only bus/ imports msgpack): {"b": b"\x00\xff"} and
 # {"intent_id": "x"}.

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from services.admin.cli import app
+from cli.main import app
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[2]
 DEMO = ["--config", str(ROOT / "examples" / "demo.toml")]
 
 

@@ -18,8 +18,8 @@ import typer
 from bus.client import AdminClient
 from bus.connection import Bus
 from bus.schemas import StatusReply, VmDrainRequest, VmKillRequest
-from services.admin import v1
-from services.admin.cli import _with_bus
+from cli import v1
+from cli.common import with_bus
 
 VERSION = "cloudscheduler (v1-compatible cloud_status/cloud_admin)"
 T = TypeVar("T")
@@ -35,7 +35,7 @@ def _nats(server: str | None, port: int | None) -> str | None:
 def _run(nats: str | None, work: Callable[[Bus], Awaitable[T]]) -> T:
     """`cs`'s bus handling (one-line errors), with its exit turned into a plain exit."""
     try:
-        return _with_bus(nats, work)
+        return with_bus(nats, work)
     except typer.Exit as exc:
         raise SystemExit(exc.exit_code) from None
 

@@ -11,9 +11,9 @@ from typer.testing import CliRunner
 
 import siteconfig
 from bus.errors import ConfigError
-from services.admin.cli import app
-from services.admin.importv1 import convert
-from services.admin.offline import check_config
+from cli.importv1 import convert
+from cli.main import app
+from cli.offline import check_config
 
 RESOURCES = """\
 [my-openstack]
@@ -132,7 +132,7 @@ def test_a_file_that_is_not_v1_ini_is_one_clear_error() -> None:
         convert("[c]\ncloud_type = localhost\nvm_slots = many\n", "cloud_resources.conf")
 
 
-SEED = Path(__file__).resolve().parents[3] / "tests" / "data" / "v1-single-container"
+SEED = Path(__file__).resolve().parents[2] / "tests" / "data" / "v1-single-container"
 
 
 def test_the_seeds_own_v1_files_import_as_v1_read_them(tmp_path: Path) -> None:

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from bus.schemas import CloudStatus, StatusReply, VmRecord, VmSpec
-from services.admin import v1
-from services.admin.v1_cli import admin_main, status_main
+from cli import v1
+from cli.v1_commands import admin_main, status_main
 
 GOLDEN = Path(__file__).parent / "golden"
 
