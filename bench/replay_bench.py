@@ -32,8 +32,8 @@ from bench.scale_bench import scrape, wait_until
 from bus import subjects
 from bus.connection import Bus
 from bus.schemas import DemandSnapshot
-from runtime.observe import PORT_OFFSETS
 from cli.supervisor import COMMANDS
+from runtime.observe import PORT_OFFSETS
 from tests.natsserver import NatsServer
 from tests.observed import free_block
 

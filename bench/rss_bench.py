@@ -24,8 +24,8 @@ from pathlib import Path
 from bus import subjects
 from bus.connection import Bus
 from bus.schemas import CloudRecord, DemandClass, DemandSnapshot, VmRecord, VmSpec
-from providers.libvirt.options import LibvirtOptions
 from cli.supervisor import COMMANDS
+from providers.libvirt.options import LibvirtOptions
 from siteconfig import cloud_record
 from tests.natsserver import NatsServer
 

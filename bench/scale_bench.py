@@ -46,6 +46,7 @@ from bus.schemas import (
     VmRecord,
     VmSpec,
 )
+from cli.supervisor import COMMANDS
 from providers.libvirt.driver import LibvirtDriver
 from providers.libvirt.options import LibvirtOptions
 from provisioning.driver import DriverContext
@@ -53,7 +54,6 @@ from provisioning.settings import ProvisionerSettings
 from provisioning.userdata import WorkerSettings
 from provisioning.worker import CloudWorker
 from runtime.observe import PORT_OFFSETS
-from cli.supervisor import COMMANDS
 from siteconfig import cloud_record
 from tests.demo import ROOT
 from tests.natsserver import NatsServer

@@ -21,8 +21,8 @@ from typing import Any
 
 import pytest
 
-from providers.openstack.driver import META_INTENT
 from cli.supervisor import COMMANDS
+from providers.openstack.driver import META_INTENT
 from tests.demo import ROOT, cs, free_port
 from tests.openstack_bed import APPCRED_CLOUD, IMAGE, Testbed
 from tests.waiting import eventually

@@ -33,7 +33,8 @@ from siteconfig.file import COMMON_CLOUD_KEYS, NATS_KEYS, TOP_KEYS, SiteConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
-PACKAGES = ("cli", "providers", "bus", "siteconfig", "runtime", "registry", "provisioning", "services")
+PACKAGES = ("cli", "providers", "bus", "siteconfig", "runtime", "registry", "provisioning",
+            "services")
 
 KEYS: dict[str, frozenset[str]] = {
     "top": frozenset({"site"}),

@@ -17,11 +17,11 @@ import pytest
 from bus import subjects
 from bus.connection import Bus
 from bus.schemas import CloudRecord, Intent, VmRecord, VmSpec
+from cli.supervisor import COMMANDS
 from providers.libvirt.driver import OVERLAY_SUFFIX, SEED_SUFFIX, LibvirtDriver
 from provisioning.contract import DriverContract, make_vm
 from provisioning.driver import DriverContext
 from provisioning.userdata import WorkerSettings
-from cli.supervisor import COMMANDS
 from tests import guest, qemu_host
 from tests.natsserver import NatsServer
 from tests.waiting import eventually_async

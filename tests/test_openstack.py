@@ -24,6 +24,7 @@ from bus import subjects
 from bus.connection import Bus
 from bus.errors import OutOfResources, PermanentError
 from bus.schemas import CloudRecord, Instance, Intent, VmRecord, VmSpec
+from cli.supervisor import COMMANDS
 from providers.openstack.driver import OpenstackDriver
 from providers.openstack.options import OpenstackOptions
 from provisioning.contract import DriverContract, make_vm
@@ -31,7 +32,6 @@ from provisioning.driver import DriverContext
 from provisioning.settings import ProvisionerSettings
 from provisioning.userdata import WorkerSettings
 from provisioning.worker import CloudWorker
-from cli.supervisor import COMMANDS
 from services.planner.core import plan
 from services.planner.decisions import Policy
 from services.planner.health import blocked, record
