@@ -9,14 +9,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
-import functools
 import logging
-import ssl
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any, Generic, Literal, NamedTuple, TypeVar
-from urllib.parse import urlparse
+from typing import Any, Generic, NamedTuple, TypeVar
 
 import nats
 import nats.errors
@@ -28,31 +25,19 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from bus import codec, infra, subjects
 from bus.errors import AdminError, BusUnavailable, DecodeError
+from bus.kv import READ_CONSUMER_IDLE_S, TypedKv
+from bus.link import Link
 from bus.metrics import Metrics
 from bus.schemas import CondorAction, DeadLetter, Intent, Message
+from bus.workqueue import Backlog, WorkQueue
 
 M = TypeVar("M", bound=Message)
 R = TypeVar("R", bound=Message)
 
 log = logging.getLogger("bus")
 
-READ_CONSUMER_IDLE_S = 5.0
-"""How long the server keeps a finished read's consumer that could not be deleted."""
-_MAX_LISTED_SUBJECTS = 100_000
-"""nats-server answers a stream's subject list in pages of this many."""
-
-HANDLER_GRACE_S = 5.0
-"""How long a stopping consumer lets the messages in hand be handled before cancelling."""
-
 SERVICE_ERROR = "Nats-Service-Error"
 SERVICE_ERROR_CODE = "Nats-Service-Error-Code"
-
-
-class Versioned(NamedTuple, Generic[M]):
-    """A KV value with the revision to compare-and-set against."""
-
-    value: M
-    revision: int
 
 
 class Traced(NamedTuple, Generic[M]):
@@ -71,377 +56,26 @@ class RawMessage:
     data: bytes
 
 
-class TypedKv(Generic[M]):
-    """A KV bucket whose values are all of one schema."""
-
-    def __init__(self, bus: Bus, bucket: str, schema: type[M]) -> None:
-        self._bus = bus
-        self._bucket = bucket
-        self._schema = schema
-        self._handle: nats.js.kv.KeyValue | None = None
-
-    @property
-    def bucket(self) -> str:
-        """The bucket's name."""
-        return self._bucket
-
-    async def handle(self) -> nats.js.kv.KeyValue:
-        """nats-py's handle on the bucket (for `bus.mirror`)."""
-        # Binding asks the server for the bucket's stream info: once per TypedKv, not per call.
-        if self._handle is None:
-            self._handle = await self._bus.js.key_value(self._bucket)
-        return self._handle
-
-    def decode(self, key: str, data: bytes | None) -> M:
-        """A value of `key` as stored; DecodeError when it is not one of the schema."""
-        return codec.decode_body(data or b"", self._schema, f"$KV.{self._bucket}.{key}")
-
-    async def get(self, key: str) -> Versioned[M] | None:
-        """The current value and revision of `key`; None when absent, deleted, or
-        undecodable (then dead-lettered, like `items`)."""
-        kv = await self.handle()
-        try:
-            entry = await kv.get(key)
-        except nats.js.errors.KeyNotFoundError:
-            return None
-        try:
-            return Versioned(self.decode(key, entry.value), entry.revision or 0)
-        except DecodeError as exc:
-            await self._bus.dead_letter(exc.subject, entry.value or b"", {}, str(exc))
-            return None
-
-    async def last_revision(self) -> int:
-        """The bucket's newest revision (its stream's last sequence: any key's write or
-        delete); 0 when it holds no message."""
-        info = await self._bus.js.stream_info(f"KV_{self._bucket}")
-        return int(info.state.last_seq) if info.state.messages else 0
-
-    async def items(
-        self, timeout: float = 10.0, known: Mapping[str, Versioned[M]] | None = None,
-        compact: Callable[[M], M] | None = None, prefix: str = "",
-    ) -> dict[str, Versioned[M]]:
-        """Every live key with its value; undecodable values are dead-lettered and skipped.
-        Values in `known` at the revision read are reused, not decoded again; `compact` is
-        applied to each value as it is decoded (before the next one is: see `registry.compact`).
-        With `prefix` (ending in "."), only the keys under it, read by a filtered consumer:
-        the server sends only those (a provisioner reads its cloud's VMs, not everyone's).
-
-        A snapshot at least as new as the call: the watch is read up to the bucket's last
-        sequence, asked again once reached, until no newer write arrived meanwhile. The
-        watcher's own "initial values done" signal (pending count 0) is not enough while keys
-        are being written: a key whose old value is replaced before it is delivered would go
-        missing (seen in a stress test: 1 in 9 snapshots short of a key).
-        """
-        out: dict[str, Versioned[M]] = {}
-
-        async def take(key: str, operation: str | None, data: bytes | None,
-                       revision: int) -> None:
-            if operation in ("DEL", "PURGE"):
-                out.pop(key, None)
-            elif known is not None and (same := known.get(key)) is not None \
-                    and same.revision == revision:
-                out[key] = same
-            else:
-                try:
-                    value = self.decode(key, data)
-                    if compact is not None:
-                        value = compact(value)
-                    out[key] = Versioned(value, revision)
-                except DecodeError as exc:
-                    await self._bus.dead_letter(exc.subject, data or b"", {}, str(exc))
-
-        if prefix and await self._read_under(prefix, timeout, take):
-            return out
-        kv = await self.handle()
-        target = await self.last_revision()
-        if not target:
-            return out
-        # A snapshot's watch ends here: its consumer is dropped by the server soon after, not
-        # kept the library's default 5 minutes (see `Bus.drop_consumer`).
-        watcher = await kv.watchall(inactive_threshold=READ_CONSUMER_IDLE_S)
-        try:
-            while True:
-                entry = await watcher.updates(timeout=timeout)  # type: ignore[no-untyped-call]
-                if entry is None:
-                    continue  # the watcher's premature "initial values done" marker
-                if entry.key.startswith(prefix):
-                    await take(entry.key, entry.operation, entry.value, entry.revision or 0)
-                if (entry.revision or 0) >= target:
-                    latest = await self.last_revision()
-                    if latest <= (entry.revision or 0):
-                        break
-                    target = latest
-        finally:
-            # nats-py's KeyWatcher keeps its subscription in `_sub` (no public handle).
-            await self._bus.drop_consumer(f"KV_{self._bucket}", watcher._sub)
-            with contextlib.suppress(Exception):  # its tasks; the subscription is gone
-                await watcher.stop()  # type: ignore[no-untyped-call]
-        return out
-
-    async def _read_under(
-        self, prefix: str, timeout: float,
-        take: Callable[[str, str | None, bytes | None, int], Awaitable[None]],
-    ) -> bool:
-        """Hand each key's last message under `prefix` to `take`, then what is written
-        meanwhile, in order, until each key the stream held under it when asked has come;
-        False (nothing read) when there are too many keys to list in one answer. The end is
-        the list of keys, not the consumer's pending count: that count runs short while keys
-        are rewritten during the read (a rewritten key's old message is removed; seen in the
-        stress test: 4 short reads in 60), and so did nats-py's watch built on it."""
-        stream = f"KV_{self._bucket}"
-        head = f"$KV.{self._bucket}."
-        info = await self._bus.js.stream_info(stream, subjects_filter=f"{head}{prefix}>")
-        waiting = {s[len(head):] for s in (info.state.subjects or {})}
-        if len(waiting) >= _MAX_LISTED_SUBJECTS:
-            return False  # the server pages longer lists; the caller reads the whole bucket
-        if not waiting:
-            return True
-        arrived: asyncio.Queue[Msg] = asyncio.Queue()
-
-        async def on_msg(msg: Msg) -> None:
-            await arrived.put(msg)
-
-        async def hand(msg: Msg) -> str:
-            key = msg.subject[len(head):]
-            await take(key, (msg.headers or {}).get("KV-Operation"), msg.data,
-                       msg.metadata.sequence.stream)
-            return key
-
-        # Each key's last message when the consumer starts (no older revision of a bucket
-        # that keeps several), then whatever is written meanwhile, in order.
-        sub = await self._bus.js.subscribe(
-            f"{head}{prefix}>", stream=stream, cb=on_msg, ordered_consumer=True,
-            deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
-            inactive_threshold=READ_CONSUMER_IDLE_S)
-        try:
-            while waiting:
-                waiting.discard(await hand(await asyncio.wait_for(arrived.get(), timeout)))
-            while not arrived.empty():  # sent with the last awaited key: newer still
-                await hand(arrived.get_nowait())
-        finally:
-            await self._bus.drop_consumer(stream, sub)
-        return True
-
-    async def create(self, key: str, value: M) -> int | None:
-        """Create `key` only if absent; the new revision, or None when it already exists."""
-        kv = await self.handle()
-        try:
-            return await kv.create(key, codec.encode_body(value))
-        except nats.js.errors.KeyWrongLastSequenceError:
-            return None
-
-    async def put(self, key: str, value: M) -> int:
-        """Write `key` unconditionally (for values with a single writer); the new revision."""
-        kv = await self.handle()
-        return await kv.put(key, codec.encode_body(value))
-
-    async def update(self, key: str, value: M, revision: int) -> int | None:
-        """Compare-and-set: write only if `key` is still at `revision`; None on conflict."""
-        kv = await self.handle()
-        try:
-            return await kv.update(key, codec.encode_body(value), last=revision)
-        except nats.js.errors.KeyWrongLastSequenceError:
-            return None
-
-    async def delete(self, key: str, revision: int | None = None) -> bool:
-        """Delete `key` (only if at `revision` when given); False on CAS conflict."""
-        kv = await self.handle()
-        try:
-            await kv.delete(key, last=revision)
-        except nats.js.errors.KeyWrongLastSequenceError:
-            return False
-        except nats.js.errors.APIError as exc:
-            if exc.err_code in (10071, 10164):
-                return False
-            raise
-        return True
-
-
-class Backlog(NamedTuple):
-    """A work queue's consumer at one moment."""
-
-    pending: int
-    """Messages not yet delivered to any replica."""
-    unacked: int
-    """Messages delivered and not yet acked (in a handler, or waiting out a nak's delay)."""
-    waiting: int
-    """Pull requests waiting for messages: replicas ready for work."""
-
-
-class Delivery(Generic[M]):
-    """One decoded work-queue message with its acknowledgement handles."""
-
-    def __init__(self, msg: Msg, value: M, trace: str) -> None:
-        self._msg = msg
-        self.value = value
-        self.trace = trace
-        self.outcome: Literal["", "ack", "nak", "term"] = ""
-        """How the handler settled it (empty while it has not): what tests wait for."""
-
-    async def ack(self) -> None:
-        """Done: remove it from the work queue."""
-        await self._msg.ack()
-        self.outcome = "ack"
-
-    async def nak(self, delay: float) -> None:
-        """Not now: redeliver after `delay` seconds."""
-        await self._msg.nak(delay=delay)
-        self.outcome = "nak"
-
-    async def term(self) -> None:
-        """Never: drop it without redelivery (the reason must already be recorded)."""
-        await self._msg.term()
-        self.outcome = "term"
-
-
-class WorkQueue(Generic[M]):
-    """A durable pull consumer of a work-queue stream, shared by all replicas of a service."""
-
-    def __init__(
-        self, bus: Bus, sub: JetStreamContext.PullSubscription, schema: type[M]
-    ) -> None:
-        self._bus = bus
-        self._sub = sub
-        self._schema = schema
-
-    async def fetch(self, batch: int = 10, timeout: float = 1.0) -> list[Delivery[M]]:
-        """Up to `batch` messages; bad ones are dead-lettered and terminated here."""
-        try:
-            msgs = await self._sub.fetch(batch, timeout=timeout)
-        except (nats.errors.TimeoutError, TimeoutError):
-            # An empty queue: nats-py raises either its own or asyncio's TimeoutError,
-            # depending on where in the pull the deadline passes.
-            return []
-        out: list[Delivery[M]] = []
-        for msg in msgs:
-            headers = dict(msg.headers or {})
-            try:
-                value = codec.decode(msg.data, headers, self._schema, msg.subject)
-            except DecodeError as exc:
-                await self._bus.dead_letter(msg.subject, msg.data, headers, str(exc))
-                await msg.term()
-                continue
-            out.append(Delivery(msg, value, codec.trace_of(headers)))
-        return out
-
-    async def close(self) -> None:
-        """Stop pulling (the durable consumer stays for the next replica)."""
-        await self._sub.unsubscribe()
-
-    async def serve(
-        self, stop: asyncio.Event, handle: Callable[[Delivery[M]], Awaitable[None]],
-        key: Callable[[M], str] | None = None, batch: int = 10,
-    ) -> None:
-        """Hand every message to `handle` (which acks or naks it) until `stop` is set.
-
-        With `key`, up to `batch` messages are handled at once, continuously (a slow one does
-        not hold up the others), those with the same key one after the other in queue order
-        (a boot and a kill of one VM never race); without, one at a time.
-        """
-        inflight: set[asyncio.Task[None]] = set()
-        tails: dict[str, asyncio.Task[None]] = {}
-
-        async def after(before: asyncio.Task[None] | None, delivery: Delivery[M]) -> None:
-            if before is not None:
-                await asyncio.wait([before])
-            try:
-                await handle(delivery)
-            except asyncio.CancelledError:
-                # Stopping with it in hand: back to the queue at once for another replica,
-                # not after the ack wait.
-                with contextlib.suppress(Exception):
-                    await delivery.nak(0)
-                raise
-            except Exception:
-                # Not acked: it comes back after the ack wait.
-                log.exception("handling %s failed", delivery.value.__class__.__name__)
-
-        try:
-            while not stop.is_set():
-                if key is None:
-                    for delivery in await self.fetch(batch=batch, timeout=1.0):
-                        await handle(delivery)
-                    continue
-                room = batch - len(inflight)
-                if room <= 0:
-                    await asyncio.wait(inflight, return_when=asyncio.FIRST_COMPLETED)
-                    continue
-                for delivery in await self.fetch(batch=room, timeout=1.0):
-                    lane = key(delivery.value)
-                    task = asyncio.create_task(after(tails.get(lane), delivery))
-                    tails[lane] = task
-                    inflight.add(task)
-                    task.add_done_callback(inflight.discard)
-                    task.add_done_callback(functools.partial(_forget, tails, lane))
-        finally:
-            if inflight:
-                # Handlers finish what they are doing, for a while: one stuck in a cloud
-                # call that never returns is cancelled; its message, unacked, comes back.
-                await asyncio.wait(inflight, timeout=HANDLER_GRACE_S)
-                for task in inflight:
-                    task.cancel()
-                await asyncio.gather(*inflight, return_exceptions=True)
-            await self.close()
-
-
-def redacted(url: str) -> str:
-    """`url` without passwords or tokens (URLs reach logs and error messages)."""
-    out = []
-    for one in url.split(","):
-        parsed = urlparse(one.strip())
-        if parsed.password or parsed.username:
-            host = parsed.hostname or ""
-            port = f":{parsed.port}" if parsed.port else ""
-            one = parsed._replace(netloc=f"{parsed.username or ''}:***@{host}{port}").geturl()
-        out.append(one)
-    return ",".join(out)
-
-
-def _forget(tails: dict[str, asyncio.Task[None]], lane: str, done: asyncio.Task[None]) -> None:
-    """Drop a lane's last task once it is done, unless a later one took its place."""
-    if tails.get(lane) is done:
-        del tails[lane]
-
-
-async def _reachable(url: str) -> bool:
-    """Whether any server of `url` (comma-separated for a cluster) accepts TCP connections."""
-    for one in url.split(","):
-        parsed = urlparse(one.strip())
-        try:
-            _, writer = await asyncio.wait_for(
-                asyncio.open_connection(parsed.hostname or "127.0.0.1", parsed.port or 4222), 2)
-        except (OSError, TimeoutError):
-            continue
-        writer.close()
-        return True
-    return False
-
-
-async def _refused(url: str) -> Client:
-    raise ConnectionRefusedError(f"no server of {url} accepts connections")
-
-
 class Bus:
     """A connected service: NATS, JetStream, typed KV and publish helpers."""
 
-    def __init__(self, nc: Client, service: str, metrics: Metrics | None = None) -> None:
+    def __init__(self, nc: Client, service: str, link: Link | None = None) -> None:
         self.nc = nc
         self.js: JetStreamContext = nc.jetstream()
         self.service = service
-        self.metrics = metrics or Metrics(service)
+        self.link = link or Link(service, Metrics(service))
+        """What the connection has been through (outages, reconnects, refusals)."""
+        self.metrics = self.link.metrics
         """This process's metrics (served on /metrics by the run-loop)."""
-        self._closing: list[bool] = []
-        self._denied: list[str] = []
         self._noted: list[str] = []
         self._current: dict[str, str] = {}
-        self._reconnects: list[float] = []
 
     @property
     def problems(self) -> tuple[str, ...]:
         """What the service's heartbeat reports for `cs status`: problems noted by the
         service, then the latest permission violations the server reported (asynchronous in
         NATS, so kept here), newest last."""
-        return tuple(self._noted) + tuple(self._current.values()) + tuple(self._denied[-5:])
+        return tuple(self._noted) + tuple(self._current.values()) + tuple(self.link.denied[-5:])
 
     def note_problem(self, problem: str) -> None:
         """Report a lasting problem of this process (a port it could not serve) in its
@@ -459,7 +93,7 @@ class Bus:
     @property
     def reconnects(self) -> int:
         """How often this connection came back after an outage."""
-        return len(self._reconnects)
+        return len(self.link.reconnects)
 
     @classmethod
     async def connect(cls, url: str, service: str, wait_s: float = 30.0,
@@ -467,103 +101,8 @@ class Bus:
         """Connect to `url`, retrying for up to `wait_s` seconds, then reconnect forever.
         `tls://` URLs (or a `ca_file`) use TLS, verified against `ca_file` or else the
         system's certificate authorities."""
-
-        closing: list[bool] = []  # set by close(), so a chosen disconnect is not a warning
-        outage: list[bool] = []  # set while disconnected, so each outage is reported once
-
-        denied: list[str] = []  # permission violations the server reported, newest last
-        refused: list[str] = []  # the server refused our credentials
-
-        tls_failed: list[ssl.SSLError] = []  # a server we cannot verify: retrying won't help
-        metrics = Metrics(service)
-
-        async def on_error(exc: Exception) -> None:
-            if isinstance(exc, ssl.SSLError):
-                tls_failed.append(exc)
-                del tls_failed[:-1]
-            if isinstance(exc, OSError) and outage:
-                return  # nats-py reports every reconnect attempt of an outage
-            if "authorization violation" in str(exc).lower():
-                refused.append(str(exc))  # nats-py keeps retrying; connect() gives up on it
-                return
-            if "permissions violation" in str(exc).lower():
-                # Asynchronous in NATS: the publish "succeeded"; the server said no later.
-                denied.append(str(exc))
-                del denied[:-20]
-                metrics.bus_permission_errors.inc()
-                log.error("nats permission denied service=%s error=%s", service, exc)
-                return
-            log.warning("nats error service=%s error=%r", service, exc)
-
-        async def on_disconnect() -> None:
-            if not closing and not outage:
-                log.warning("nats disconnected service=%s; reconnecting", service)
-            outage.append(True)
-
-        reconnects: list[float] = []
-
-        async def on_reconnect() -> None:
-            outage.clear()
-            reconnects.append(time.time())
-            metrics.bus_reconnects.inc()
-            log.info("nats reconnected service=%s", service)
-
-        # A cluster is several URLs, comma-separated; nats-py wants them as a list.
-        servers = [one.strip() for one in url.split(",") if one.strip()]
-        tls: dict[str, ssl.SSLContext] = {}
-        if ca_file or any(one.startswith("tls://") for one in servers):
-            try:
-                tls["tls"] = ssl.create_default_context(cafile=ca_file or None)
-            except (OSError, ssl.SSLError) as exc:
-                raise BusUnavailable(f"cannot use the NATS CA file {ca_file}: {exc}") from None
-        deadline = time.monotonic() + wait_s
-        last_error: Exception | None = None
-        while True:
-            remaining = deadline - time.monotonic()
-            try:
-                # nats-py retries an initial connect forever when reconnects are unlimited,
-                # so the first connection is bounded here; reconnects are then unlimited.
-                nc = await asyncio.wait_for(nats.connect(
-                    servers,
-                    name=service,
-                    connect_timeout=2,
-                    reconnect_time_wait=1,
-                    # A handler stuck in a hung cloud call must not hold a stop for
-                    # nats-py's default 30 s.
-                    drain_timeout=5,
-                    max_reconnect_attempts=-1,
-                    allow_reconnect=True,
-                    error_cb=on_error,
-                    disconnected_cb=on_disconnect,
-                    reconnected_cb=on_reconnect,
-                    **tls,
-                ) if await _reachable(url) else _refused(url), max(remaining, 0.5))
-                bus = cls(nc, service, metrics)
-                bus._closing = closing
-                bus._denied = denied
-                bus._reconnects = reconnects
-                return bus
-            except (OSError, nats.errors.Error, TimeoutError) as exc:
-                if isinstance(exc, ssl.SSLError):
-                    tls_failed.append(exc)
-                if tls_failed:
-                    problem = tls_failed[-1]
-                    raise BusUnavailable(
-                        f"TLS with NATS at {redacted(url)} failed ({problem.reason or problem})"
-                        "; give the server's CA in [nats] ca_file or CS_NATS_CA_FILE"
-                    ) from None
-                if refused or "authorization violation" in str(exc).lower():
-                    raise BusUnavailable(
-                        f"NATS at {redacted(url)} refused the credentials (authorization "
-                        "violation): check the user and password in CS_NATS_URL or [nats] url"
-                    ) from None
-                last_error = exc
-            if time.monotonic() >= deadline:
-                raise BusUnavailable(
-                    f"cannot reach NATS at {redacted(url)} after {wait_s:.0f}s ({last_error}); "
-                    "is the server running? `make run` starts one, or set CS_NATS_URL"
-                )
-            await asyncio.sleep(0.2)
+        link = Link(service, Metrics(service))
+        return cls(await link.open(url, wait_s, ca_file), service, link)
 
     async def ensure_infra(self, replicas: int = 1, wait_s: float = 60.0) -> None:
         """Create the streams and buckets if they are missing. A JetStream still starting
@@ -683,11 +222,11 @@ class Bus:
 
     def _raise_if_denied(self, subject: str) -> None:
         """A request that got no answer because the server refused it says so."""
-        for problem in reversed(self._denied):
-            if subject in problem or "_INBOX" in problem:
-                raise AdminError("permission", f"permission denied on {subject}: this NATS user "
-                                 "may not do that (the server said: "
-                                 f"{problem.strip()}); use the admin role's credentials")
+        problem = self.link.denial_for(subject)
+        if problem:
+            raise AdminError("permission", f"permission denied on {subject}: this NATS user "
+                             "may not do that (the server said: "
+                             f"{problem.strip()}); use the admin role's credentials")
 
     async def _work_queue(
         self, subject: str, stream: str, durable: str, schema: type[M]
@@ -759,7 +298,7 @@ class Bus:
 
     async def close(self) -> None:
         """Drain pending messages and close the connection."""
-        self._closing.append(True)
+        self.link.closing = True
         if self.nc.is_connected:
             try:
                 await self.nc.drain()

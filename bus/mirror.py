@@ -18,8 +18,9 @@ from typing import Generic, TypeVar
 from nats.aio.msg import Msg
 
 from bus import codec
-from bus.connection import Bus, Traced, TypedKv, Versioned
+from bus.connection import Bus, Traced
 from bus.errors import DecodeError
+from bus.kv import TypedKv, Versioned
 from bus.schemas import Message
 
 M = TypeVar("M", bound=Message)

@@ -15,8 +15,9 @@ from rich.console import Console
 from rich.markup import escape
 
 import siteconfig
-from bus.connection import Bus, redacted
+from bus.connection import Bus
 from bus.errors import AdminError, BusUnavailable, DecodeError
+from bus.link import redacted
 
 T = TypeVar("T")
 

@@ -11,8 +11,8 @@ from rich.markup import escape
 
 import siteconfig
 from bus.client import AdminClient
-from bus.connection import redacted
 from bus.errors import ConfigError
+from bus.link import redacted
 from cli.common import JsonOption, NatsOption, err, fail, out, print_json, with_bus
 from siteconfig.textfile import read_text
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-from bus.connection import redacted
+from bus.link import redacted
 from providers.table import PROVIDERS
 from siteconfig import SiteConfig
 

@@ -10,8 +10,9 @@ import time
 from collections.abc import Callable
 
 from bus import subjects
-from bus.connection import Bus, Delivery, TypedKv, Versioned, WorkQueue
+from bus.connection import Bus
 from bus.errors import OutOfResources, PermanentError, ProviderError, TemporaryError
+from bus.kv import TypedKv, Versioned
 from bus.mirror import CATCH_UP_S, KvMirror
 from bus.schemas import (
     CloudCapacity,
@@ -24,6 +25,7 @@ from bus.schemas import (
     VmRecord,
     VmState,
 )
+from bus.workqueue import Delivery, WorkQueue
 from provisioning.driver import CloudDriver
 from provisioning.rules import BOOTED_STATES, DEAD_REASONS, one_per_name
 from provisioning.settings import ProvisionerSettings

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from bus import subjects
-from bus.connection import Bus, TypedKv, Versioned
+from bus.connection import Bus
+from bus.kv import TypedKv, Versioned
 from bus.schemas import CondorAction, Intent, VmRecord, VmState
 
 

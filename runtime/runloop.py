@@ -17,8 +17,9 @@ from collections.abc import Awaitable, Callable
 
 import siteconfig
 from bus import subjects
-from bus.connection import Bus, redacted
+from bus.connection import Bus
 from bus.errors import BusUnavailable, ConfigError
+from bus.link import redacted
 from bus.schemas import ServiceHealth
 from runtime import logs
 from runtime.observe import ObserveSettings

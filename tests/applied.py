@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import asyncio
 
-from bus.connection import Delivery
 from bus.schemas import Intent
+from bus.workqueue import Delivery
 from provisioning.worker import CloudWorker
 
 

@@ -12,8 +12,9 @@ from collections.abc import AsyncIterator
 import pytest
 
 from bus import subjects
-from bus.connection import Bus, TypedKv
+from bus.connection import Bus
 from bus.errors import AdminError
+from bus.kv import TypedKv
 from bus.mirror import KvMirror
 from bus.schemas import ATTENTION_MAX, VmListRequest, VmRecord, VmSpec
 from services.admin.service import STARTING_TOO_LONG_S, AdminService

@@ -19,8 +19,9 @@ from typing import Any
 
 import siteconfig
 from bus import subjects
-from bus.connection import Bus, TypedKv, Versioned
+from bus.connection import Bus
 from bus.errors import AdminError, ConfigError
+from bus.kv import TypedKv, Versioned
 from bus.micro import Endpoint
 from bus.mirror import CATCH_UP_S, RELOAD_S, KvMirror
 from bus.schemas import (

@@ -22,7 +22,8 @@ from collections import Counter
 from typing import get_args
 
 from bus import subjects
-from bus.connection import Bus, Traced, Versioned
+from bus.connection import Bus, Traced
+from bus.kv import Versioned
 from bus.mirror import CATCH_UP_S, RELOAD_S, KvMirror, LastMessage
 from bus.schemas import (
     CloudCapacity,

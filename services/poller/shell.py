@@ -14,8 +14,9 @@ from typing import TypeVar
 
 from bus import subjects
 from bus.codec import new_trace
-from bus.connection import Bus, Delivery
+from bus.connection import Bus
 from bus.schemas import CondorAction, CondorActionDone, DemandSnapshot, PoolSnapshot
+from bus.workqueue import Delivery
 from runtime import logs
 from services.poller.demand import DEFAULTS, JobDefaults, build_demand
 from services.poller.pool import build_pool, machines
