@@ -9,24 +9,17 @@ from dataclasses import dataclass
 
 from nats.aio.msg import Msg
 
-from bus import subjects
+from bus import calls, subjects
+from bus.calls import A, Call, Q
 from bus.connection import Bus
 from bus.schemas import (
     CloudToggleReply,
     CloudToggleRequest,
-    ConfigReloadReply,
-    ConfigReloadRequest,
-    HistoryReply,
-    HistoryRequest,
     InstanceList,
     InstancesRequest,
     Startd,
     StatusReply,
     StatusRequest,
-    VmDrainReply,
-    VmDrainRequest,
-    VmKillReply,
-    VmKillRequest,
     VmListReply,
     VmListRequest,
     VmRecord,
@@ -68,27 +61,29 @@ async def discover(bus: Bus, wait_s: float = 1.0) -> list[ServiceInstance]:
 
 
 class AdminClient:
-    """Requests to `cs-admin` and the provisioners; errors arrive as AdminError."""
+    """Requests to `cs-admin` and the provisioners, derived from their declarations in
+    `bus.calls`; errors arrive as AdminError."""
 
     def __init__(self, bus: Bus, timeout_s: float = 5.0) -> None:
         self.bus = bus
         self.timeout_s = timeout_s
 
+    async def call(self, call: Call[Q, A], request: Q, subject: str = "") -> A:
+        """Ask `call` of the admin service (or on `subject`, e.g. a cloud's provisioner)."""
+        return await self.bus.request(subject or subjects.admin_endpoint(call.name), request,
+                                      call.reply, self.timeout_s)
+
     async def status(self) -> StatusReply:
         """The whole status."""
-        return await self.bus.request(
-            subjects.admin_endpoint(subjects.ADMIN_STATUS), StatusRequest(), StatusReply,
-            self.timeout_s)
+        return await self.call(calls.STATUS, StatusRequest())
 
     async def vm_pages(self, cloud: str = "", limit: int = 1000
                        ) -> AsyncIterator[VmListReply]:
         """The registry page by page (on `cloud`, or every cloud), in key order."""
         after = ""
         while True:
-            page = await self.bus.request(
-                subjects.admin_endpoint(subjects.ADMIN_VM_LIST),
-                VmListRequest(cloud=cloud, after=after, limit=limit), VmListReply,
-                self.timeout_s)
+            page = await self.call(calls.VM_LIST,
+                                   VmListRequest(cloud=cloud, after=after, limit=limit))
             yield page
             if not page.next_after:
                 return
@@ -106,40 +101,12 @@ class AdminClient:
         pool = status.pool.model_copy(update={"startds": tuple(slots)}) if status.pool else None
         return status.model_copy(update={"vms": tuple(vms), "pool": pool})
 
-    async def history(self, since_s: float, max_points: int) -> HistoryReply:
-        """The site's history over the last `since_s` seconds, in at most `max_points`."""
-        return await self.bus.request(
-            subjects.admin_endpoint(subjects.ADMIN_HISTORY),
-            HistoryRequest(since_s=since_s, max_points=max_points), HistoryReply,
-            self.timeout_s)
-
     async def set_enabled(self, cloud: str, enabled: bool) -> CloudToggleReply:
         """Enable or disable `cloud`."""
-        name = subjects.ADMIN_CLOUD_ENABLE if enabled else subjects.ADMIN_CLOUD_DISABLE
-        return await self.bus.request(
-            subjects.admin_endpoint(name), CloudToggleRequest(name=cloud), CloudToggleReply,
-            self.timeout_s)
-
-    async def kill(self, request: VmKillRequest) -> VmKillReply:
-        """Kill VMs (they go through the same deleting state as the planner's kills)."""
-        return await self.bus.request(
-            subjects.admin_endpoint(subjects.ADMIN_VM_KILL), request, VmKillReply,
-            self.timeout_s)
-
-    async def drain(self, request: VmDrainRequest) -> VmDrainReply:
-        """Drain VMs: their startds leave the pool when their jobs are done, then they go."""
-        return await self.bus.request(
-            subjects.admin_endpoint(subjects.ADMIN_VM_DRAIN), request, VmDrainReply,
-            self.timeout_s)
-
-    async def reload(self) -> ConfigReloadReply:
-        """Have the admin service re-read the config file (clouds; enabled flags kept)."""
-        return await self.bus.request(
-            subjects.admin_endpoint(subjects.ADMIN_CONFIG_RELOAD), ConfigReloadRequest(),
-            ConfigReloadReply, self.timeout_s)
+        return await self.call(calls.CLOUD_ENABLE if enabled else calls.CLOUD_DISABLE,
+                               CloudToggleRequest(name=cloud))
 
     async def instances(self, cloud: str) -> InstanceList:
         """The live listing of `cloud`, straight from its provisioner's driver."""
-        return await self.bus.request(
-            subjects.provider_instances(cloud), InstancesRequest(), InstanceList,
-            self.timeout_s)
+        return await self.call(calls.INSTANCES, InstancesRequest(),
+                               subjects.provider_instances(cloud))

@@ -24,7 +24,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from bus import codec, infra, subjects
-from bus.errors import AdminError, BusUnavailable, DecodeError
+from bus.errors import AdminError, BusUnavailable, DecodeError, ErrorCode
 from bus.kv import READ_CONSUMER_IDLE_S, TypedKv
 from bus.link import Link
 from bus.metrics import Metrics
@@ -206,17 +206,18 @@ class Bus:
         except nats.errors.NoRespondersError:
             self._raise_if_denied(subject)
             raise AdminError(
-                "no_responders", f"no service answers on {subject}; is it running?"
+                ErrorCode.NO_RESPONDERS, f"no service answers on {subject}; is it running?"
             ) from None
         except nats.errors.TimeoutError:
             self._raise_if_denied(subject)
             raise AdminError(
-                "timeout", f"no answer on {subject} within {timeout:.0f}s"
+                ErrorCode.TIMEOUT, f"no answer on {subject} within {timeout:.0f}s"
             ) from None
         rheaders = dict(reply.headers or {})
         if SERVICE_ERROR_CODE in rheaders:
             raise AdminError(
-                rheaders.get(SERVICE_ERROR_CODE, ""), rheaders.get(SERVICE_ERROR, "")
+                ErrorCode.of(rheaders.get(SERVICE_ERROR_CODE, "")),
+                rheaders.get(SERVICE_ERROR, "")
             )
         return codec.decode(reply.data, rheaders, reply_type, subject)
 
@@ -224,8 +225,8 @@ class Bus:
         """A request that got no answer because the server refused it says so."""
         problem = self.link.denial_for(subject)
         if problem:
-            raise AdminError("permission", f"permission denied on {subject}: this NATS user "
-                             "may not do that (the server said: "
+            raise AdminError(ErrorCode.PERMISSION, f"permission denied on {subject}: this NATS "
+                             "user may not do that (the server said: "
                              f"{problem.strip()}); use the admin role's credentials")
 
     async def _work_queue(

@@ -13,6 +13,38 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
+
+
+class ErrorCode(StrEnum):
+    """What an endpoint's answer means: the service error code of the NATS services API
+    (HTTP-like numbers where one fits), and the client's own for no answer."""
+
+    OK = "200"
+    """Answered (only counted in metrics: a success carries no code)."""
+    BAD_REQUEST = "400"
+    """The request was malformed or asked for something impossible."""
+    NOT_FOUND = "404"
+    """The cloud or VM named does not exist."""
+    CONFLICT = "409"
+    """The request conflicts with the state (e.g. a record changed meanwhile)."""
+    INTERNAL = "500"
+    """The handler failed; the service's log says why."""
+    NO_RESPONDERS = "no_responders"
+    """No service instance answers on the subject."""
+    TIMEOUT = "timeout"
+    """No answer in time."""
+    PERMISSION = "permission"
+    """The NATS server refused this user the subject."""
+
+    @classmethod
+    def of(cls, raw: str) -> ErrorCode:
+        """The code `raw` names; one this version does not know is INTERNAL."""
+        try:
+            return cls(raw)
+        except ValueError:
+            return cls.INTERNAL
+
 
 class CsError(Exception):
     """Base of every error raised on purpose by cloudscheduler."""
@@ -38,7 +70,7 @@ class BusUnavailable(CsError):
 class AdminError(CsError):
     """An admin endpoint answered with an error; `code` is the service error code."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: ErrorCode, message: str) -> None:
         super().__init__(message)
         self.code = code
         self.message = message

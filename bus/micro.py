@@ -16,32 +16,38 @@ from nats.micro.request import Request
 from nats.micro.service import Service
 
 from bus import codec
+from bus.calls import Call
 from bus.connection import Bus
-from bus.errors import AdminError, DecodeError
+from bus.errors import AdminError, DecodeError, ErrorCode
 from bus.schemas import Message
 
 Q = TypeVar("Q", bound=Message)
+A = TypeVar("A", bound=Message)
 
 log = logging.getLogger("bus.micro")
 
 
 @dataclass(frozen=True)
-class Endpoint(Generic[Q]):
-    """One request/reply endpoint: its name within the group, request schema, handler."""
+class Endpoint(Generic[Q, A]):
+    """One request/reply endpoint served: what it is (`bus.calls`) and its handler."""
 
-    name: str
-    request: type[Q]
-    handler: Callable[[Q], Awaitable[Message]]
+    call: Call[Q, A]
+    handler: Callable[[Q], Awaitable[A]]
 
 
-def _wrap(bus: Bus, endpoint: Endpoint[Any]) -> Callable[[Request], Awaitable[None]]:
+def _wrap(bus: Bus, endpoint: Endpoint[Any, Any]) -> Callable[[Request], Awaitable[None]]:
+    name = endpoint.call.name
+
+    def count(code: ErrorCode) -> None:
+        bus.metrics.admin_requests.labels(name, code.value).inc()
+
     async def handle(req: Request) -> None:
         headers = codec.headers_of(req.headers)
         try:
-            query = codec.decode(req.data, headers, endpoint.request, endpoint.name)
+            query = codec.decode(req.data, headers, endpoint.call.request, name)
         except DecodeError as exc:
-            await req.respond_error("400", f"bad request: {exc}")
-            bus.metrics.admin_requests.labels(endpoint.name, "400").inc()
+            await req.respond_error(ErrorCode.BAD_REQUEST, f"bad request: {exc}")
+            count(ErrorCode.BAD_REQUEST)
             # Kept for the operator too: a client sending junk is worth knowing about.
             await bus.dead_letter(req.subject, req.data, headers, f"bad request: {exc}")
             return
@@ -49,18 +55,18 @@ def _wrap(bus: Bus, endpoint: Endpoint[Any]) -> Callable[[Request], Awaitable[No
             reply = await endpoint.handler(query)
         except AdminError as exc:
             await req.respond_error(exc.code, exc.message)
-            bus.metrics.admin_requests.labels(endpoint.name, exc.code).inc()
+            count(exc.code)
             return
         except Exception as exc:
-            log.exception("endpoint %s failed", endpoint.name)
+            log.exception("endpoint %s failed", name)
             await req.respond_error(
-                "500", f"{endpoint.name} failed: {type(exc).__name__}; see the service log"
+                ErrorCode.INTERNAL, f"{name} failed: {type(exc).__name__}; see the service log"
             )
-            bus.metrics.admin_requests.labels(endpoint.name, "500").inc()
+            count(ErrorCode.INTERNAL)
             return
         data, reply_headers = codec.encode(reply)
         await req.respond(data, headers=reply_headers)
-        bus.metrics.admin_requests.labels(endpoint.name, "200").inc()
+        count(ErrorCode.OK)
 
     return handle
 
@@ -70,7 +76,7 @@ async def serve(
     name: str,
     version: str,
     group: str,
-    endpoints: Sequence[Endpoint[Any]],
+    endpoints: Sequence[Endpoint[Any, Any]],
     description: str = "",
 ) -> Service:
     """Register `endpoints` under subject prefix `group`, discoverable through $SRV."""
@@ -79,5 +85,5 @@ async def serve(
     )
     grp = service.add_group(name=group)
     for endpoint in endpoints:
-        await grp.add_endpoint(name=endpoint.name, handler=_wrap(bus, endpoint))
+        await grp.add_endpoint(name=endpoint.call.name, handler=_wrap(bus, endpoint))
     return service

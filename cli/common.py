@@ -16,7 +16,7 @@ from rich.markup import escape
 
 import siteconfig
 from bus.connection import Bus
-from bus.errors import AdminError, BusUnavailable, DecodeError
+from bus.errors import AdminError, BusUnavailable, DecodeError, ErrorCode
 from bus.link import redacted
 
 T = TypeVar("T")
@@ -97,7 +97,7 @@ def with_bus(nats: str | None, work: Callable[[Bus], Awaitable[T]]) -> T:
         raise fail(f"cannot reach NATS at {redacted(url)}; start the system with `make run` "
                     "(or `cs up --config FILE`), or point --nats / CS_NATS_URL at it") from None
     except AdminError as exc:
-        if exc.code == "no_responders":
+        if exc.code == ErrorCode.NO_RESPONDERS:
             raise fail(f"{exc.message}; start cs-admin (`cs up` runs every service)") from None
         raise fail(exc.message) from None
     except DecodeError as exc:

@@ -10,9 +10,11 @@ import typer
 from rich.markup import escape
 
 import siteconfig
+from bus import calls
 from bus.client import AdminClient
 from bus.errors import ConfigError
 from bus.link import redacted
+from bus.schemas import ConfigReloadRequest
 from cli.common import JsonOption, NatsOption, err, fail, out, print_json, with_bus
 from siteconfig.textfile import read_text
 
@@ -111,7 +113,8 @@ def config_nats_users(
 def config_reload(nats: NatsOption = None, as_json: JsonOption = False) -> None:
     """Have the admin service re-read its config file: clouds added or changed take effect
     (enabled flags set with `cs cloud enable/disable` are kept)."""
-    reply = with_bus(nats, lambda bus: AdminClient(bus).reload())
+    reply = with_bus(nats, lambda bus: AdminClient(bus).call(calls.CONFIG_RELOAD,
+                                                             ConfigReloadRequest()))
     if as_json:
         print_json(reply.model_dump(mode="json"))
         return

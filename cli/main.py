@@ -17,11 +17,11 @@ from rich.live import Live
 from rich.markup import escape
 
 import siteconfig
-from bus import codec, subjects
+from bus import calls, codec, subjects
 from bus.client import AdminClient, discover
 from bus.connection import Bus
-from bus.errors import AdminError, ConfigError, DecodeError
-from bus.schemas import StatusReply
+from bus.errors import AdminError, ConfigError, DecodeError, ErrorCode
+from bus.schemas import HistoryRequest, StatusReply
 from cli.common import (
     JsonOption,
     NatsOption,
@@ -117,7 +117,8 @@ def _history(nats: str | None, since: str, rows: int, output: str) -> None:
         since_s = charts.parse_duration(since)
     except ConfigError as exc:
         raise fail(f"--since: {exc}") from None
-    reply = with_bus(nats, lambda bus: AdminClient(bus).history(since_s, rows))
+    reply = with_bus(nats, lambda bus: AdminClient(bus).call(
+        calls.HISTORY, HistoryRequest(since_s=since_s, max_points=rows)))
     if output == "json":
         print_json(reply.model_dump(mode="json"))
         return
@@ -180,7 +181,8 @@ def cloud_show(name: str, nats: NatsOption = None, as_json: JsonOption = False) 
         match = [c for c in reply.clouds if c.name == name]
         if not match:
             known = ", ".join(c.name for c in reply.clouds) or "none"
-            raise AdminError("404", f"unknown cloud {name!r}; known clouds: {known}")
+            raise AdminError(ErrorCode.NOT_FOUND,
+                             f"unknown cloud {name!r}; known clouds: {known}")
         return match[0], await client.instances(name)
 
     cloud, listing = with_bus(nats, work)

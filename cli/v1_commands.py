@@ -15,9 +15,10 @@ from typing import TypeVar
 
 import typer
 
+from bus import calls
 from bus.client import AdminClient
 from bus.connection import Bus
-from bus.schemas import StatusReply, VmDrainRequest, VmKillRequest
+from bus.schemas import ConfigReloadRequest, StatusReply, VmDrainRequest, VmKillRequest
 from cli import v1
 from cli.common import with_bus
 
@@ -140,7 +141,8 @@ def admin_main(argv: Sequence[str] | None = None) -> int:
               + ("" if reply.changed else " (no change)"))
         return 0
     if args.reconfig:
-        reloaded = _run(nats, lambda bus: AdminClient(bus).reload())
+        reloaded = _run(nats, lambda bus: AdminClient(bus).call(calls.CONFIG_RELOAD,
+                                                                ConfigReloadRequest()))
         print(f"Reloaded {reloaded.path}")
         return 0
     if args.kill or args.retire:
@@ -166,10 +168,11 @@ def _act(nats: str | None, cloud: str, vm: str | None, every: bool, number: int 
                           key=lambda v: -v.created_at)
             ids = tuple(v.vm_id for v in mine[:number])
         if drain:
-            drained = await client.drain(VmDrainRequest(cloud=cloud, vm_ids=ids,
+            drained = await client.call(calls.VM_DRAIN, VmDrainRequest(cloud=cloud, vm_ids=ids,
                                                         all_on_cloud=every))
             return len(drained.drained), [f"{s.vm_id}: {s.reason}" for s in drained.skipped]
-        killed = await client.kill(VmKillRequest(cloud=cloud, vm_ids=ids, all_on_cloud=every))
+        killed = await client.call(calls.VM_KILL,
+                                   VmKillRequest(cloud=cloud, vm_ids=ids, all_on_cloud=every))
         return len(killed.killed), [f"{s.vm_id}: {s.reason}" for s in killed.skipped]
 
     done, skipped = _run(nats, work)

@@ -12,10 +12,10 @@ import typer
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from bus import subjects
+from bus import calls, subjects
 from bus.client import AdminClient
 from bus.connection import Bus
-from bus.errors import AdminError, ConfigError
+from bus.errors import AdminError, ConfigError, ErrorCode
 from bus.schemas import PoolSnapshot, StatusReply, VmDrainRequest, VmKillRequest
 from cli.common import (
     JsonOption,
@@ -115,10 +115,10 @@ def _vm_action(verb: str, vm_ids: list[str] | None, cloud: str | None, all_on_cl
     async def work(bus: Bus) -> tuple[dict[str, str], int]:
         client = AdminClient(bus)
         if verb == "kill":
-            killed = await client.kill(request)
+            killed = await client.call(calls.VM_KILL, request)
             done, skipped = killed.killed, killed.skipped
         else:
-            drained = await client.drain(VmDrainRequest(**request.model_dump()))
+            drained = await client.call(calls.VM_DRAIN, VmDrainRequest(**request.model_dump()))
             done, skipped = drained.drained, drained.skipped
         for skip in skipped:
             err.print(escape(f"skipped {skip.vm_id}: {skip.reason}"), highlight=False)
@@ -154,6 +154,6 @@ async def _wait_gone(client: AdminClient, pending: dict[str, str], timeout: floa
             if not pending:
                 break
             if asyncio.get_running_loop().time() > deadline:
-                raise AdminError("timeout", f"{len(pending)} VM(s) still {doing} after "
+                raise AdminError(ErrorCode.TIMEOUT, f"{len(pending)} VM(s) still {doing} after "
                                  f"{timeout:.0f}s: {', '.join(sorted(pending)[:5])}")
             await asyncio.sleep(0.5)

@@ -6,11 +6,11 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from bus import subjects
+from bus import calls, subjects
 from bus.connection import Bus
 from bus.micro import Endpoint, serve
 from bus.mirror import KvMirror
-from bus.schemas import CloudRecord, InstancesRequest, VmRecord
+from bus.schemas import CloudRecord, VmRecord
 from provisioning.driver import DriverFactory
 from provisioning.rules import driver_settings
 from provisioning.settings import ProvisionerSettings
@@ -54,7 +54,7 @@ async def run_provisioner(
         worker = CloudWorker(bus, provider, record.name, driver, settings, record, registry)
         await serve(bus, f"{subjects.PROVIDER_SERVICE_PREFIX}-{provider}", "0.1.0",
                     subjects.provider_group(record.name),
-                    [Endpoint(subjects.PROVIDER_INSTANCES, InstancesRequest, worker.listing)])
+                    [Endpoint(calls.INSTANCES, worker.listing)])
         tasks = [asyncio.create_task(keep_running(
                      f"intent consumer of {record.name}", stop, worker.consume, log)),
                  asyncio.create_task(worker.run_reconcile(stop))]

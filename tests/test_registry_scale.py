@@ -60,18 +60,18 @@ async def test_pages_cover_the_registry_once_in_key_order_and_by_cloud(
     keys: list[str] = []
     after = ""
     while True:
-        page = await admin.vm_page(VmListRequest(after=after, limit=700))
+        page = await admin.vm_list(VmListRequest(after=after, limit=700))
         assert page.total == 2500 and len(page.vms) <= 700
         keys += [subjects.vm_key(v.cloud, v.vm_id) for v in page.vms]
         if not page.next_after:
             break
         after = page.next_after
     assert keys == sorted(keys) and len(keys) == len(set(keys)) == 2500
-    only_b = await admin.vm_page(VmListRequest(cloud="pb", limit=5000))
+    only_b = await admin.vm_list(VmListRequest(cloud="pb", limit=5000))
     assert {v.cloud for v in only_b.vms} == {"pb"} and len(only_b.vms) == only_b.total == 1000
     assert only_b.next_after == ""
     with pytest.raises(AdminError, match="a page of 0 VMs: ask for 1 to 5000"):
-        await admin.vm_page(VmListRequest(limit=0))
+        await admin.vm_list(VmListRequest(limit=0))
 
 
 async def test_paging_while_vms_come_and_go_skips_and_repeats_none_that_stayed(
@@ -82,7 +82,7 @@ async def test_paging_while_vms_come_and_go_skips_and_repeats_none_that_stayed(
     after = ""
     odd = iter(range(1, 3000, 2))
     while True:
-        page = await admin.vm_page(VmListRequest(after=after, limit=200))
+        page = await admin.vm_list(VmListRequest(after=after, limit=200))
         seen += [v.vm_id for v in page.vms]
         # Meanwhile new VMs are booked everywhere in the key space, and the registry is
         # read afresh for the next page (as after REGISTRY_REUSE_S).
@@ -104,7 +104,7 @@ async def test_the_status_holds_counts_and_the_vms_needing_attention(
     records += [record("pa", 3000, "booting", age_s=STARTING_TOO_LONG_S + 60),
                 record("pa", 3001, "booting", age_s=5), record("pa", 3002, "retiring")]
     await fill(admin.vms, records)
-    status = await admin.status_reply()
+    status = await admin.status()
     assert status.vm_total == len(records)
     assert status.attention_total == ATTENTION_MAX + 10 + 2  # errors, the stuck one, retiring
     assert len(status.vms) == ATTENTION_MAX
@@ -119,15 +119,15 @@ async def test_an_answer_holds_every_write_made_before_it_was_asked(
     """The registry is answered from memory, kept by a watch: an answer waits until the
     watch has brought every write that finished before the question, deletes included."""
     await fill(admin.vms, [record("pa", i) for i in range(1000)])
-    assert (await admin.status_reply()).vm_total == 1000  # the mirror is loaded
+    assert (await admin.status()).vm_total == 1000  # the mirror is loaded
     for round_ in range(5):
         base = 1000 + 400 * round_
         await fill(admin.vms, [record("pa", base + i) for i in range(400)])
         for i in range(round_ * 50, round_ * 50 + 50):
             assert await admin.vms.delete(subjects.vm_key("pa", f"vm-{i:06d}"))
-        status = await admin.status_reply()
+        status = await admin.status()
         assert status.vm_total == 1000 + 400 * (round_ + 1) - 50 * (round_ + 1)
-        page = await admin.vm_page(VmListRequest(cloud="pa", limit=5000))
+        page = await admin.vm_list(VmListRequest(cloud="pa", limit=5000))
         assert f"vm-{base + 399:06d}" in {v.vm_id for v in page.vms}
         assert f"vm-{round_ * 50:06d}" not in {v.vm_id for v in page.vms}
 

@@ -8,8 +8,9 @@ import uuid
 import pytest
 
 from bus import subjects
+from bus.calls import Call
 from bus.connection import Bus
-from bus.errors import AdminError, BusUnavailable
+from bus.errors import AdminError, BusUnavailable, ErrorCode
 from bus.micro import Endpoint, serve
 from bus.schemas import (
     CloudRecord,
@@ -103,11 +104,11 @@ async def test_service_errors_reach_the_caller_typed(bus: Bus) -> None:
     async def refuse(req: CloudToggleRequest) -> CloudToggleReply:
         if req.name == "boom":
             raise RuntimeError("secret internals")
-        raise AdminError("404", f"unknown cloud {req.name!r}")
+        raise AdminError(ErrorCode.NOT_FOUND, f"unknown cloud {req.name!r}")
 
     group = f"cs.test{uuid.uuid4().hex[:6]}"
     service = await serve(bus, "cs-test", "0.1.0", group, [
-        Endpoint("toggle", CloudToggleRequest, refuse)])
+        Endpoint(Call("toggle", CloudToggleRequest, CloudToggleReply), refuse)])
     with pytest.raises(AdminError) as info:
         await bus.request(f"{group}.toggle", CloudToggleRequest(name="x"), CloudToggleReply)
     assert (info.value.code, info.value.message) == ("404", "unknown cloud 'x'")

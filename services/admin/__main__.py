@@ -37,8 +37,8 @@ def build(site: SiteConfig, log: logging.Logger) -> ServiceBody:
                                    clouds=len(site.clouds)))
         recording = asyncio.create_task(history.record(bus, admin.history_point,
                                                        interval_s, stop))
-        page = StatusPage(admin.status_reply, site.site, bus.metrics, admin.history_reply,
-                          admin.vm_page)
+        page = StatusPage(admin.status, site.site, bus.metrics, admin.history,
+                          admin.vm_list)
         if page_at is not None:
             try:
                 port = await page.start(*page_at)

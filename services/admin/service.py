@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import siteconfig
-from bus import subjects
+from bus import calls, subjects
 from bus.connection import Bus
-from bus.errors import AdminError, ConfigError
+from bus.errors import AdminError, ConfigError, ErrorCode
 from bus.kv import TypedKv, Versioned
 from bus.micro import Endpoint
 from bus.mirror import CATCH_UP_S, RELOAD_S, KvMirror
@@ -38,7 +38,6 @@ from bus.schemas import (
     HistoryPoint,
     HistoryReply,
     HistoryRequest,
-    Message,
     PlanReport,
     PoolSnapshot,
     ServiceHealth,
@@ -153,17 +152,17 @@ class AdminService:
             changes["not_in_config"].append(name)
         return {k: tuple(v) for k, v in changes.items()}
 
-    def endpoints(self) -> list[Endpoint[Any]]:
+    def endpoints(self) -> list[Endpoint[Any, Any]]:
         """The endpoints this service registers under `cs.admin`."""
         return [
-            Endpoint(subjects.ADMIN_STATUS, StatusRequest, self.status),
-            Endpoint(subjects.ADMIN_CLOUD_ENABLE, CloudToggleRequest, self.enable),
-            Endpoint(subjects.ADMIN_CLOUD_DISABLE, CloudToggleRequest, self.disable),
-            Endpoint(subjects.ADMIN_VM_KILL, VmKillRequest, self.kill),
-            Endpoint(subjects.ADMIN_VM_DRAIN, VmDrainRequest, self.drain),
-            Endpoint(subjects.ADMIN_CONFIG_RELOAD, ConfigReloadRequest, self.reload),
-            Endpoint(subjects.ADMIN_HISTORY, HistoryRequest, self.history),
-            Endpoint(subjects.ADMIN_VM_LIST, VmListRequest, self.vm_list),
+            Endpoint(calls.STATUS, self.status),
+            Endpoint(calls.CLOUD_ENABLE, self.enable),
+            Endpoint(calls.CLOUD_DISABLE, self.disable),
+            Endpoint(calls.VM_KILL, self.kill),
+            Endpoint(calls.VM_DRAIN, self.drain),
+            Endpoint(calls.CONFIG_RELOAD, self.reload),
+            Endpoint(calls.HISTORY, self.history),
+            Endpoint(calls.VM_LIST, self.vm_list),
         ]
 
     async def history_point(self, since: float, now: float) -> HistoryPoint:
@@ -171,17 +170,15 @@ class AdminService:
         vms = [entry.value for entry in (await self._current()).values()]
         return history.take(await self._status(vms), vms, since, now)
 
-    async def history(self, request: HistoryRequest) -> Message:
-        """The history of the last `since_s` seconds in at most `max_points` steps."""
-        return await self.history_reply(request.since_s, request.max_points)
-
-    async def history_reply(self, since_s: float, max_points: int = 120) -> HistoryReply:
-        """What `history` answers, typed (the status page draws it too)."""
+    async def history(self, request: HistoryRequest) -> HistoryReply:
+        """The history of the last `since_s` seconds in at most `max_points` steps (the
+        status page draws it too)."""
+        since_s, max_points = request.since_s, request.max_points
         if not 0 < since_s <= subjects.HISTORY_MAX_AGE_S:
-            raise AdminError("400", f"history since {since_s:.0f}s: ask for 1 s to "
+            raise AdminError(ErrorCode.BAD_REQUEST, f"history since {since_s:.0f}s: ask for 1 s to "
                              f"{subjects.HISTORY_MAX_AGE_S / 3600:.0f} h (what is kept)")
         if not 1 <= max_points <= history.MAX_POINTS:
-            raise AdminError("400", f"history in {max_points} points: ask for 1 to "
+            raise AdminError(ErrorCode.BAD_REQUEST, f"history in {max_points} points: ask for 1 to "
                              f"{history.MAX_POINTS}")
         now = time.time()
         points = await self.bus.read_since(subjects.HISTORY_STREAM, subjects.history(),
@@ -193,11 +190,12 @@ class AdminService:
                       ) -> tuple[list[tuple[str, Versioned[VmRecord]]], list[Skipped]]:
         """The registry entries a kill or drain request names, and what it names in vain."""
         if request.all_on_cloud and not request.cloud:
-            raise AdminError("400", f"{verb} all VMs needs a cloud")
+            raise AdminError(ErrorCode.BAD_REQUEST, f"{verb} all VMs needs a cloud")
         if not request.all_on_cloud and not request.vm_ids:
-            raise AdminError("400", f"name the VMs to {verb}, or ask for all on a cloud")
+            raise AdminError(ErrorCode.BAD_REQUEST,
+                             f"name the VMs to {verb}, or ask for all on a cloud")
         if request.cloud and await self.clouds.get(request.cloud) is None:
-            raise AdminError("404", f"unknown cloud {request.cloud!r}")
+            raise AdminError(ErrorCode.NOT_FOUND, f"unknown cloud {request.cloud!r}")
         entries = await self._current()
         by_id = {e.value.vm_id: (key, e) for key, e in entries.items()
                  if not request.cloud or e.value.cloud == request.cloud}
@@ -215,7 +213,7 @@ class AdminService:
                 found.append(hit)
         return found, skipped
 
-    async def kill(self, request: VmKillRequest) -> Message:
+    async def kill(self, request: VmKillRequest) -> VmKillReply:
         """Kill the named VMs (or all on a cloud): marked deleting, then a kill intent each,
         exactly as the planner's own kills, so provisioners and reconcile treat them alike."""
         found, skipped = await self._select(request, "kill")
@@ -235,7 +233,7 @@ class AdminService:
                                    killed=len(killed), skipped=len(skipped)))
         return VmKillReply(killed=killed, skipped=tuple(skipped))
 
-    async def drain(self, request: VmDrainRequest) -> Message:
+    async def drain(self, request: VmDrainRequest) -> VmDrainReply:
         """Drain the named VMs (or all on a cloud): marked retiring and their startds asked
         to leave once their jobs are done, exactly as the planner's own retirements; the
         planner deletes each VM when its startd has left the pool."""
@@ -259,21 +257,23 @@ class AdminService:
                                    drained=len(drained), skipped=len(skipped)))
         return VmDrainReply(drained=drained, skipped=tuple(skipped))
 
-    async def reload(self, _: ConfigReloadRequest) -> Message:
+    async def reload(self, _: ConfigReloadRequest) -> ConfigReloadReply:
         """Re-read the config file; bring cloud records up to date, enabled flags kept. A
         file with a mistake changes nothing and answers with the mistake."""
         if self.config_path is None:
-            raise AdminError("400", "this admin service was started without a config file")
+            raise AdminError(ErrorCode.BAD_REQUEST,
+                             "this admin service was started without a config file")
         try:
             site = siteconfig.load(self.config_path)
         except ConfigError as exc:
-            raise AdminError("400", f"config not reloaded: {exc}") from None
+            raise AdminError(ErrorCode.BAD_REQUEST, f"config not reloaded: {exc}") from None
         changes = await self.seed(site.clouds)
         return ConfigReloadReply(path=str(self.config_path), **changes)
 
-    async def status(self, _: StatusRequest) -> Message:
-        """Clouds, VMs, demand and the planner's latest reasons."""
-        return await self.status_reply()
+    async def status(self, _: StatusRequest | None = None) -> StatusReply:
+        """Clouds, VMs, demand and the planner's latest reasons (the status page reads it
+        too)."""
+        return await self._status([entry.value for entry in (await self._current()).values()])
 
     async def _registry(self, reuse: bool = False) -> list[tuple[str, VmRecord]]:
         """The registry in key order: as it is now, or (`reuse`) as last sorted if that
@@ -290,14 +290,12 @@ class AdminService:
                 self._read_at = time.monotonic()
             return self._read
 
-    async def vm_list(self, request: VmListRequest) -> Message:
-        """One page of the registry, in key order, with the VMs' slots."""
-        return await self.vm_page(request)
-
-    async def vm_page(self, request: VmListRequest) -> VmListReply:
-        """What `vm_list` answers, typed (the status page pages through it too)."""
+    async def vm_list(self, request: VmListRequest) -> VmListReply:
+        """One page of the registry, in key order, with the VMs' slots (the status page
+        pages through it too)."""
         if not 1 <= request.limit <= VM_PAGE_MAX:
-            raise AdminError("400", f"a page of {request.limit} VMs: ask for 1 to {VM_PAGE_MAX}")
+            raise AdminError(ErrorCode.BAD_REQUEST,
+                             f"a page of {request.limit} VMs: ask for 1 to {VM_PAGE_MAX}")
         registry = await self._registry(reuse=bool(request.after))
         if request.cloud:
             head = f"{request.cloud}."
@@ -313,10 +311,6 @@ class AdminService:
         return VmListReply(vms=tuple(vm for _, vm in page), startds=startds,
                            next_after=page[-1][0] if more and page else "",
                            total=len(registry))
-
-    async def status_reply(self) -> StatusReply:
-        """What `status` answers, typed (the status page reads it too)."""
-        return await self._status([entry.value for entry in (await self._current()).values()])
 
     async def _status(self, vms: list[VmRecord]) -> StatusReply:
         """The status of a site whose registry holds `vms`."""
@@ -359,21 +353,21 @@ class AdminService:
             vm_total=len(vms), attention_total=len(attention), slots_total=len(slots),
         )
 
-    async def enable(self, request: CloudToggleRequest) -> Message:
+    async def enable(self, request: CloudToggleRequest) -> CloudToggleReply:
         """Enable a cloud: the planner may boot there from its next cycle."""
         return await self._toggle(request.name, True)
 
-    async def disable(self, request: CloudToggleRequest) -> Message:
+    async def disable(self, request: CloudToggleRequest) -> CloudToggleReply:
         """Disable a cloud: no new boots there; running VMs are left alone."""
         return await self._toggle(request.name, False)
 
-    async def _toggle(self, name: str, enabled: bool) -> Message:
+    async def _toggle(self, name: str, enabled: bool) -> CloudToggleReply:
         for _ in range(10):
             entry = await self.clouds.get(name)
             if entry is None:
                 known = sorted((await self.clouds.items()).keys())
-                raise AdminError(
-                    "404", f"unknown cloud {name!r}; known clouds: {', '.join(known) or 'none'}")
+                raise AdminError(ErrorCode.NOT_FOUND, f"unknown cloud {name!r}; known clouds: "
+                                 f"{', '.join(known) or 'none'}")
             if entry.value.enabled == enabled:
                 return CloudToggleReply(name=name, enabled=enabled, changed=False)
             updated = entry.value.model_copy(update={
@@ -381,4 +375,4 @@ class AdminService:
             if await self.clouds.update(name, updated, entry.revision) is not None:
                 log.info("%s", logs.fields(event="cloud toggled", cloud=name, enabled=enabled))
                 return CloudToggleReply(name=name, enabled=enabled, changed=True)
-        raise AdminError("409", f"cloud {name!r} kept changing under us; try again")
+        raise AdminError(ErrorCode.CONFLICT, f"cloud {name!r} kept changing under us; try again")

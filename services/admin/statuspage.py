@@ -21,6 +21,7 @@ from bus.errors import AdminError, ConfigError
 from bus.metrics import Metrics
 from bus.schemas import (
     HistoryReply,
+    HistoryRequest,
     PoolSnapshot,
     Startd,
     StatusReply,
@@ -37,7 +38,7 @@ log = logging.getLogger("cs-admin")
 REFRESH_S = 5
 CHART_POINTS = 240
 """Points per chart line: finer than the page is wide enough to show."""
-HistorySource = Callable[[float, int], Awaitable[HistoryReply]]
+HistorySource = Callable[[HistoryRequest], Awaitable[HistoryReply]]
 """The history of the last so many seconds in at most so many points."""
 VmPageSource = Callable[[VmListRequest], Awaitable[VmListReply]]
 """One page of the registry."""
@@ -239,7 +240,8 @@ class StatusPage:
         text = urllib.parse.parse_qs(query).get("since", ["1h"])[-1]
         try:
             since_s = charts.parse_duration(text)
-            reply = await self.history(since_s, CHART_POINTS)
+            reply = await self.history(HistoryRequest(since_s=since_s,
+                                                      max_points=CHART_POINTS))
         except (ConfigError, AdminError) as exc:
             return f'<p class="bad">history: {html.escape(str(exc))}</p>'
         return charts.history_charts(reply, now - since_s, now)

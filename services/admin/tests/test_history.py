@@ -8,7 +8,7 @@ import pytest
 from bus import subjects
 from bus.errors import ConfigError
 from bus.permissions import roles
-from bus.schemas import DemandClass, HistoryPoint, HistoryReply, StatusReply
+from bus.schemas import DemandClass, HistoryPoint, HistoryReply, HistoryRequest, StatusReply
 from bus.tests.examples import CLOUD_STATUS, DEMAND, STATUS, VM
 from services.admin import charts, history, statuspage
 from services.admin.statuspage import StatusPage
@@ -86,9 +86,9 @@ async def test_the_page_draws_the_history_and_says_what_is_wrong_with_a_bad_sinc
     async def status() -> StatusReply:
         return STATUS
 
-    async def past(since_s: float, max_points: int) -> HistoryReply:
-        asked.append((since_s, max_points))
-        return history.downsample(points(3), 1.0, 0.0, 1e12, max_points)
+    async def past(request: HistoryRequest) -> HistoryReply:
+        asked.append((request.since_s, request.max_points))
+        return history.downsample(points(3), 1.0, 0.0, 1e12, request.max_points)
 
     page = StatusPage(status, "site", history=past)
     code, _, body = await page._answer("GET", "/", "since=2h")
