@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from bus.schemas import ALIVE_STATES, CloudStatus, StatusReply, VmRecord
+from bus import vmstates
+from bus.schemas import CloudStatus, StatusReply, VmRecord
 from providers.table import PROVIDERS
 
 CLOUD_TYPES = {p.name: p.v1_type or p.name for p in PROVIDERS.values()}
@@ -24,7 +25,7 @@ VM_STATES = {
 
 
 def _alive(status: StatusReply, cloud: str) -> list[VmRecord]:
-    return [vm for vm in status.vms if vm.cloud == cloud and vm.state in ALIVE_STATES]
+    return [vm for vm in status.vms if vm.cloud == cloud and vm.state in vmstates.ALIVE]
 
 
 def _free_slots(status: StatusReply, c: CloudStatus) -> int:

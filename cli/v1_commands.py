@@ -15,7 +15,7 @@ from typing import TypeVar
 
 import typer
 
-from bus import calls
+from bus import calls, vmstates
 from bus.client import AdminClient
 from bus.connection import Bus
 from bus.schemas import ConfigReloadRequest, StatusReply, VmDrainRequest, VmKillRequest
@@ -164,7 +164,7 @@ def _act(nats: str | None, cloud: str, vm: str | None, every: bool, number: int 
             status = await client.full_status(cloud)
             # The youngest first: they have done (and lose) the least work.
             mine = sorted((v for v in status.vms if v.cloud == cloud
-                           and v.state not in ("deleting", "gone")),
+                           and v.state not in vmstates.ENDING),
                           key=lambda v: -v.created_at)
             ids = tuple(v.vm_id for v in mine[:number])
         if drain:

@@ -9,7 +9,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from bus import subjects
+from bus import subjects, vmstates
 from bus.connection import Bus
 from bus.errors import OutOfResources, PermanentError, ProviderError, TemporaryError
 from bus.kv import TypedKv, Versioned
@@ -123,9 +123,8 @@ class CloudWorker:
     async def _boot(self, intent: Intent, trace: str) -> str:
         key = subjects.vm_key(self.cloud, intent.vm_id)
         entry = await self.vms.get(key)
-        if entry is None or entry.value.intent_id != intent.intent_id or entry.value.state not in (
-            "requested", "booting"
-        ):
+        if (entry is None or entry.value.intent_id != intent.intent_id
+                or entry.value.state not in vmstates.STARTING):
             return "stale intent: the registry no longer asks for this boot"
         booked = await self._set_state(entry, key, "booting", "", trace)
         if booked is None or booked.value.state != "booting":
@@ -163,8 +162,10 @@ class CloudWorker:
     ) -> Versioned[VmRecord] | None:
         """Compare-and-set the record's state, re-reading on conflict; None if it vanished."""
         for _ in range(5):
-            if entry.value.state in ("retiring", "deleting") and state != "deleting":
-                return entry  # a retire or kill was decided meanwhile: it wins
+            if not vmstates.may_move(entry.value.state, state):
+                # A retire or kill was decided meanwhile: it wins (and no other move that
+                # the table of states does not allow is written).
+                return entry
             now = time.time()
             update: dict[str, object] = {"state": state, "reason": reason, "updated_at": now}
             if state == "running" and not entry.value.running_at:
@@ -245,13 +246,13 @@ class CloudWorker:
             vm = entry.value
             settled = now - vm.updated_at >= self.settings.vanished_grace_s
             instance = instances.get(vm.vm_id)
-            vanished = instance is None and vm.state in ("booting", "running") and settled
+            vanished = instance is None and vm.state in vmstates.ON_CLOUD and settled
             if vanished and await self.vms.delete(key, entry.revision):
                 gone += 1
                 await self._event(vm.vm_id, "gone", "instance vanished from the cloud",
                                   vm.trace)
             elif (instance is not None and instance.state in DEAD_REASONS and settled
-                  and vm.state in ("booting", "running")):
+                  and vm.state in vmstates.ON_CLOUD):
                 reason = DEAD_REASONS[instance.state]
                 await self._set_state(entry, key, "error",
                                       f"{reason}: {instance.detail}" if instance.detail

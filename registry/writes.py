@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bus import subjects
+from bus import subjects, vmstates
 from bus.connection import Bus
 from bus.kv import TypedKv, Versioned
 from bus.schemas import CondorAction, Intent, VmRecord, VmState
@@ -13,7 +13,10 @@ async def mark(
     reason: str, intent: str, now: float,
 ) -> VmRecord | None:
     """Compare-and-set a VM to `state` under the id of the intent that will follow; None
-    when it changed since it was read: the caller decides again on fresh state."""
+    when it changed since it was read: the caller decides again on fresh state. A move the
+    table of states (`bus.vmstates`) does not allow is a bug of the caller: ValueError."""
+    if not vmstates.may_move(entry.value.state, state):
+        raise ValueError(f"{entry.value.vm_id}: no move from {entry.value.state} to {state}")
     marked = entry.value.model_copy(update={
         "state": state, "reason": reason, "updated_at": now, "intent_id": intent})
     if await vms.update(key, marked, entry.revision) is None:

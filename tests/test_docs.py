@@ -17,7 +17,7 @@ import pytest
 from pydantic import BaseModel
 
 import siteconfig
-from bus import calls, subjects
+from bus import calls, subjects, vmstates
 from bus.schemas import CloudRecord
 from providers.table import PROVIDERS
 from provisioning.settings import ProvisionerServiceSettings, ProvisionerSettings
@@ -225,6 +225,16 @@ def test_the_architecture_names_every_subject_stream_and_bucket() -> None:
         assert subject in plain, f"subject {subject} ({name}) missing from docs/architecture.md"
     for call in calls.ADMIN:
         assert subjects.admin_endpoint(call.name) in text, call.name
+
+
+def test_the_state_section_is_the_table_of_states() -> None:
+    """docs/architecture.md lists every state with its meaning and every move, as
+    `bus.vmstates` has them, in the same order."""
+    text = (DOCS / "architecture.md").read_text()
+    said = re.findall(r"^- `(\w+)`: (.+)$", text, re.M)
+    assert [(k, v) for k, v in said if k in vmstates.MEANING] == list(vmstates.MEANING.items())
+    rows = re.findall(r"^\| `(\w+)` \| `(\w+)` \| (\w+) \| (.+?) \|$", text, re.M)
+    assert rows == [(m.source, m.target, m.by, m.why) for m in vmstates.MOVES]
 
 
 def _slug(heading: str) -> str:

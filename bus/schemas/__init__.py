@@ -42,7 +42,6 @@ from bus.schemas.demand import (
     Startd,
 )
 from bus.schemas.message import (
-    ALIVE_STATES,
     InstanceState,
     Message,
     OptionValue,
@@ -108,7 +107,6 @@ ALL_SCHEMAS: tuple[type[Message], ...] = (
 """Every schema, by which `Cs-Type` header values are resolved."""
 
 __all__ = [
-    "ALIVE_STATES",
     "ALL_SCHEMAS",
     "ATTENTION_MAX",
     "CloudCapacity",

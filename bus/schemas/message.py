@@ -13,13 +13,7 @@ OptionValue = str | int | float | bool | tuple[str, ...]
 """A value of a provider's own setting (what a TOML key of a `[[cloud]]` table can hold)."""
 
 VmState = Literal["requested", "booting", "running", "retiring", "deleting", "error", "gone"]
-"""A VM's state in the registry. `requested`: the planner recorded it and sent a boot intent;
-`booting`: the provider accepted it; `running`: the provider reports it up; `retiring`: asked to
-drain; `deleting`: a kill intent was sent; `error`: the provider failed it (see `reason`);
-`gone`: it no longer exists on the cloud (the record is about to be removed)."""
-
-ALIVE_STATES: frozenset[str] = frozenset({"requested", "booting", "running"})
-"""States in which a VM counts as capacity that serves or will serve demand."""
+"""A VM's state in the registry; what each means and the moves between them: `bus.vmstates`."""
 
 InstanceState = Literal["creating", "running", "stopped", "deleting", "error", "unknown"]
 """A provider's view of one instance, in provider-neutral terms."""

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import siteconfig
-from bus import calls, subjects
+from bus import calls, subjects, vmstates
 from bus.connection import Bus
 from bus.errors import AdminError, ConfigError, ErrorCode
 from bus.kv import TypedKv, Versioned
@@ -71,9 +71,9 @@ STARTING_TOO_LONG_S = 300.0
 def needs_attention(vm: VmRecord, now: float) -> bool:
     """Whether an operator should look at `vm`: in error, retiring, being deleted, or
     starting for longer than STARTING_TOO_LONG_S."""
-    if vm.state in ("error", "retiring", "deleting"):
+    if vm.state == "error" or vm.state in vmstates.WINDING_DOWN:
         return True
-    return vm.state in ("requested", "booting") and now - vm.created_at > STARTING_TOO_LONG_S
+    return vm.state in vmstates.STARTING and now - vm.created_at > STARTING_TOO_LONG_S
 
 
 
@@ -207,7 +207,7 @@ class AdminService:
             if hit is None:
                 where = f" on {request.cloud}" if request.cloud else ""
                 skipped.append(Skipped(vm_id=vm_id, reason=f"no such VM{where}"))
-            elif hit[1].value.state in ("deleting", "gone"):
+            elif hit[1].value.state in vmstates.ENDING:
                 skipped.append(Skipped(vm_id=vm_id, reason="already being deleted"))
             else:
                 found.append(hit)

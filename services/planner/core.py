@@ -14,8 +14,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from bus import vmstates
 from bus.schemas import (
-    ALIVE_STATES,
     CloudCapacity,
     CloudHealth,
     CloudRecord,
@@ -122,7 +122,7 @@ def plan(
     resends: list[Resend] = []
     for vm in vms:
         age = now - vm.updated_at
-        if vm.state in ("requested", "retiring", "deleting") and age >= policy.resend_after_s:
+        if vm.state in vmstates.RESENT and age >= policy.resend_after_s:
             resends.append(Resend(vm))
         elif vm.state == "error" and age >= policy.error_kill_after_s:
             out.kill(vm, f"in error for {age:.0f}s: {vm.reason or 'no reason given'}", now,
@@ -205,7 +205,7 @@ def _boots(
         held.cores += spec.cores
         held.memory_mb += spec.memory_mb
         state = vm.state
-        if state in ALIVE_STATES:
+        if state in vmstates.ALIVE:
             alive_by_class[vm.class_key] += 1
         elif state == "error":
             errors[(vm.cloud, vm.class_key)] += 1

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from bus import vmstates
 from bus.schemas import (
-    ALIVE_STATES,
     DemandSnapshot,
     PlanDecision,
     PoolSnapshot,
@@ -74,7 +74,7 @@ def lifecycle(
     fresh = pool is not None and not pool.stale
     for vm in vms:
         timeout = boot_timeout_s.get(vm.cloud, 0.0)
-        if vm.vm_id in slots and not vm.registered_at and vm.state in ALIVE_STATES:
+        if vm.vm_id in slots and not vm.registered_at and vm.state in vmstates.ALIVE:
             out.registrations.append(Register(vm))
         elif (vm.state in ("requested", "booting") and vm.vm_id not in slots and timeout
               and now - vm.created_at >= timeout):
@@ -115,7 +115,7 @@ def surplus(
     pool_fresh = pool is not None and not pool.stale
     by_class: dict[str, list[VmRecord]] = {}
     for vm in vms:
-        if vm.state in ALIVE_STATES:
+        if vm.state in vmstates.ALIVE:
             by_class.setdefault(vm.class_key, []).append(vm)
     budget = policy.max_retires_per_cycle
     for key, group in sorted(by_class.items()):
@@ -132,7 +132,7 @@ def surplus(
             # The registry can lag behind the pool (a VM still `booting` here may already
             # run a job), so only a VM the pool has never shown is let go without a drain.
             registered = bool(vm.registered_at) or vm.vm_id in slots
-            if not registered and vm.state in ("requested", "booting"):
+            if not registered and vm.state in vmstates.STARTING:
                 out.kill(vm, "more VMs than jobs; this one is not serving yet", now)
             elif not registered:
                 out.kill(vm, "more VMs than jobs; never registered, so it holds no job", now)

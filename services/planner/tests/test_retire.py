@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bus import vmstates
 from bus.schemas import DemandClass, DemandSnapshot, PoolSnapshot, Startd, VmRecord, VmSpec
 from services.planner.core import plan, vm_name
 from services.planner.decisions import Plan, Policy
@@ -178,3 +179,28 @@ def test_never_kills_or_retires_a_vm_with_a_claimed_slot(
     alive = sum(s in ("requested", "booting", "running") for s in states)
     surplus = [k for k in result.kills if "more VMs than jobs" in k.reason]
     assert len(surplus) + len(result.retires) <= max(0, alive - idle_jobs)
+
+
+@given(
+    states=st.lists(st.sampled_from(sorted(set(vmstates.MEANING) - {"gone"})), min_size=1,
+                    max_size=10),
+    registered=st.lists(st.booleans(), min_size=10, max_size=10),
+    ages=st.lists(st.sampled_from([10.0, 700.0, 4000.0, 90000.0]), min_size=10, max_size=10),
+    in_pool=st.lists(st.booleans(), min_size=10, max_size=10),
+    idle_jobs=st.integers(0, 10),
+)
+def test_every_retire_and_kill_is_a_move_the_table_of_states_allows(
+    states: list[str], registered: list[bool], ages: list[float], in_pool: list[bool],
+    idle_jobs: int,
+) -> None:
+    """Whatever the registry holds, the planner asks only for moves `bus.vmstates` allows
+    (`registry.writes.mark` would refuse any other), and never for a VM already deleting."""
+    vms = [vm(n, s, registered[n], age=ages[n]) for n, s in enumerate(states)]
+    slots = [slot(n) for n in range(len(states)) if in_pool[n]]
+    result = run(demand(idle=idle_jobs), vms, pool(*slots))
+    state_of = {v.vm_id: v.state for v in vms}
+    for kill in result.kills:
+        assert state_of[kill.vm_id] != "deleting"
+        assert vmstates.may_move(state_of[kill.vm_id], "deleting")
+    for retire in result.retires:
+        assert vmstates.may_move(state_of[retire.vm_id], "retiring"), state_of[retire.vm_id]
