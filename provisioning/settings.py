@@ -30,11 +30,13 @@ class ProvisionerSettings:
     @classmethod
     def from_section(cls, sec: Section) -> ProvisionerSettings:
         """Read the loop timings from a config table (the caller checks unknown keys)."""
+        d = cls()  # each default written once, on the fields above
         return cls(
-            reconcile_interval_s=sec.number("reconcile_interval_s", 10.0, minimum=0.5),
-            orphan_grace_s=sec.number("orphan_grace_s", 60.0),
-            vanished_grace_s=sec.number("vanished_grace_s", 30.0),
-            parallel_intents=sec.integer("parallel_intents", 8, minimum=1),
+            reconcile_interval_s=sec.number("reconcile_interval_s", d.reconcile_interval_s,
+                                            minimum=0.5),
+            orphan_grace_s=sec.number("orphan_grace_s", d.orphan_grace_s),
+            vanished_grace_s=sec.number("vanished_grace_s", d.vanished_grace_s),
+            parallel_intents=sec.integer("parallel_intents", d.parallel_intents, minimum=1),
         )
 
 

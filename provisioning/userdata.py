@@ -82,6 +82,10 @@ certificate and key (all workers share it; it maps to no one) and a map that nam
 poller's certificate."""
 
 
+TOKEN_TIMEOUT_S = 30.0
+"""The default of `[worker] token_timeout_s`."""
+
+
 @dataclass(frozen=True)
 class WorkerSettings:
     """What every worker VM is told at boot (the `[worker]` table), read by provisioners."""
@@ -93,7 +97,7 @@ class WorkerSettings:
     token_command: tuple[str, ...] = ()
     """A command (argv, no shell) whose standard output is the credential, run for every boot,
     e.g. `condor_token_create -identity worker@pool`; () = use token_file."""
-    token_timeout_s: float = 30.0
+    token_timeout_s: float = TOKEN_TIMEOUT_S
     """How long token_command may take before the boot fails as temporary (seconds)."""
     ssl_dir: Path | None = None
     """Folder with the site CA's ca.crt and the workers' worker.crt and worker.key (the
@@ -122,7 +126,7 @@ class WorkerSettings:
                               "the VMs' token comes from one of them")
         return cls(central_manager=sec.string("central_manager", "localhost"),
                    token_file=token_file, token_command=command,
-                   token_timeout_s=sec.number("token_timeout_s", 30.0, minimum=1.0),
+                   token_timeout_s=sec.number("token_timeout_s", TOKEN_TIMEOUT_S, minimum=1.0),
                    ssl_dir=sec.path_value("ssl_dir", ""))
 
     def ssl_files(self) -> tuple[str, str, str]:

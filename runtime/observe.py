@@ -56,9 +56,10 @@ class ObserveSettings:
                                   "port number") from None
         if not 0 <= port <= 65535:
             raise ConfigError(f"{site.path}: [metrics] port {port} is not a port number")
-        fmt = env.get("CS_LOG_FORMAT") or logging_sec.choice("format", "text", FORMATS)
+        d = cls()  # each default written once, on the fields above
+        fmt = env.get("CS_LOG_FORMAT") or logging_sec.choice("format", d.log_format, FORMATS)
         if fmt not in FORMATS:
             raise ConfigError(f"CS_LOG_FORMAT={fmt!r}: expected one of {', '.join(FORMATS)}")
-        return cls(metrics_host=metrics.string("host", "127.0.0.1"), metrics_port=port,
+        return cls(metrics_host=metrics.string("host", d.metrics_host), metrics_port=port,
                    log_format=fmt, log_level=logging_sec.choice(
-                       "level", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")))
+                       "level", d.log_level, ("DEBUG", "INFO", "WARNING", "ERROR")))

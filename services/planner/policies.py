@@ -52,7 +52,6 @@ POLICIES: dict[str, CloudPolicy] = {
 }
 """Policies by the name used in `[planner] cloud_order`."""
 
-DEFAULT_ORDER = ("spread", "priority")
 """v1's order: slot fill ratio, then priority."""
 
 

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from bus.errors import ConfigError
-from services.planner.decisions import Policy
-from services.planner.policies import DEFAULT_ORDER, POLICIES
+from services.planner.decisions import DEFAULT_POLICY, Policy
+from services.planner.policies import POLICIES
 from siteconfig import SiteConfig
 
 
@@ -37,7 +37,8 @@ class PlannerSettings:
         """Read and validate the `[planner]` table."""
         sec = site.section("planner")
         sec.check_keys(cls.KEYS)
-        chain = sec.strings("cloud_order", DEFAULT_ORDER)
+        d = DEFAULT_POLICY  # each default written once, in Policy
+        chain = sec.strings("cloud_order", d.cloud_order)
         for name in chain:
             if name not in POLICIES:
                 raise ConfigError(
@@ -48,14 +49,16 @@ class PlannerSettings:
             site=site.site,
             interval_s=sec.number("interval_s", 2.0, minimum=0.1),
             policy=Policy(
-                resend_after_s=sec.number("resend_after_s", 30.0, minimum=1.0),
-                error_kill_after_s=sec.number("error_kill_after_s", 60.0, minimum=0.0),
-                register_timeout_s=sec.number("register_timeout_s", 900.0, minimum=0.0),
-                max_retires_per_cycle=sec.integer("max_retires_per_cycle", 10, minimum=1),
-                min_vm_age_s=sec.number("min_vm_age_s", 300.0),
-                backoff_base_s=sec.number("backoff_base_s", 60.0, minimum=1.0),
-                backoff_max_s=sec.number("backoff_max_s", 3600.0, minimum=1.0),
-                high_priority_weight=sec.number("high_priority_weight", 4.0, minimum=1.0),
+                resend_after_s=sec.number("resend_after_s", d.resend_after_s, minimum=1.0),
+                error_kill_after_s=sec.number("error_kill_after_s", d.error_kill_after_s),
+                register_timeout_s=sec.number("register_timeout_s", d.register_timeout_s),
+                max_retires_per_cycle=sec.integer("max_retires_per_cycle",
+                                                  d.max_retires_per_cycle, minimum=1),
+                min_vm_age_s=sec.number("min_vm_age_s", d.min_vm_age_s),
+                backoff_base_s=sec.number("backoff_base_s", d.backoff_base_s, minimum=1.0),
+                backoff_max_s=sec.number("backoff_max_s", d.backoff_max_s, minimum=1.0),
+                high_priority_weight=sec.number("high_priority_weight", d.high_priority_weight,
+                                                minimum=1.0),
                 cloud_order=chain,
             ),
         )
