@@ -29,6 +29,7 @@ class BlockingCalls:
         self._what = what
         self._pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=threads, thread_name_prefix=name)
+        self._closed = False
 
     async def call(self, doing: str, fn: Callable[[], T]) -> T:
         """`fn()` on a worker thread; its vendor errors translated, a timeout a
@@ -52,6 +53,10 @@ class BlockingCalls:
                 f"{doing}: {self._what} did not answer within {self.timeout_s:.0f}s") from None
 
     async def close(self, last: Callable[[], None]) -> None:
-        """Run `last` (closing the connection) on a worker thread, then stop the threads."""
+        """Run `last` (closing the connection) on a worker thread, then stop the threads;
+        closing again does nothing."""
+        if self._closed:
+            return
+        self._closed = True
         await asyncio.get_running_loop().run_in_executor(self._pool, last)
         self._pool.shutdown(wait=False)

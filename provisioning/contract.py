@@ -68,3 +68,55 @@ class DriverContract:
         assert vm.vm_id not in {i.vm_id for i in await driver.list()}
         assert vm.vm_id in {i.vm_id for i in await other_site_driver.list()}
         await other_site_driver.delete(vm.vm_id)
+
+    async def test_delete_instance_by_the_clouds_id(
+        self, driver: CloudDriver, other_site_driver: CloudDriver
+    ) -> None:
+        """An instance goes by the cloud's own id; an absent id is success; another
+        installation's instance is left alone."""
+        vm = make_vm(self.cloud, self.site, self.image)
+        theirs = make_vm(self.cloud, self.other_site, self.image)
+        created = await driver.create(vm)
+        other = await other_site_driver.create(theirs)
+        try:
+            assert created.instance_id and other.instance_id
+            await driver.delete_instance(other.instance_id)
+            assert await other_site_driver.state(theirs.vm_id) is not None
+            await driver.delete_instance(created.instance_id)
+            assert await driver.state(vm.vm_id) is None
+            await driver.delete_instance(created.instance_id)  # gone already: success
+        finally:
+            await driver.delete(vm.vm_id)  # its disks too, where the cloud keeps them apart
+            await other_site_driver.delete(theirs.vm_id)
+
+    async def test_capacity_is_reported_for_this_cloud(self, driver: CloudDriver) -> None:
+        """None (no limits) or figures of this cloud, none negative, taken now."""
+        capacity = await driver.capacity()
+        if capacity is None:
+            return
+        assert capacity.cloud == self.cloud and capacity.source
+        assert min(capacity.max_instances, capacity.max_cores, capacity.max_memory_mb,
+                   capacity.others_instances, capacity.others_cores,
+                   capacity.others_memory_mb) >= 0
+        assert capacity.reported_at > 0
+
+    async def test_watch_reports_only_our_vms(
+        self, driver: CloudDriver, other_site_driver: CloudDriver
+    ) -> None:
+        """Change events, where the cloud has them, name only this installation's VMs."""
+        seen: list[str] = []
+        driver.watch(seen.append)
+        vm = make_vm(self.cloud, self.site, self.image)
+        theirs = make_vm(self.cloud, self.other_site, self.image)
+        await driver.create(vm)
+        await other_site_driver.create(theirs)
+        await driver.delete(vm.vm_id)
+        await other_site_driver.delete(theirs.vm_id)
+        assert set(seen) <= {vm.vm_id}, seen
+
+    async def test_close_twice(self, driver: CloudDriver) -> None:
+        """Closing releases the driver; a second close does nothing."""
+        await driver.list()  # connected
+        await driver.close()
+        await driver.close()
+

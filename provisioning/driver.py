@@ -55,7 +55,8 @@ class CloudDriver(Protocol):
         ...
 
     async def close(self) -> None:
-        """Release connections; the driver is not used afterwards."""
+        """Release connections; the driver is not used afterwards. Closing again does
+        nothing."""
         ...
 
 

@@ -404,11 +404,11 @@ class LibvirtDriver:
         await self._call(f"delete {vm_id}", lambda conn: self._remove(conn, vm_id))
 
     async def delete_instance(self, instance_id: str) -> None:
-        """Delete the domain with this UUID (libvirt names are unique per host, so this is the
-        domain of that name, disks included); absent is success."""
+        """Delete the domain with this UUID if it is ours (libvirt names are unique per host,
+        so this is the domain of that name, disks included); absent is success."""
         def run(conn: libvirt.virConnect) -> None:
             dom = _or_none(libvirt.VIR_ERR_NO_DOMAIN, conn.lookupByUUIDString, instance_id)
-            if dom is not None:
+            if dom is not None and self._ours(_tag(dom)):
                 self._remove(conn, dom.name())
         await self._call(f"delete domain {instance_id}", run)
 
