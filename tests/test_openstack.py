@@ -34,7 +34,7 @@ from provisioning.userdata import WorkerSettings
 from provisioning.worker import CloudWorker
 from services.planner.core import plan
 from services.planner.decisions import Policy
-from services.planner.health import blocked, record
+from services.planner.health import after_failure, blocked
 from tests.applied import settle
 from tests.faultproxy import Fault, FaultProxy
 from tests.holdproxy import HoldProxy
@@ -224,7 +224,7 @@ async def test_over_quota_is_out_of_resources_and_the_planner_backs_off(
     result = plan(SITE, None, [cloud_record(worker.cloud)], [failed], later)
     [kill] = result.kills
     assert kill.failure == "boot"
-    health = record(None, kill, "worker", later, Policy())
+    health = after_failure(None, kill, "worker", later, Policy())
     why = blocked(health, "worker", later + 1)
     assert why is not None and "backing off" in why and "uota" in why
     assert servers_named(admin, vm.vm_id) == []

@@ -35,7 +35,7 @@ def blocked(health: CloudHealth | None, vm_type: str, now: float) -> str | None:
     return None
 
 
-def record(health: CloudHealth | None, kill: Kill, vm_type: str, now: float,
+def after_failure(health: CloudHealth | None, kill: Kill, vm_type: str, now: float,
            policy: Policy) -> CloudHealth:
     """`health` after the failure behind `kill` (whose `failure` is not empty)."""
     h = health or CloudHealth(cloud=kill.cloud)

@@ -42,7 +42,7 @@ from registry.compact import Compactor
 from runtime import logs
 from services.planner.core import plan
 from services.planner.decisions import Kill
-from services.planner.health import record
+from services.planner.health import after_failure
 from services.planner.settings import PlannerSettings
 
 log = logging.getLogger("cs-planner")
@@ -55,19 +55,19 @@ class PlannerShell:
         self.bus = bus
         self.settings = settings
         self.name = f"{socket.gethostname()}-{os.getpid()}"
-        self.clouds = bus.kv(subjects.CLOUDS_BUCKET, CloudRecord)
-        self.vms = bus.kv(subjects.VMS_BUCKET, VmRecord)
-        self.health = bus.kv(subjects.HEALTH_BUCKET, CloudHealth)
-        self.capacity = bus.kv(subjects.CAPACITY_BUCKET, CloudCapacity)
+        self.clouds_kv = bus.kv(subjects.CLOUDS_BUCKET, CloudRecord)
+        self.vms_kv = bus.kv(subjects.VMS_BUCKET, VmRecord)
+        self.health_kv = bus.kv(subjects.HEALTH_BUCKET, CloudHealth)
+        self.capacity_kv = bus.kv(subjects.CAPACITY_BUCKET, CloudCapacity)
         self.wake = asyncio.Event()
         """Set by a new demand snapshot or a cloud's change (enable, disable, reload): the
         next cycle runs at once."""
         self._demand = LastMessage(bus, subjects.demand(), DemandSnapshot, self.wake)
         self._pool = LastMessage(bus, subjects.pool(), PoolSnapshot)
-        self._clouds = KvMirror(self.clouds, self.wake, compact=Compactor())
-        self._vms = KvMirror(self.vms, compact=Compactor())
-        self._health = KvMirror(self.health, compact=Compactor())
-        self._capacity = KvMirror(self.capacity, compact=Compactor())
+        self.clouds_mirror = KvMirror(self.clouds_kv, self.wake, compact=Compactor())
+        self.vms_mirror = KvMirror(self.vms_kv, compact=Compactor())
+        self.health_mirror = KvMirror(self.health_kv, compact=Compactor())
+        self.capacity_mirror = KvMirror(self.capacity_kv, compact=Compactor())
         self._loaded_at = -float("inf")
 
     async def start(self) -> None:
@@ -77,8 +77,12 @@ class PlannerShell:
 
     async def close(self) -> None:
         """Stop following the buckets."""
-        for mirror in (self._clouds, self._vms, self._health, self._capacity):
+        for mirror in self._mirrors():
             await mirror.close()
+
+    def _mirrors(self) -> tuple[KvMirror[CloudRecord], KvMirror[VmRecord],
+                                KvMirror[CloudHealth], KvMirror[CloudCapacity]]:
+        return (self.clouds_mirror, self.vms_mirror, self.health_mirror, self.capacity_mirror)
 
     async def _read(self, afresh: bool) -> tuple[
         Traced[DemandSnapshot] | None, Traced[PoolSnapshot] | None,
@@ -88,15 +92,16 @@ class PlannerShell:
         """The state: from memory once the mirrors have caught up with every write made
         before this call; read afresh when asked, every RELOAD_S, or when a mirror did not
         catch up within CATCH_UP_S (its watch is failing)."""
-        mirrors = (self._clouds, self._vms, self._health, self._capacity)
+        mirrors = self._mirrors()
         if not afresh and time.monotonic() - self._loaded_at < RELOAD_S and all(
                 await asyncio.gather(*(m.current(CATCH_UP_S) for m in mirrors))):
-            return (self._demand.value(), self._pool.value(), self._clouds.entries(),
-                    self._vms.entries(), self._health.entries(), self._capacity.entries())
+            return (self._demand.value(), self._pool.value(), self.clouds_mirror.entries(),
+                    self.vms_mirror.entries(), self.health_mirror.entries(),
+                    self.capacity_mirror.entries())
         # Six independent reads, each a few round trips: at once, not one after the other.
         read = await asyncio.gather(
-            self._demand.load(), self._pool.load(), self._clouds.load(), self._vms.load(),
-            self._health.load(), self._capacity.load())
+            self._demand.load(), self._pool.load(), self.clouds_mirror.load(),
+            self.vms_mirror.load(), self.health_mirror.load(), self.capacity_mirror.load())
         self._loaded_at = time.monotonic()
         return read
 
@@ -116,19 +121,19 @@ class PlannerShell:
         decisions = list(result.decisions)
         booked = 0
         for boot in result.boots:
-            record = VmRecord(
+            booking = VmRecord(
                 vm_id=boot.vm_id, cloud=boot.cloud, intent_id=boot.intent_id,
                 class_key=boot.class_key, spec=boot.spec, state="requested",
                 created_at=now, updated_at=now, trace=trace,
             )
             key = subjects.vm_key(boot.cloud, boot.vm_id)
-            revision = await self.vms.create(key, record)
+            revision = await self.vms_kv.create(key, booking)
             if revision is None:
                 decisions.append(PlanDecision(
                     kind="hold", cloud=boot.cloud, class_key=boot.class_key,
                     reason=f"{boot.vm_id} was booked by another planner first"))
                 continue
-            self._vms.note(key, record, revision)
+            self.vms_mirror.note(key, booking, revision)
             booked += 1
             await self._send(Intent(
                 intent_id=boot.intent_id, action="boot", cloud=boot.cloud, vm_id=boot.vm_id,
@@ -155,7 +160,7 @@ class PlannerShell:
             entry = vm_entries.get(key)
             if entry is not None:
                 # A conflict means the record changed; the next cycle registers it again.
-                await self.vms.update(key, entry.value.model_copy(
+                await self.vms_kv.update(key, entry.value.model_copy(
                     update={"registered_at": now}), entry.revision)
         for resend in result.resends:
             vm = resend.vm
@@ -170,7 +175,7 @@ class PlannerShell:
         for reset in result.recoveries:
             entry_h = health.get(reset.cloud)
             if entry_h is not None:
-                await self.health.update(reset.cloud, reset, entry_h.revision)
+                await self.health_kv.update(reset.cloud, reset, entry_h.revision)
         self._measure(clouds, vm_entries, health, decisions, time.time() - now)
         report = PlanReport(planner=self.name, at=now, decisions=tuple(decisions))
         await self.bus.js_publish(subjects.plan_report(), report, trace=trace)
@@ -188,18 +193,18 @@ class PlannerShell:
         entry = entries.get(key)
         if entry is None:
             return None
-        return await writes.mark(self.vms, key, entry, state, reason, intent, now)
+        return await writes.mark(self.vms_kv, key, entry, state, reason, intent, now)
 
     async def _count_failure(self, kill: Kill, vm_type: str, now: float) -> None:
         """Add a failure to the cloud's health (compare-and-set, re-read on conflict)."""
         for _ in range(5):
-            entry = await self.health.get(kill.cloud)
-            updated = record(entry.value if entry else None, kill, vm_type, now,
+            entry = await self.health_kv.get(kill.cloud)
+            updated = after_failure(entry.value if entry else None, kill, vm_type, now,
                              self.settings.policy)
             if entry is None:
-                done = await self.health.create(kill.cloud, updated)
+                done = await self.health_kv.create(kill.cloud, updated)
             else:
-                done = await self.health.update(kill.cloud, updated, entry.revision)
+                done = await self.health_kv.update(kill.cloud, updated, entry.revision)
             if done is not None:
                 log.warning("%s", logs.fields(
                     event="failure counted", cloud=kill.cloud, vm=kill.vm_id,

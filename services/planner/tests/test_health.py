@@ -5,7 +5,7 @@ from __future__ import annotations
 from bus.schemas import CloudHealth, CloudRecord, DemandClass, DemandSnapshot, VmRecord, VmSpec
 from services.planner.core import plan
 from services.planner.decisions import Kill, Policy
-from services.planner.health import backoff_s, blocked, record, recovered
+from services.planner.health import after_failure, backoff_s, blocked, recovered
 
 NOW = 1_000_000.0
 POLICY = Policy(backoff_base_s=60, backoff_max_s=600)
@@ -27,8 +27,8 @@ def test_backoff_doubles_and_is_capped() -> None:
 
 
 def test_boot_failures_back_the_cloud_off() -> None:
-    h = record(None, kill("boot"), "w", NOW, POLICY)
-    h = record(h, kill("boot"), "w", NOW + 1, POLICY)
+    h = after_failure(None, kill("boot"), "w", NOW, POLICY)
+    h = after_failure(h, kill("boot"), "w", NOW + 1, POLICY)
     assert (h.failures, h.backoff_until, h.reason) == (2, NOW + 121,
                                                        "permanent: image not found")
     assert blocked(h, "w", NOW + 100) == (
@@ -38,15 +38,15 @@ def test_boot_failures_back_the_cloud_off() -> None:
 
 
 def test_black_holes_brake_only_their_type() -> None:
-    h = record(None, kill("blackhole"), "w", NOW, POLICY)
+    h = after_failure(None, kill("blackhole"), "w", NOW, POLICY)
     assert h.failures == 0 and h.type_failures == {"w": 1}
     assert blocked(h, "w", NOW + 10) == "w backed off for 50s here: 1 VM(s) never joined the pool"
     assert blocked(h, "other", NOW + 10) is None
 
 
 def test_a_vm_that_comes_up_resets_the_cloud_and_a_registered_one_its_type() -> None:
-    h = record(record(None, kill("boot"), "w", NOW, POLICY), kill("blackhole"), "w", NOW,
-               POLICY)
+    h = after_failure(after_failure(None, kill("boot"), "w", NOW, POLICY), kill("blackhole"),
+                      "w", NOW, POLICY)
     assert recovered(h, [vm("running", NOW - 5)], NOW + 1) is None  # older than the failure
     up = recovered(h, [vm("running", NOW + 30)], NOW + 31)
     assert up is not None and up.failures == 0 and up.backoff_until == 0
