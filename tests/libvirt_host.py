@@ -14,6 +14,7 @@ from providers.libvirt.driver import (
     SEED_SUFFIX,
     LibvirtDriver,
     domain_xml,
+    tag_of,
 )
 from providers.libvirt.options import LibvirtOptions
 from provisioning.driver import DriverContext
@@ -87,12 +88,17 @@ def domain_exists(name: str) -> bool:
     return name in [d.name() for d in _conn().listAllDomains()]
 
 
-def host_figures() -> tuple[int, int, int, int]:
-    """The test host's (cpus, memory MB, active domains, their vcpus)."""
+def host_figures(site: str, cloud: str) -> tuple[int, int, int, int]:
+    """The test host's (cpus, memory MB, active domains that are not the VMs of `site` on
+    `cloud`, their vcpus): read here from libvirt, as an operator would count them."""
     conn = _conn()
     _model, memory_mb, cpus, *_ = conn.getInfo()
-    active = conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE)
-    return cpus, memory_mb, len(active), sum(d.info()[3] for d in active)
+    others = []
+    for dom in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE):
+        tag = tag_of(dom) or {}
+        if (tag.get("site"), tag.get("cloud")) != (site, cloud):
+            others.append(dom)
+    return cpus, memory_mb, len(others), sum(d.info()[3] for d in others)
 
 
 def define_stopped(vm: VmRecord, site: str) -> None:

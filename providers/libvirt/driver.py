@@ -167,7 +167,8 @@ def volume_xml(name: str, capacity: int, fmt: str, backing: tuple[str, str] | No
             f"{back}</volume>")
 
 
-def _tag(dom: libvirt.virDomain) -> dict[str, str] | None:
+def tag_of(dom: libvirt.virDomain) -> dict[str, str] | None:
+    """The domain's tag in our <metadata> (site, cloud, intent, ...); None: not ours."""
     try:
         text = dom.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, NAMESPACE, 0)
     except libvirt.libvirtError:
@@ -328,7 +329,7 @@ class LibvirtDriver:
         def run(conn: libvirt.virConnect) -> list[Instance]:
             out = []
             for dom in conn.listAllDomains():
-                tag = _tag(dom)
+                tag = tag_of(dom)
                 if self._ours(tag):
                     assert tag is not None
                     out.append(self._instance(dom, tag))
@@ -352,7 +353,7 @@ class LibvirtDriver:
         def run(conn: libvirt.virConnect) -> Instance:
             dom = self._lookup(conn, vm.vm_id)
             if dom is not None:
-                tag = _tag(dom)
+                tag = tag_of(dom)
                 if not self._ours(tag):
                     raise PermanentError(f"a domain named {vm.vm_id} exists on {self.uri} and "
                                          "is not ours; not touching it")
@@ -376,7 +377,7 @@ class LibvirtDriver:
             except BaseException:
                 self._cleanup(conn, vm.vm_id)
                 raise
-            return self._instance(dom, _tag(dom) or {})
+            return self._instance(dom, tag_of(dom) or {})
         return await self._call(f"create {vm.vm_id}", run)
 
     def _cleanup(self, conn: libvirt.virConnect, vm_id: str) -> None:
@@ -408,7 +409,7 @@ class LibvirtDriver:
         so this is the domain of that name, disks included); absent is success."""
         def run(conn: libvirt.virConnect) -> None:
             dom = _or_none(libvirt.VIR_ERR_NO_DOMAIN, conn.lookupByUUIDString, instance_id)
-            if dom is not None and self._ours(_tag(dom)):
+            if dom is not None and self._ours(tag_of(dom)):
                 self._remove(conn, dom.name())
         await self._call(f"delete domain {instance_id}", run)
 
@@ -416,7 +417,7 @@ class LibvirtDriver:
         """The domain named `vm_id`, or None."""
         def run(conn: libvirt.virConnect) -> Instance | None:
             dom = self._lookup(conn, vm_id)
-            return None if dom is None else self._instance(dom, _tag(dom) or {})
+            return None if dom is None else self._instance(dom, tag_of(dom) or {})
         return await self._call(f"look up {vm_id}", run)
 
     async def capacity(self) -> CloudCapacity:
@@ -426,7 +427,7 @@ class LibvirtDriver:
             _model, memory_mb, cpus, *_ = conn.getInfo()
             others = cores = memory = 0
             for dom in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE):
-                if self._ours(_tag(dom)):
+                if self._ours(tag_of(dom)):
                     continue
                 _state, max_kib, _mem, vcpus, _cpu_time = dom.info()
                 others += 1
