@@ -151,7 +151,8 @@ def test_dockerfile_and_scripts_pass_their_linters() -> None:
 
 def test_the_image_copies_every_package_the_install_needs() -> None:
     """The build stage copies folders one by one: a package added to pyproject.toml but not
-    to the Dockerfile would build an image whose services fail on import."""
+    to the Dockerfile (or .dockerignore) would build an image whose services fail on
+    import, or no image."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
     wanted = {name for name in project["tool"]["setuptools"]["packages"]["find"]["include"]
               if "." not in name}
@@ -159,3 +160,6 @@ def test_the_image_copies_every_package_the_install_needs() -> None:
     build_stage = dockerfile.split("\nFROM ", 2)[1]
     copied = set(re.findall(r"^COPY (\w+) \1$", build_stage, flags=re.M))
     assert wanted and wanted <= copied, f"not copied into the image: {sorted(wanted - copied)}"
+    # ... and the build context must hold them: .dockerignore leaves out all but its `!` lines
+    sent = set(re.findall(r"^!(\w+)$", (ROOT / ".dockerignore").read_text(), flags=re.M))
+    assert wanted <= sent, f"left out of the context by .dockerignore: {sorted(wanted - sent)}"
