@@ -116,9 +116,15 @@ def job_id(ad: JobAd) -> str:
     return gid if isinstance(gid, str) else "?"
 
 
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+"""An item that is a URL (scheme://...) as a whole."""
+
+
 def parse_cloud_map(attr: str, value: object) -> tuple[tuple[str, str], ...]:
     """v1's per-cloud map `cloud:value,cloud:value`, a bare item being the default (""). Cloud
-    names are lowercased, as v1 did (`_attr_list_to_dict`), and matched so."""
+    names are lowercased, as v1 did (`_attr_list_to_dict`), and matched so. A bare URL
+    (`http://host/img.gz`, `cloud:https://...` for one cloud) is a value, not a cloud named
+    `http`: v1 split it there (and refused one with a port), but its images were URLs too."""
     if value is None:
         return ()
     if not isinstance(value, str):
@@ -128,7 +134,7 @@ def parse_cloud_map(attr: str, value: object) -> tuple[tuple[str, str], ...]:
         if not item:
             continue
         cloud, sep, name = item.partition(":")
-        if not sep:
+        if not sep or _URL.match(item):
             cloud, name = "", item
         cloud, name = cloud.strip().lower(), name.strip()
         if not name:

@@ -256,6 +256,10 @@ def test_cloud_maps() -> None:
     assert parse_cloud_map("VMAMI", "img.qcow2") == (("", "img.qcow2"),)
     assert parse_cloud_map("VMAMI", " a:x , b:y,dflt ") == (("", "dflt"), ("a", "x"), ("b", "y"))
     assert parse_cloud_map("VMAMI", None) == ()
+    # A URL is one value for every cloud (or, after `cloud:`, for that one), ports and all.
+    assert parse_cloud_map("VMAMI", "http://host:8080/img.gz") == (("", "http://host:8080/img.gz"),)
+    assert parse_cloud_map("VMAMI", "https://h/a.img,Otter:http://h/b.img") == (
+        ("", "https://h/a.img"), ("otter", "http://h/b.img"))
 
 
 def test_tab_separated_lines_are_read_even_where_classad2_reads_the_ad() -> None:
