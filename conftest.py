@@ -59,9 +59,10 @@ def bed() -> Iterator[Testbed]:
     if os.environ.get("CS_TESTBED_REUSE") == "1" and testbed.running():
         yield testbed  # a developer's running testbed (python -m tests.openstack_bed up)
         return
-    testbed.up()
-    yield testbed
-    testbed.down()
+    with testbed.held():  # another run's testbed is never taken down under it
+        testbed.up()
+        yield testbed
+        testbed.down()
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,7 @@ for servers booted with `networks="none"`.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import functools
 import hashlib
 import json
@@ -22,7 +23,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,6 +40,8 @@ APIS = {"keystone": ("/v3", "application/vnd.openstack.identity-v3+json"),
 hold: a process of another kind on the port is not taken for it."""
 PORT_NAMES = (*APIS, "mariadb", "rabbitmq", "rabbitmq-dist", "epmd")
 """Every port the testbed listens on, each chosen free at `up` (kept in ports.json)."""
+LOCK_WAIT_S = 3600.0
+"""How long a test run waits for another run on this machine to be done with the testbed."""
 DATABASES = ("keystone", "nova_api", "nova", "nova_cell0", "placement", "glance")
 ADMIN_CLOUD = "cs-admin"
 DEMO_CLOUD = "cs-demo"
@@ -81,6 +84,42 @@ class Testbed:
         """The ports of the testbed that is up (read from ports.json), or of the next `up`."""
         with contextlib.suppress(OSError, ValueError):
             self.ports = {k: int(v) for k, v in json.loads(self.ports_file.read_text()).items()}
+
+    @contextlib.contextmanager
+    def held(self, wait_s: float = LOCK_WAIT_S) -> Iterator[None]:
+        """The testbed for this process alone while the block runs: one testbed per machine
+        (one RabbitMQ node name, one port mapper), so a second test run (a developer's
+        beside CI's) waits here until the first has torn it down, rather than tearing it
+        down under the first. The lock is a file lock: a run that dies releases it."""
+        self.home.parent.mkdir(parents=True, exist_ok=True)
+        path = self.home.parent / f"{self.home.name}.lock"
+        with path.open("a+") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                lock.seek(0)
+                holder = lock.read().strip() or "?"
+                _log(f"waiting for the OpenStack testbed: another test run (pid {holder}) "
+                     f"holds {path}")
+                deadline = time.monotonic() + wait_s
+                while True:
+                    try:
+                        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        break
+                    except BlockingIOError:
+                        if time.monotonic() > deadline:
+                            raise TimeoutError(
+                                f"the OpenStack testbed stayed held by pid {holder} for "
+                                f"{wait_s:.0f}s ({path})") from None
+                        time.sleep(2.0)
+            lock.seek(0)
+            lock.truncate()
+            lock.write(f"{os.getpid()}\n")
+            lock.flush()
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
     def url(self, service: str, path: str = "") -> str:
         """http://127.0.0.1:PORT of an API of the testbed that is up, and `path`."""

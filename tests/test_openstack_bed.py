@@ -4,6 +4,7 @@ all answers there."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import urllib.request
@@ -77,3 +78,14 @@ def _answers(port: str) -> bool:
             return True
     except OSError:
         return False
+
+
+def test_one_test_run_at_a_time_holds_the_testbed(tmp_path: Path) -> None:
+    """A second run waits for the first to be done with the machine's testbed (and says
+    whose it is), instead of tearing it down under the first."""
+    first, second = Testbed(home=tmp_path / "openstack"), Testbed(home=tmp_path / "openstack")
+    with first.held(), pytest.raises(TimeoutError, match=rf"held by pid {os.getpid()} for 1s"), \
+            second.held(wait_s=1.0):
+        pass
+    with second.held(wait_s=1.0):
+        assert (tmp_path / "openstack.lock").read_text().strip() == str(os.getpid())
