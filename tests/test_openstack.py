@@ -198,6 +198,62 @@ async def test_a_named_network_is_looked_up_and_the_server_gets_a_port_on_it(
     assert servers_named(admin, f"cs-{SITE}-{cloud}-.*") == []
 
 
+async def test_the_jobs_network_and_keypair_win_over_the_clouds(
+    bed: Testbed, admin: Any,
+) -> None:
+    """A job's VMNetwork and VMKeyName (in the VM's spec) are used on a cloud configured
+    with neither (network = "none", no key_name): the server is on the job's network with
+    the job's keypair; a keypair the project lacks boots it with the cloud's (none here)."""
+    import openstack
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    public = ed25519.Ed25519PrivateKey.generate().public_key().public_bytes(
+        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
+    owner = openstack.connect(cloud=APPCRED_CLOUD, load_envvars=False,
+                              config_files=[str(bed.clouds_yaml)])
+    key = f"cs-test-{uuid.uuid4().hex[:6]}"
+    owner.compute.create_keypair(name=key, public_key=public)
+    cloud = f"job{uuid.uuid4().hex[:6]}"
+    driver = OpenstackDriver(cloud_record(cloud), DriverContext.of(SITE, WORKER),
+                             bed.clouds_yaml)
+    keyed, unknown = os_vm(cloud), os_vm(cloud)
+    keyed = keyed.model_copy(update={"spec": keyed.spec.model_copy(
+        update={"network": "cs-test-net", "key_name": key})})
+    unknown = unknown.model_copy(update={"spec": unknown.spec.model_copy(
+        update={"key_name": "no-such-key"})})
+    try:
+        await driver.create(keyed)
+        await driver.create(unknown)
+        server = await eventually_async("the job's server listed", lambda: _one_named(
+            admin, keyed.vm_id), timeout=60, interval=0.5)
+        assert server.key_name == key
+        network = admin.network.find_network("cs-test-net", ignore_missing=False)
+        await eventually_async("the job's server has a port", lambda: _ports(admin, server.id),
+                               timeout=120, interval=0.5)
+        assert [p.network_id for p in admin.network.ports(device_id=server.id)] == [
+            network.id]
+        other = await eventually_async("the other server listed", lambda: _one_named(
+            admin, unknown.vm_id), timeout=60, interval=0.5)
+        assert other.key_name is None
+    finally:
+        await driver.delete(keyed.vm_id)
+        await driver.delete(unknown.vm_id)
+        await driver.close()
+        owner.compute.delete_keypair(key, ignore_missing=True)
+        owner.close()
+    assert servers_named(admin, f"cs-{SITE}-{cloud}-.*") == []
+
+
+async def _one_named(admin: Any, name: str) -> Any:
+    found = servers_named(admin, name)
+    return found[0] if len(found) == 1 else None
+
+
+async def _ports(admin: Any, server_id: str) -> list[Any] | None:
+    return list(admin.network.ports(device_id=server_id)) or None
+
+
 async def _running(driver: OpenstackDriver, vm_id: str) -> Instance | None:
     state = await driver.state(vm_id)
     return state if state is not None and state.state == "running" else None

@@ -61,8 +61,8 @@ from bus.schemas.records import (
     PlanReport,
     VmEvent,
     VmRecord,
-    VmSpec,
 )
+from bus.schemas.vm import VmShape, VmSpec, resolve
 
 ALL_SCHEMAS: tuple[type[Message], ...] = (
     DemandClass,
@@ -150,6 +150,8 @@ __all__ = [
     "VmListReply",
     "VmListRequest",
     "VmRecord",
+    "VmShape",
     "VmSpec",
     "VmState",
+    "resolve",
 ]

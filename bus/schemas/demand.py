@@ -2,31 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
 from bus.schemas.message import Message
+from bus.schemas.vm import VmShape
 
 
-class DemandClass(Message):
-    """One distinct VM need, with how many jobs want it."""
+class DemandClass(VmShape):
+    """One distinct VM need (its shape, and where and how it may run), with how many jobs
+    want it."""
+
+    SCHEMA: ClassVar[int] = 2
+    """2: network became a per-cloud map; key_name and security_groups (from VmShape)."""
 
     key: str
-    vm_type: str
-    image: dict[str, str] = Field(default_factory=dict)
-    """Image per cloud; the key "" is the default for clouds not named."""
-    flavor: dict[str, str] = Field(default_factory=dict)
-    """Flavor / instance type per cloud; the key "" is the default."""
-    cores: int = 1
-    memory_mb: int = 512
-    disk_gb: int = 0
     target_clouds: tuple[str, ...] = ()
     """Clouds the jobs may use; empty means any."""
-    keep_alive_min: int = 0
     high_priority: bool = False
-    network: str = ""
-    """VMNetwork: network name or id the VM must be on; "" means the cloud's default."""
     max_price: float = 0.0
     """VMMaximumPrice: most the job pays per VM-hour on a priced cloud; 0 means no limit."""
     idle: int = 0

@@ -8,6 +8,7 @@ from typing import ClassVar, Literal
 from pydantic import Field
 
 from bus.schemas.message import InstanceState, Message, OptionValue, Provider, VmState
+from bus.schemas.vm import VmSpec
 
 
 class CloudCapacity(Message):
@@ -89,19 +90,6 @@ class CloudHealth(Message):
     type_last_failure_at: dict[str, float] = Field(default_factory=dict)
     type_backoff_until: dict[str, float] = Field(default_factory=dict)
     updated_at: float = 0.0
-
-
-class VmSpec(Message):
-    """What to boot: resolved for one cloud."""
-
-    vm_type: str
-    image: str = ""
-    flavor: str = ""
-    cores: int = 1
-    memory_mb: int = 512
-    disk_gb: int = 0
-    keep_alive_min: int = 0
-    """Minutes an idle VM of this kind is kept before it is retired (the jobs' VMKeepAlive)."""
 
 
 class VmRecord(Message):

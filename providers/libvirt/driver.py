@@ -115,8 +115,10 @@ def domain_xml(vm: VmRecord, site: str, opts: LibvirtOptions, overlay: str, seed
             + (f"<cmdline>{escape(opts.cmdline)}</cmdline>" if opts.cmdline else "")
             if opts.kernel else "<boot dev='hd'/>")
     pool = quoteattr(opts.storage_pool)
-    nic = (f"<interface type='network'><source network={quoteattr(opts.network)}/>"
-           "<model type='virtio'/></interface>" if opts.network
+    # The job's VMNetwork names a libvirt network of this host; else the cloud's NIC.
+    network = spec.network or opts.network
+    nic = (f"<interface type='network'><source network={quoteattr(network)}/>"
+           "<model type='virtio'/></interface>" if network
            else "<interface type='user'><model type='virtio'/></interface>" if opts.user_network
            else "")
     console_log = quoteattr(f"{opts.console_log_dir.rstrip('/')}/{vm.vm_id}-console.log")

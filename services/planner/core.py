@@ -25,6 +25,7 @@ from bus.schemas import (
     PoolSnapshot,
     VmRecord,
     VmSpec,
+    resolve,
 )
 from providers.table import PROVIDERS
 from services.planner.capacity import within
@@ -45,15 +46,6 @@ from services.planner.retire import Lifecycle, lifecycle, slots_by_vm, surplus
 def vm_name(site: str, cloud: str, class_key: str, seq: int) -> str:
     """The VM's name on the cloud, which maps back to the registry without guessing."""
     return f"cs-{site}-{cloud}-{class_key[:6]}-{seq}"
-
-
-def resolve(mapping: dict[str, str], cloud: str) -> str | None:
-    """A per-cloud map's value for `cloud`: its own entry (the map's names are lowercased,
-    as v1 read them), the default, "" if the map is empty, None if the map names other clouds
-    only."""
-    if not mapping:
-        return ""
-    return mapping.get(cloud.lower(), mapping.get(""))
 
 
 def _cloud_image(cloud: CloudRecord) -> str | None:
@@ -301,11 +293,7 @@ class _Want:
         """What to boot for this class on `cloud` (built once per cloud)."""
         spec = self._specs.get(cloud)
         if spec is None:
-            c = self.cls
-            spec = self._specs[cloud] = VmSpec(
-                vm_type=c.vm_type, image=resolve(c.image, cloud) or "",
-                flavor=resolve(c.flavor, cloud) or "", cores=c.cores, memory_mb=c.memory_mb,
-                disk_gb=c.disk_gb, keep_alive_min=c.keep_alive_min)
+            spec = self._specs[cloud] = self.cls.spec_for(cloud)
         return spec
 
 

@@ -12,8 +12,9 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
+from typing import Any
 
-from bus.schemas import DemandClass, DemandSnapshot, RejectedJob
+from bus.schemas import DemandClass, DemandSnapshot, RejectedJob, VmShape
 
 JobAd = Mapping[str, object]
 
@@ -30,8 +31,6 @@ UNSUPPORTED = {
     "VMImageID": "images are named by VMAMI",
     "VMName": "VMs are named by cloudscheduler",
     "VMTypeLimit": "limits are per cloud (max_vms, max_cores, max_memory_mb)",
-    "VMKeyName": "the cloud's key_name applies",
-    "VMSecurityGroup": "the cloud's security_groups apply",
     "VMProxyNonBoot": "X.509 proxies are not supported",
     "VMImageProxyFile": "X.509 proxies are not supported",
 }
@@ -41,6 +40,7 @@ class whose jobs carry one says so (`cs status`, `cs plan`), never in silence.""
 PROJECTION = (
     "ClusterId", "ProcId", "GlobalJobId", "Owner", "JobStatus", "Requirements",
     "VMType", "VMAMI", "VMInstanceType", "VMCPUCores", "VMMem", "VMStorage", "VMNetwork",
+    "VMKeyName", "VMSecurityGroup",
     "VMKeepAlive", "VMHighPriority", "TargetClouds", "VMMaximumPrice",
     "RequestCpus", "RequestMemory", "RequestDisk", "RemoteHost", *UNSUPPORTED,
 )
@@ -80,31 +80,51 @@ class BadAttribute(ValueError):
 
 @dataclass(frozen=True)
 class JobNeed:
-    """The VM one job asks for, and who asks."""
+    """The VM one job asks for, where and how it may run, and who asks."""
 
     job: str
     owner: str
     status: int
-    vm_type: str
-    image: tuple[tuple[str, str], ...]
-    flavor: tuple[tuple[str, str], ...]
-    cores: int
-    memory_mb: int
-    disk_gb: int
-    target_clouds: tuple[str, ...]
-    keep_alive_min: int
-    high_priority: bool
-    network: str = ""
+    shape: VmShape
+    """The VM itself (per cloud where the job says so)."""
+    target_clouds: tuple[str, ...] = ()
+    high_priority: bool = False
     max_price: float = 0.0
     notes: tuple[str, ...] = ()
     """v1 attributes of the job that are not acted on (UNSUPPORTED), one line each; not
     part of what the job's VM is."""
 
     def class_fields(self) -> tuple[object, ...]:
-        """What makes two jobs want the same VM."""
-        return (self.vm_type, self.image, self.flavor, self.cores, self.memory_mb,
-                self.disk_gb, self.target_clouds, self.keep_alive_min, self.high_priority,
-                self.network, self.max_price)
+        """What makes two jobs want the same VM. Written as it was before VmShape (a class's
+        key names its VMs in the registry: an upgrade must not orphan them), the attributes
+        read since appended only when a job sets them."""
+        s = self.shape
+        fields: tuple[object, ...] = (
+            s.vm_type, _items(s.image), _items(s.flavor), s.cores, s.memory_mb, s.disk_gb,
+            self.target_clouds, s.keep_alive_min, self.high_priority, _one_text(s.network),
+            self.max_price)
+        since = (_items(s.key_name), s.security_groups)
+        return fields + since if any(since) else fields
+
+    def demand_class(self, key: str, **counts: Any) -> DemandClass:
+        """The class of this job's need, under `key`, with `counts` (idle, running, users,
+        notes...)."""
+        return DemandClass(**self.shape.model_dump(), key=key, target_clouds=self.target_clouds,
+                           high_priority=self.high_priority, max_price=self.max_price,
+                           **counts)
+
+
+def _items(mapping: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted(mapping.items()))
+
+
+def _one_text(mapping: dict[str, str]) -> object:
+    """VMNetwork as the class key held it when it was one text for every cloud."""
+    if not mapping:
+        return ""
+    if set(mapping) == {""}:
+        return mapping[""]
+    return _items(mapping)
 
 
 def job_id(ad: JobAd) -> str:
@@ -210,12 +230,13 @@ def _price(value: object) -> float:
     return float(value)
 
 
-def _network(value: object) -> str:
+def _names(attr: str, value: object) -> tuple[str, ...]:
+    """v1's comma-separated list (splitnstrip), each name once, in the job's order."""
     if value is None:
-        return ""
+        return ()
     if not isinstance(value, str):
-        raise BadAttribute(f"VMNetwork: expected a network name or id, got {value!r}")
-    return value.strip()
+        raise BadAttribute(f"{attr}: expected names like 'a,b', got {value!r}")
+    return tuple(dict.fromkeys(n for n in (i.strip() for i in value.split(",")) if n))
 
 
 def _target_clouds(value: object) -> tuple[str, ...]:
@@ -282,16 +303,20 @@ def parse_job(ad: JobAd, defaults: JobDefaults = DEFAULTS) -> JobNeed:
         job=job_id(ad),
         owner=owner,
         status=status,
-        vm_type=_vm_type(ad),
-        image=parse_cloud_map("VMAMI", ad.get("VMAMI")),
-        flavor=parse_cloud_map("VMInstanceType", ad.get("VMInstanceType")),
-        cores=cores,
-        memory_mb=memory,
-        disk_gb=disk_gb,
+        shape=VmShape(
+            vm_type=_vm_type(ad),
+            image=dict(parse_cloud_map("VMAMI", ad.get("VMAMI"))),
+            flavor=dict(parse_cloud_map("VMInstanceType", ad.get("VMInstanceType"))),
+            cores=cores,
+            memory_mb=memory,
+            disk_gb=disk_gb,
+            keep_alive_min=_int("VMKeepAlive", keep_alive) if keep_alive is not None else 0,
+            network=dict(parse_cloud_map("VMNetwork", ad.get("VMNetwork"))),
+            key_name=dict(parse_cloud_map("VMKeyName", ad.get("VMKeyName"))),
+            security_groups=_names("VMSecurityGroup", ad.get("VMSecurityGroup")),
+        ),
         target_clouds=targets,
-        keep_alive_min=_int("VMKeepAlive", keep_alive) if keep_alive is not None else 0,
         high_priority=_flag("VMHighPriority", ad.get("VMHighPriority")),
-        network=_network(ad.get("VMNetwork")),
         max_price=_price(ad.get("VMMaximumPrice")),
         notes=tuple(f"{attr} is not supported: {why}" for attr, why in UNSUPPORTED.items()
                     if ad.get(attr) is not None),
@@ -398,14 +423,8 @@ def build_demand(
         stale=stale,
         stale_reason=stale_reason,
         classes=tuple(
-            DemandClass(
-                key=key, vm_type=n.vm_type, image=dict(n.image), flavor=dict(n.flavor),
-                cores=n.cores, memory_mb=n.memory_mb, disk_gb=n.disk_gb,
-                target_clouds=n.target_clouds, keep_alive_min=n.keep_alive_min,
-                high_priority=n.high_priority, network=n.network, max_price=n.max_price,
-                idle=idle, running=running, running_elsewhere=elsewhere, users=users,
-                notes=tuple(sorted(notes.get(key, ()))),
-            )
+            n.demand_class(key, idle=idle, running=running, running_elsewhere=elsewhere,
+                           users=users, notes=tuple(sorted(notes.get(key, ()))))
             for key, (n, idle, running, elsewhere, users) in sorted(classes.items())
         ),
         rejected=tuple(rejected),

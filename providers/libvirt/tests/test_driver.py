@@ -92,6 +92,20 @@ def test_direct_kernel_boot_and_no_nic() -> None:
     assert root.find("devices/interface") is None
 
 
+def test_the_jobs_network_wins_over_the_clouds_nic() -> None:
+    """VMNetwork names a libvirt network of the host: the VM's NIC is on it, whatever the
+    cloud's network or user_network say."""
+    vm = make_vm("c1")
+    vm = vm.model_copy(update={"spec": vm.spec.model_copy(update={"network": "jobnet"})})
+    for opts in (LibvirtOptions(uri="test:///default", network="cloudnet"),
+                 LibvirtOptions(uri="test:///default", user_network=True),
+                 LibvirtOptions(uri="test:///default")):
+        nic = ET.fromstring(domain_xml(vm, "s", opts, "o", "s")).find("devices/interface")
+        assert nic is not None and nic.get("type") == "network"
+        source = nic.find("source")
+        assert source is not None and source.get("network") == "jobnet"
+
+
 def test_a_nic_on_qemus_user_network() -> None:
     opts = LibvirtOptions(uri="test:///default", user_network=True)
     nic = ET.fromstring(domain_xml(make_vm("c1"), "s", opts, "o", "s")).find("devices/interface")

@@ -15,10 +15,11 @@ from bus.schemas import (
     DemandSnapshot,
     VmRecord,
     VmSpec,
+    resolve,
 )
 from providers.libvirt.options import LibvirtOptions
 from providers.openstack.options import OpenstackOptions
-from services.planner.core import plan, resolve, vm_name
+from services.planner.core import plan, vm_name
 from services.planner.decisions import Policy
 from siteconfig import cloud_record
 

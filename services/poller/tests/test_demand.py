@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from services.poller.demand import (
     BadAttribute,
     JobDefaults,
     build_demand,
+    class_key,
     parse_cloud_map,
     parse_job,
 )
@@ -47,37 +49,37 @@ def test_demo_queue_groups_into_classes_and_rejects_the_bad_job() -> None:
 
 def test_vmtype_comes_from_requirements_before_the_attribute() -> None:
     [ad] = parse_dump(long_ad(VMType='"from-attr"'), "t")
-    assert parse_job(ad).vm_type == "worker"
+    assert parse_job(ad).shape.vm_type == "worker"
     [ad] = parse_dump(long_ad(Requirements='Arch == "X86_64"', VMType='"from-attr"'), "t")
-    assert parse_job(ad).vm_type == "from-attr"
+    assert parse_job(ad).shape.vm_type == "from-attr"
     [ad] = parse_dump(long_ad(Requirements='Arch == "X86_64"'), "t")
-    assert parse_job(ad).vm_type == "default"
+    assert parse_job(ad).shape.vm_type == "default"
 
 
 def test_attribute_names_are_case_insensitive_as_in_classads() -> None:
     [ad] = parse_dump(long_ad(vmmem="4096", requestcpus="3", owner='"carol"'), "t",
                       PROJECTION)
     need = parse_job(ad)
-    assert (need.memory_mb, need.cores, need.owner) == (4096, 3, "carol")
+    assert (need.shape.memory_mb, need.shape.cores, need.owner) == (4096, 3, "carol")
 
 
 def test_a_repeated_attribute_is_not_a_parse_error() -> None:
     [ad] = parse_dump(long_ad() + "VMMem = 1024\nVMMem = 2048\n", "t")
-    assert parse_job(ad).memory_mb == 2048
+    assert parse_job(ad).shape.memory_mb == 2048
 
 
 def test_request_attributes_are_the_fallback() -> None:
     [ad] = parse_dump(long_ad(RequestCpus="4", RequestMemory="3000",
                               RequestDisk="5242880"), "t")
     need = parse_job(ad)
-    assert (need.cores, need.memory_mb, need.disk_gb) == (4, 3000, 5)
+    assert (need.shape.cores, need.shape.memory_mb, need.shape.disk_gb) == (4, 3000, 5)
     [ad] = parse_dump(long_ad(RequestCpus="4", VMCPUCores="2", VMMem="1024",
                               VMStorage="10"), "t")
     need = parse_job(ad)
-    assert (need.cores, need.memory_mb, need.disk_gb) == (2, 1024, 10)
+    assert (need.shape.cores, need.shape.memory_mb, need.shape.disk_gb) == (2, 1024, 10)
     [ad] = parse_dump(long_ad(), "t")
     need = parse_job(ad)
-    assert (need.cores, need.memory_mb, need.disk_gb) == (1, 512, 0)
+    assert (need.shape.cores, need.shape.memory_mb, need.shape.disk_gb) == (1, 512, 0)
 
 
 def test_quoted_numbers_are_read_as_v1_read_them() -> None:
@@ -85,10 +87,10 @@ def test_quoted_numbers_are_read_as_v1_read_them() -> None:
     [ad] = parse_dump(long_ad(VMMem='"4096"', VMCPUCores='" 2 "', VMStorage='"20"',
                               VMKeepAlive='"30"', VMHighPriority='"1"'), "t")
     need = parse_job(ad)
-    assert (need.memory_mb, need.cores, need.disk_gb, need.keep_alive_min,
+    assert (need.shape.memory_mb, need.shape.cores, need.shape.disk_gb, need.shape.keep_alive_min,
             need.high_priority) == (4096, 2, 20, 30, True)
     [ad] = parse_dump(long_ad(RequestMemory='"3000"'), "t")
-    assert parse_job(ad).memory_mb == 3000
+    assert parse_job(ad).shape.memory_mb == 3000
 
 
 SUBMIT_DEFAULTS = {
@@ -108,10 +110,11 @@ def test_a_job_that_asks_for_nothing_gets_the_sites_defaults_not_1_mb(form: str)
     [ad] = parse_dump(text, "t", PROJECTION)
     assert "RequestMemory" not in ad and "RequestDisk" not in ad and ad["RequestCpus"] == 1
     need = parse_job(ad)
-    assert (need.cores, need.memory_mb, need.disk_gb) == (1, 512, 0)
+    assert (need.shape.cores, need.shape.memory_mb, need.shape.disk_gb) == (1, 512, 0)
     site = JobDefaults(cores=2, memory_mb=2048, disk_gb=10)
     need = parse_job(ad, site)
-    assert (need.cores, need.memory_mb, need.disk_gb) == (1, 2048, 10)  # RequestCpus = 1
+    # RequestCpus = 1
+    assert (need.shape.cores, need.shape.memory_mb, need.shape.disk_gb) == (1, 2048, 10)
     [snap] = [build_demand([ad], "t", 0.0, defaults=site)]
     assert snap.classes[0].memory_mb == 2048
 
@@ -120,7 +123,7 @@ def test_a_request_the_job_gave_is_honoured_literal_or_constant() -> None:
     [ad] = parse_dump(long_ad(**{**SUBMIT_DEFAULTS, "RequestMemory": "3000",
                                  "RequestDisk": "2 * 1048576"}), "t", PROJECTION)
     need = parse_job(ad, JobDefaults(memory_mb=9999, disk_gb=99))
-    assert (need.memory_mb, need.disk_gb) == (3000, 2)
+    assert (need.shape.memory_mb, need.shape.disk_gb) == (3000, 2)
 
 
 @pytest.mark.parametrize(("attrs", "need"), [
@@ -134,7 +137,7 @@ def test_undefined_is_as_if_the_job_had_not_said(attrs: dict[str, str],
     """Not 2 MB and 2 cores: classad2's UNDEFINED is an int (2) to Python."""
     [ad] = parse_dump(long_ad(**attrs), "t", PROJECTION)
     got = parse_job(ad)
-    assert (got.cores, got.memory_mb, got.disk_gb) == need
+    assert (got.shape.cores, got.shape.memory_mb, got.shape.disk_gb) == need
     assert all(type(v) in (int, str, bool, float) for v in ad.values()), ad
 
 
@@ -177,9 +180,39 @@ def test_v1_flags_network_and_price() -> None:
     [ad] = parse_dump(long_ad(VMHighPriority="2", VMNetwork='" private-net "',
                               VMMaximumPrice='"0.25"'), "t")
     need = parse_job(ad)
-    assert (need.high_priority, need.network, need.max_price) == (True, "private-net", 0.25)
+    assert (need.high_priority, need.shape.network, need.max_price) == (
+        True, {"": "private-net"}, 0.25)
     [ad] = parse_dump(long_ad(VMHighPriority="0"), "t")
     assert parse_job(ad).high_priority is False
+
+
+def test_keypair_security_groups_and_network_per_cloud_reach_the_class() -> None:
+    """v1's VMKeyName and VMSecurityGroup (job_management.py, dev e1673dd, 206-207:
+    `splitnstrip(',', VMSecurityGroup)`), and VMNetwork per cloud like VMAMI."""
+    [ad] = parse_dump(long_ad(VMKeyName='"mykey"', VMSecurityGroup='"default, condor,default"',
+                              VMNetwork='"CC-West:west-net,otter-net"'), "t")
+    [cls] = build_demand([ad], "t", 0.0).classes
+    assert (cls.key_name, cls.security_groups) == ({"": "mykey"}, ("default", "condor"))
+    assert cls.spec_for("cc-west").network == "west-net"
+    assert cls.spec_for("otter").network == "otter-net"
+    assert cls.notes == ()  # no longer "not supported"
+
+
+def test_a_class_keeps_its_key_across_the_upgrade() -> None:
+    """A class's key names its VMs in the registry: a job that sets none of the attributes
+    read since VmShape keeps the key it had (computed here as it was), so an upgrade does not
+    orphan the VMs serving it; one that sets them gets a key of its own."""
+    [ad] = parse_dump(long_ad(VMAMI='"cc-west:a.img,b.img"', VMNetwork='"net0"',
+                              TargetClouds='"cc-west"', VMMem="2048"), "t")
+    need = parse_job(ad)
+    before = ("worker", (("", "b.img"), ("cc-west", "a.img")), (), 1, 2048, 0, ("cc-west",),
+              0, False, "net0", 0.0)
+    assert need.shape.vm_type == "worker"
+    assert class_key(need) == hashlib.sha1(repr(before).encode()).hexdigest()[:10]
+    [keyed] = parse_dump(long_ad(VMAMI='"cc-west:a.img,b.img"', VMNetwork='"net0"',
+                                 TargetClouds='"cc-west"', VMMem="2048",
+                                 VMKeyName='"k"'), "t")
+    assert class_key(parse_job(keyed)) != class_key(need)
 
 
 def test_v1_resources_from_requirements_when_nothing_else_says() -> None:
@@ -187,14 +220,14 @@ def test_v1_resources_from_requirements_when_nothing_else_says() -> None:
            "(Disk >= 5000000)")
     [ad] = parse_dump(long_ad(Requirements=req), "t")
     need = parse_job(ad)
-    assert (need.cores, need.memory_mb, need.disk_gb) == (2, 3000, 5)
+    assert (need.shape.cores, need.shape.memory_mb, need.shape.disk_gb) == (2, 3000, 5)
     [ad] = parse_dump(long_ad(Requirements=req, RequestMemory="1000"), "t")
-    assert parse_job(ad).memory_mb == 1000  # RequestMemory comes first
+    assert parse_job(ad).shape.memory_mb == 1000  # RequestMemory comes first
 
 
 def test_expressions_in_request_attributes_are_evaluated() -> None:
     [ad] = parse_dump(long_ad(RequestMemory="1024 * 2"), "t")
-    assert parse_job(ad).memory_mb == 2048
+    assert parse_job(ad).shape.memory_mb == 2048
 
 
 @pytest.mark.parametrize(
@@ -215,7 +248,9 @@ def test_expressions_in_request_attributes_are_evaluated() -> None:
         ({"VMHighPriority": '"urgent"'}, "VMHighPriority: expected an integer"),
         ({"VMMaximumPrice": '"cheap"'}, "VMMaximumPrice: expected a number"),
         ({"VMMaximumPrice": "-1"}, "VMMaximumPrice: expected a number of at least 0"),
-        ({"VMNetwork": "12"}, "VMNetwork: expected a network name or id"),
+        ({"VMNetwork": "12"}, "VMNetwork: expected a string like 'cloud:value,...', got 12"),
+        ({"VMKeyName": "7"}, "VMKeyName: expected a string like 'cloud:value,...', got 7"),
+        ({"VMSecurityGroup": "true"}, "VMSecurityGroup: expected names like 'a,b', got True"),
         ({"TargetClouds": "3"}, "TargetClouds: expected cloud names like 'a,b', got 3"),
         ({"Owner": ""}, "Owner: expected a user name"),
     ],
@@ -270,7 +305,7 @@ def test_tab_separated_lines_are_read_even_where_classad2_reads_the_ad() -> None
         "RequestMemory": "1024 * 2", "Requirements": '(VMType =?= "w")'}.items())
     [ad] = parse_dump(text, "t", PROJECTION)
     need = parse_job(ad)
-    assert (need.owner, need.memory_mb, need.vm_type) == ("alice", 2048, "w")
+    assert (need.owner, need.shape.memory_mb, need.shape.vm_type) == ("alice", 2048, "w")
 
 
 def test_a_long_bad_line_is_shown_cut() -> None:
@@ -303,7 +338,7 @@ def test_condor_q_json_expressions_evaluate_like_the_long_format() -> None:
            "Environment": {"nested": True}}
     [ad] = parse_dump(json.dumps([row]), "t")
     need = parse_job(ad)
-    assert (need.memory_mb, need.cores, need.vm_type) == (2048, 2, "w")
+    assert (need.shape.memory_mb, need.shape.cores, need.shape.vm_type) == (2048, 2, "w")
 
 
 @pytest.mark.parametrize(
