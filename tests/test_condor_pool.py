@@ -58,7 +58,12 @@ executable = /bin/true
 hold = True
 queue 2
 """
-SEED = Path(__file__).resolve().parent / "data" / "v1-single-container"
+DATA = Path(__file__).resolve().parent / "data"
+SEED = DATA / "v1-single-container"
+CSV2_TRY = DATA / "csv2-job-submitter" / "try.job"
+V1_TEST_SETS = DATA / "v1-test-sets"
+CSV2_LOGS = "/opt/cloudscheduler/condor_data_collectors/tests/job_submitter/logs"
+"""Where csv2's try.job writes its logs (an absolute path, made in the pool's root)."""
 CONFIG = """
 site = "pool"
 [[cloud]]
@@ -88,6 +93,14 @@ def pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CondorPool]:
         the_pool.condor("mkdir", "-p", "logs", user="alice")
         for job in ("try.job", "try_local.job"):
             the_pool.submit("alice", (SEED / job).read_text())
+        # v1's acceptance jobs and csv2's own test job (tests/data), with stand-ins for
+        # their executables, and the log folder csv2's job names made.
+        (home / "recon.sh").write_text("#!/bin/sh\nexit 0\n")
+        for sub in sorted(V1_TEST_SETS.glob("*.sub")):
+            the_pool.submit("alice", sub.read_text())
+        the_pool.condor("mkdir", "-p", CSV2_LOGS)
+        the_pool.condor("chown", "alice", CSV2_LOGS)
+        the_pool.submit("alice", CSV2_TRY.read_text())
         yield the_pool
     finally:
         the_pool.down()
@@ -144,7 +157,8 @@ async def test_the_live_queue_gives_the_classes_cs_plan_finds_in_condor_q(
         (r["job"], r["reason"]) for r in doc["rejected"]]
     # And what that is: the two classes, the held jobs not demand, the bad one rejected.
     by_type = {c.vm_type: c for c in live.classes}
-    assert set(by_type) == {"worker", "analysis", "plain", "default", "cloudscheduler-worker"}
+    assert set(by_type) == {"worker", "analysis", "plain", "default", "cloudscheduler-worker",
+                            "blue", "green", "belle-worker"}
     worker, analysis = by_type["worker"], by_type["analysis"]
     # Asked for nothing: the site's defaults ([poller] default_vm_*), not condor_submit's
     # 1 MB.
@@ -170,6 +184,31 @@ async def test_the_live_queue_gives_the_classes_cs_plan_finds_in_condor_q(
     assert (analysis.idle, analysis.cores, analysis.memory_mb, analysis.users) == (
         2, 1, 2048, {"bob": 2})
     assert len(live.rejected) == 1 and "VMMem" in live.rejected[0].reason
+    # v1's acceptance jobs (tests/data/v1-test-sets): VMType from Requirements, quoted
+    # VMMem/VMCPUCores/VMStorage read as int() reads them (job_management.py, dev e1673dd,
+    # 143-155), VMMem winning over the Requirements' Memory bound, VMNetwork as given;
+    # VMLoc and VMName, which v1 used and we do not, named. Each file is its own class.
+    sets = sorted((c.vm_type, c.memory_mb, c.cores, c.disk_gb, c.network.get(""), c.idle)
+                  for c in live.classes if c.vm_type in ("blue", "green"))
+    assert sets == [("blue", 512, 1, 10, "public", 1), ("blue", 1024, 1, 50, "private", 1),
+                    ("green", 512, 1, 10, "private", 1), ("green", 1024, 1, 50, "private", 1)]
+    for c in live.classes:
+        if c.vm_type in ("blue", "green"):
+            assert [n.split(":")[0] for n in c.notes] == [
+                "VMLoc is not supported", "VMName is not supported"], c.notes
+    # csv2's try.job (tests/data/csv2-job-submitter): 5 jobs, one class; VMStorage "80"
+    # over request_disk (v1 reads VMStorage only), the per-cloud maps lowercased as v1's
+    # _attr_list_to_dict (1243-1268) does, TargetClouds "beaver", VMMaximumPrice "0.10".
+    belle = by_type["belle-worker"]
+    assert (belle.idle, belle.cores, belle.memory_mb, belle.disk_gb, belle.target_clouds,
+            belle.max_price) == (5, 1, 1000, 80, ("beaver",), 0.1)
+    assert (belle.spec_for("beaver").image, belle.spec_for("beaver").flavor) == (
+        "centos6_condor_worker", "s1")
+    assert (len(belle.image), len(belle.flavor)) == (13, 18)
+    assert belle.image["dair-qc"] == "uCernVM-prod.2.4-6.hdd"  # names lowercased, not values
+    assert [n.split(":")[0] for n in belle.notes] == [
+        "VMAMIConfig is not supported", "VMInjectCA is not supported",
+        "VMName is not supported"]
     assert any(intent["cloud"] == "cloud-a" for intent in doc["intents"])
 
 

@@ -33,6 +33,10 @@ UNSUPPORTED = {
     "VMTypeLimit": "limits are per cloud (max_vms, max_cores, max_memory_mb)",
     "VMProxyNonBoot": "X.509 proxies are not supported",
     "VMImageProxyFile": "X.509 proxies are not supported",
+    "CSMyProxyCredsName": "MyProxy renewal of the job's proxy is not supported",
+    "CSMyProxyServer": "MyProxy renewal of the job's proxy is not supported",
+    "CSMyProxyServerPort": "MyProxy renewal of the job's proxy is not supported",
+    "CSMyProxyRenewalTime": "MyProxy renewal of the job's proxy is not supported",
 }
 """v1's job attributes that this scheduler does not act on, and what it does instead: a
 class whose jobs carry one says so (`cs status`, `cs plan`), never in silence."""
