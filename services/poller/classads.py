@@ -245,15 +245,18 @@ def _one_attribute(line: str) -> bool:
 
 def _long_ads(lines: Iterable[str], origin: str, only: Sequence[str] | None
               ) -> Iterator[JobAd]:
-    """The job ads of `-long` text (ads separated by blank lines), one at a time."""
+    """The job ads of `-long` text (ads separated by blank lines), one at a time. Comments
+    and the banners HTCondor's tools print between ads are skipped: `-- Schedd: ...`
+    (`condor_q -long`, `-- Submitter: ...` before 8.x) and `** Proc 1.0:` (`condor_submit
+    -verbose`), the latter ending an ad as a blank line does."""
     literals = _Literals(only)
     block: list[tuple[int, str]] = []
     for number, line in enumerate(lines, start=1):
         stripped = line.strip()
-        if stripped and not stripped.startswith(("#", "-- ")):
+        if stripped and not stripped.startswith(("#", "-- ", "** Proc ")):
             block.append((number, line.rstrip("\r\n")))
             continue
-        if stripped or not block:
+        if (stripped and not stripped.startswith("** Proc ")) or not block:
             continue
         yield _block_ad(block, literals, origin, only)
         block = []

@@ -407,3 +407,24 @@ def test_a_json_dump_is_read_a_chunk_at_a_time(
         with pytest.raises(ConfigError, match=rf"queue\.json: not valid condor_q -json \(a "
                            rf"list of objects\) or -jsonl \(an object a line\) output: .*{why}"):
             read_dump(dump)
+
+
+def test_an_htcondor_7_ad_with_submits_banner_gets_v1s_defaults() -> None:
+    """tests/data/htcondor-7.9.0: `condor_submit -verbose` of 2012, its `** Proc` banner
+    skipped; no VM attribute and condor_submit's own RequestMemory/RequestDisk expressions:
+    v1's defaults (job_management.py 102-119), the literal RequestCpus = 1 alike."""
+    ads = read_dump(ROOT / "tests" / "data" / "htcondor-7.9.0" / "condor_submit-verbose.txt")
+    assert len(ads) == 1 and ads[0]["Owner"] == "apf"
+    [cls] = build_demand(ads, "t", 0.0).classes
+    assert (cls.vm_type, cls.idle, cls.cores, cls.memory_mb, cls.disk_gb, cls.users,
+            cls.notes) == ("default", 1, 1, 512, 0, {"apf": 1}, ())
+
+
+def test_banners_between_ads_end_an_ad_and_are_skipped() -> None:
+    text = ('** Proc 1.0:\nClusterId = 1\nProcId = 0\nOwner = "a"\nJobStatus = 1\n'
+            '** Proc 1.1:\nClusterId = 1\nProcId = 1\nOwner = "b"\nJobStatus = 1\n\n'
+            '-- Schedd: s.example : <10.0.0.1:9618>\nClusterId = 2\nProcId = 0\n'
+            'Owner = "c"\nJobStatus = 2\n')
+    assert [(a["ClusterId"], a["ProcId"], a["Owner"]) for a in parse_dump(text, "t")] == [
+        (1, 0, "a"), (1, 1, "b"), (2, 0, "c")]
+
