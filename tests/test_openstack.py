@@ -210,8 +210,9 @@ async def test_the_jobs_network_and_keypair_win_over_the_clouds(
 
     public = ed25519.Ed25519PrivateKey.generate().public_key().public_bytes(
         serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
-    owner = openstack.connect(cloud=APPCRED_CLOUD, load_envvars=False,
-                              config_files=[str(bed.clouds_yaml)])
+    # The keypair is the project user's own: made through the driver's own credentials
+    # (the `admin` fixture points OS_CLIENT_CONFIG_FILE at the testbed's clouds.yaml).
+    owner = openstack.connect(cloud=APPCRED_CLOUD)
     key = f"cs-test-{uuid.uuid4().hex[:6]}"
     owner.compute.create_keypair(name=key, public_key=public)
     cloud = f"job{uuid.uuid4().hex[:6]}"
