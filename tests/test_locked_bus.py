@@ -21,6 +21,7 @@ from bus import subjects
 from bus.connection import Bus
 from bus.errors import AdminError
 from bus.schemas import CloudRecord, Intent, VmKillReply, VmKillRequest, VmSpec
+from cli.supervisor import SERVICES
 from tests.demo import ROOT, free_port, site_toml
 from tests.natsserver import NatsServer
 from tests.system import System
@@ -113,9 +114,7 @@ def test_each_service_only_what_it_needs(tmp_path: Path) -> None:
     (tmp_path / "queue.txt").write_text((ROOT / "examples" / "demo-queue.txt").read_text())
     config = tmp_path / "cs.toml"
     config.write_text(site_toml("locked"))
-    services = {name: env_url(creds, name) for name in (
-        "cs-admin", "cs-planner", "cs-poller", "cs-provisioner-libvirt",
-        "cs-provisioner-openstack")}
+    services = {name: env_url(creds, name) for name in SERVICES}
     operator = env_url(creds, "operator")
     system = System(tmp_path, config, operator, service_urls=services)
     system.start()
