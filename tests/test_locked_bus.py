@@ -90,8 +90,8 @@ def test_each_service_only_what_it_needs(tmp_path: Path) -> None:
     assert made.returncode == 0, made.stderr
     assert {p.name for p in creds.iterdir()} == {
         "auth.conf", "cs-admin.env", "cs-planner.env", "cs-poller.env",
-        "cs-provisioner-libvirt.env", "cs-provisioner-openstack.env", "operator.env",
-        "viewer.env"}
+        "cs-provisioner-libvirt.env", "cs-provisioner-openstack.env",
+        "cs-provisioner-slurm.env", "operator.env", "viewer.env"}
     assert all(p.stat().st_mode & 0o077 == 0 for p in creds.iterdir())
     again = cs_as("nats://127.0.0.1:1", "config", "nats-users", str(creds))
     assert again.returncode == 1 and "pass --force" in again.stderr
@@ -99,7 +99,7 @@ def test_each_service_only_what_it_needs(tmp_path: Path) -> None:
     auth = (creds / "auth.conf").read_text()
     hashes = {u["user"]: u["password"] for u in map(json.loads, (
         line.strip() for line in auth.splitlines() if line.strip().startswith("{")))}
-    assert len(hashes) == 7
+    assert len(hashes) == len(SERVICES) + 2  # every service, the operator and the viewer
     for user, digest in hashes.items():
         password = env_url(creds, user).rsplit("@", 1)[0].rsplit(":", 1)[1]
         assert password not in auth
