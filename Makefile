@@ -26,10 +26,12 @@ run-pool: $(STAMP)
 ## real VMs under QEMU: scripts/qemu-host.sh installs and starts libvirt + QEMU, needs root;
 ## scripts/browser.sh installs Chromium and tmux for the status page and terminal tests;
 ## scripts/nats-js.sh the official JavaScript NATS client for the tracing test;
-## scripts/container-host.sh podman and runc to build and run the single container)
+## scripts/container-host.sh podman and runc to build and run the single container;
+## scripts/slurm-host.sh Slurm and munge for the Slurm provider's one-node cluster)
 test: $(STAMP) lint
 	./scripts/qemu-host.sh
 	./scripts/container-host.sh
+	./scripts/slurm-host.sh
 	./scripts/browser.sh
 	./scripts/nats-js.sh
 	$(VENV)/bin/pytest

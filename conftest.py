@@ -15,6 +15,7 @@ from bus.connection import Bus
 from tests.condor_pool import CondorPool
 from tests.natsserver import NatsServer
 from tests.openstack_bed import ADMIN_CLOUD, Testbed
+from tests.slurm_cluster import SlurmCluster
 
 # The suite is the same every run: property tests draw the same examples each time (derived
 # from each test), and no database of past failures makes one machine's run differ from
@@ -63,6 +64,17 @@ def bed() -> Iterator[Testbed]:
         testbed.up()
         yield testbed
         testbed.down()
+
+
+@pytest.fixture(scope="session")
+def slurm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlurmCluster]:
+    """A one-node Slurm cluster of this session (tests/slurm_cluster.py), stopped at its end."""
+    cluster = SlurmCluster(tmp_path_factory.mktemp("slurm"))
+    cluster.up()
+    try:
+        yield cluster
+    finally:
+        cluster.down()
 
 
 @pytest.fixture(scope="session")

@@ -20,6 +20,9 @@ class ProviderOptions(BaseModel):
 
     IMAGE_KEY: ClassVar[str] = ""
     """The field naming the image of jobs that name none ("" = the provider has none)."""
+    NEEDS_IMAGE: ClassVar[bool] = True
+    """Whether a VM of this provider boots an image (a job or the cloud must name one); a
+    batch drone has none."""
 
     @classmethod
     def read(cls, data: dict[str, Any], context: ConfigContext | None = None) -> Self:
@@ -69,6 +72,9 @@ class Provider:
     defaults."""
     v1_type: str = ""
     """The cloud type v1's `cloud_status` shows for it ("" = the name)."""
+    user_data_required: str = ""
+    """Why a cloud of this provider must set `user_data` (it has no built-in one); "" = it
+    may leave it to the built-in cloud-init template."""
 
     @property
     def program(self) -> str:

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 from providers.libvirt.options import PROVIDER as LIBVIRT
 from providers.openstack.options import PROVIDER as OPENSTACK
+from providers.slurm.options import PROVIDER as SLURM
 from providers.spec import Provider
 
 PROVIDERS: dict[str, Provider] = {p.name: p for p in (
     LIBVIRT,
     OPENSTACK,
+    SLURM,
 )}
 """Every provider, by the name a `[[cloud]]` table gives in `provider = "..."`."""
 

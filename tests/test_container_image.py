@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 
 import pytest
 
+from cli.supervisor import SERVICES
 from tests.condor_pool import ROOT
 from tests.container_image import IMAGE, RUNTIME, Container, build, podman
 from tests.demo import free_port
@@ -36,8 +37,7 @@ from tests.worker_image import WorkerImage, build_image
 T = TypeVar("T")
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
-PROGRAMS = {"nats-server", "condor_master", "virtlogd", "libvirtd", "cs-admin", "cs-poller",
-            "cs-planner", "cs-provisioner-libvirt", "cs-provisioner-openstack"}
+PROGRAMS = {"nats-server", "condor_master", "virtlogd", "libvirtd", *SERVICES}
 """Every program container/supervisord.conf runs."""
 VM_TYPE = "ctr-worker"
 JOB = f"""

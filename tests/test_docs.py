@@ -69,7 +69,8 @@ FIELDS: dict[type, tuple[str, dict[str, str | None]]] = {
     ObserveSettings: ("metrics", {"metrics_host": "metrics:host",
                                   "metrics_port": "metrics:base_port",
                                   "log_format": "logging:format", "log_level": "logging:level"}),
-    CloudRecord: ("cloud", {"address": None, "default_image": None,  # from the options
+    CloudRecord: ("cloud", {"address": None, "default_image": None, "needs_image": None,
+                            # those three from the options
                             "options": None,  # each provider's own table, below
                             "user_data_file": None, "updated_at": None, "updated_by": None}),
     **{p.options: (f"cloud.{p.name}", {}) for p in PROVIDERS.values()},
@@ -86,6 +87,10 @@ uri = "qemu:///system"
 [[cloud]]
 name = "os"
 provider = "openstack"
+[[cloud]]
+name = "sl"
+provider = "slurm"
+user_data = "drone.sh"
 """
 
 
@@ -173,6 +178,7 @@ def _comparable(value: Any) -> Any:
 def test_documented_defaults_are_the_code_defaults(tmp_path: Path) -> None:
     path = tmp_path / "cs.toml"
     path.write_text(MINIMAL)
+    (tmp_path / "drone.sh").write_text("#!/bin/sh\nexec condor_master -f\n")
     site = siteconfig.load(path, {})
     planner = PlannerSettings.from_site(site)
     provisioner = ProvisionerServiceSettings.from_site(site)

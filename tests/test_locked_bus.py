@@ -21,6 +21,7 @@ from bus import subjects
 from bus.connection import Bus
 from bus.errors import AdminError
 from bus.schemas import CloudRecord, Intent, VmKillReply, VmKillRequest, VmSpec
+from cli.supervisor import SERVICES
 from tests.demo import ROOT, free_port, site_toml
 from tests.natsserver import NatsServer
 from tests.system import System
@@ -89,8 +90,8 @@ def test_each_service_only_what_it_needs(tmp_path: Path) -> None:
     assert made.returncode == 0, made.stderr
     assert {p.name for p in creds.iterdir()} == {
         "auth.conf", "cs-admin.env", "cs-planner.env", "cs-poller.env",
-        "cs-provisioner-libvirt.env", "cs-provisioner-openstack.env", "operator.env",
-        "viewer.env"}
+        "cs-provisioner-libvirt.env", "cs-provisioner-openstack.env",
+        "cs-provisioner-slurm.env", "operator.env", "viewer.env"}
     assert all(p.stat().st_mode & 0o077 == 0 for p in creds.iterdir())
     again = cs_as("nats://127.0.0.1:1", "config", "nats-users", str(creds))
     assert again.returncode == 1 and "pass --force" in again.stderr
@@ -98,7 +99,7 @@ def test_each_service_only_what_it_needs(tmp_path: Path) -> None:
     auth = (creds / "auth.conf").read_text()
     hashes = {u["user"]: u["password"] for u in map(json.loads, (
         line.strip() for line in auth.splitlines() if line.strip().startswith("{")))}
-    assert len(hashes) == 7
+    assert len(hashes) == len(SERVICES) + 2  # every service, the operator and the viewer
     for user, digest in hashes.items():
         password = env_url(creds, user).rsplit("@", 1)[0].rsplit(":", 1)[1]
         assert password not in auth
@@ -113,9 +114,7 @@ def test_each_service_only_what_it_needs(tmp_path: Path) -> None:
     (tmp_path / "queue.txt").write_text((ROOT / "examples" / "demo-queue.txt").read_text())
     config = tmp_path / "cs.toml"
     config.write_text(site_toml("locked"))
-    services = {name: env_url(creds, name) for name in (
-        "cs-admin", "cs-planner", "cs-poller", "cs-provisioner-libvirt",
-        "cs-provisioner-openstack")}
+    services = {name: env_url(creds, name) for name in SERVICES}
     operator = env_url(creds, "operator")
     system = System(tmp_path, config, operator, service_urls=services)
     system.start()

@@ -47,12 +47,12 @@ def test_the_container_runs_a_provisioner_per_provider() -> None:
 
 
 def test_an_unknown_provider_is_said_with_those_there_are() -> None:
-    with pytest.raises(KeyError, match="unknown provider 'slurm': expected one of libvirt"):
-        provider("slurm")
-    done = subprocess.run([sys.executable, "-m", "services.provisioner", "slurm"],
+    with pytest.raises(KeyError, match="unknown provider 'pbs': expected one of libvirt"):
+        provider("pbs")
+    done = subprocess.run([sys.executable, "-m", "services.provisioner", "pbs"],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
-    assert "unknown provider 'slurm': expected one of libvirt, openstack" in done.stderr
+    assert f"unknown provider 'pbs': expected one of {', '.join(PROVIDERS)}" in done.stderr
     done = subprocess.run([sys.executable, "-m", "services.provisioner"],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "usage: cs-provisioner PROVIDER" in done.stderr

@@ -60,6 +60,9 @@ class CloudRecord(Message):
     default_image: str = ""
     """The image a VM gets when its job names none for this cloud (the provider's own key:
     libvirt's base_image, OpenStack's image); "" = none, jobs must name one."""
+    needs_image: bool = True
+    """Whether a VM here boots an image (false for a Slurm drone, a batch job): the planner
+    holds a boot that names none only where one is needed."""
     options: dict[str, OptionValue] = Field(default_factory=dict)
     """The provider's own settings, as its options model (`providers/<name>/options.py`)
     read them from the config; its driver reads them back through the same model."""

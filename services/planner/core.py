@@ -73,7 +73,7 @@ def _why_not(
         image = resolve(cls.image, cloud.name)
         if image is None:
             return "no image for this cloud in VMAMI"
-        if not image and _cloud_image(cloud) == "":
+        if not image and cloud.needs_image and _cloud_image(cloud) == "":
             return ("no image: the jobs name none (VMAMI) and the cloud has no default "
                     f"(set {_image_key(cloud)} for cloud {cloud.name})")
         if cloud.max_vm_cores and cls.cores > cloud.max_vm_cores:

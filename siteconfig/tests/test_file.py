@@ -72,6 +72,12 @@ def test_env_overrides_nats_url(tmp_path: Path) -> None:
          "[cloud c1] user_network: network and user_network = true both name the VM's NIC"),
         (GOOD + "[nats]\nreplicas = 7\n", "JetStream keeps at most 5"),
         (GOOD + "[nats]\nreplicas = 0\n", "[nats] replicas: must be at least 1"),
+        (GOOD.replace('provider = "libvirt"\nuri = "test:///default"', 'provider = "slurm"'),
+         "[cloud c1] user_data: a Slurm cloud's drones run its user_data as their batch "
+         "script"),
+        (GOOD.replace('provider = "libvirt"\nuri = "test:///default"',
+                      'provider = "slurm"\nwalltime_min = 0'),
+         "[cloud c1] walltime_min: must be at least 1, got 0"),
     ],
 )
 def test_config_errors_name_file_and_key(tmp_path: Path, text: str, message: str) -> None:

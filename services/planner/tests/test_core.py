@@ -19,6 +19,7 @@ from bus.schemas import (
 )
 from providers.libvirt.options import LibvirtOptions
 from providers.openstack.options import OpenstackOptions
+from providers.slurm.options import SlurmOptions
 from services.planner.core import plan, vm_name
 from services.planner.decisions import Policy
 from siteconfig import cloud_record
@@ -340,3 +341,7 @@ def test_no_boot_where_neither_the_job_nor_the_cloud_names_an_image() -> None:
     assert [b.spec.image for b in named.boots] == ["j.qcow2"] * 2
     nova = cloud_record("os1", OpenstackOptions(image="cirros"), enabled=True, max_vms=5)
     assert len(plan("s", demand(cls(idle=1)), [nova], [], NOW).boots) == 1
+    # A drone boots no image: a Slurm cloud takes the jobs that name none.
+    hpc = cloud_record("hpc", SlurmOptions(), enabled=True, max_vms=5)
+    assert not hpc.needs_image
+    assert len(plan("s", demand(cls(idle=1)), [hpc], [], NOW).boots) == 1

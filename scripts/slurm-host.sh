@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Make this machine able to run the one-node Slurm cluster of the tests (tests/slurm_cluster.py):
+# Debian's slurmctld, slurmd, the Slurm client commands and munge. No daemon is started here
+# (the tests start their own, on loopback, in a folder of their own). Safe to run again.
+# Needs root (or sudo). Prints one line per thing it did.
+set -euo pipefail
+# shellcheck source=scripts/root.sh
+. "$(dirname "$0")/root.sh"
+as_root slurm-host "sudo $0"
+
+need=()
+for pkg in slurmctld slurmd slurm-client munge; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
+done
+if ((${#need[@]})); then
+    echo "slurm-host: installing ${need[*]}"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+        "${need[@]}" >/dev/null
+fi
