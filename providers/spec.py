@@ -81,11 +81,6 @@ class Provider:
         """The provisioner's program (service) name."""
         return f"cs-provisioner-{self.name}"
 
-    def read(self, data: dict[str, Any], context: ConfigContext | None = None
-             ) -> ProviderOptions:
-        """`data` read by this provider's options model (see `ProviderOptions.read`)."""
-        return self.options.read(data, context)
-
 
 _EXPECTED = {"int_type": "an integer", "int_parsing": "an integer", "float_type": "a number",
              "string_type": "a string", "bool_type": "true or false",

@@ -7,7 +7,6 @@ Environment variables override the file where noted (CS_NATS_URL).
 
 from __future__ import annotations
 
-import difflib
 import os
 import tomllib
 from dataclasses import dataclass
@@ -78,11 +77,16 @@ def _cloud(path: Path, index: int, data: Any) -> CloudRecord:
         raise ConfigError(f"{sec.where('provider')}: expected one of {', '.join(PROVIDERS)}, "
                           f"got {data.get('provider', '')!r}")
     own = {k: v for k, v in data.items() if k not in COMMON_CLOUD_KEYS}
-    for key in own:
-        if key not in provider.options.model_fields:
-            raise ConfigError(_unknown_key(sec, key, provider.name))
+    known = set(provider.options.model_fields) | COMMON_CLOUD_KEYS
+    for key in own.keys() - known:
+        # Another provider's key is a mistake of its own; any other is a typo (with a guess).
+        others = [p.name for p in PROVIDERS.values() if key in p.options.model_fields]
+        if others:
+            raise ConfigError(f"{sec.where(key)}: not a setting of a {provider.name} cloud (it "
+                              f"is one of {', '.join(others)})")
+    sec.check_keys(known)
     try:
-        options = provider.read(own, ConfigContext(config_dir=path.parent, cloud=name))
+        options = provider.options.read(own, ConfigContext(config_dir=path.parent, cloud=name))
     except ValueError as exc:
         raise ConfigError(f"{path}: [cloud {name}] " + "; ".join(str(exc).splitlines())) \
             from None
@@ -116,26 +120,13 @@ def cloud_record(name: str, options: ProviderOptions | dict[str, Any], provider:
     the settings every cloud has; what a `[[cloud]]` table gives, for code that builds one.
     `provider` may be left out when `options` is a model of a provider in the table."""
     if isinstance(options, dict):
-        options = PROVIDERS[provider].read(options)
+        options = PROVIDERS[provider].options.read(options)
     elif not provider:
         provider = next(p.name for p in PROVIDERS.values() if p.options is type(options))
     return CloudRecord(name=name, provider=provider, address=options.address(name),
                        default_image=options.default_image(),
                        needs_image=options.NEEDS_IMAGE, options=options.model_dump(),
                        **common)
-
-
-def _unknown_key(sec: Section, key: str, provider: str) -> str:
-    """A key no provider knows is a typo (with a guess); another provider's key is a
-    mistake of its own."""
-    others = [p.name for p in PROVIDERS.values() if key in p.options.model_fields]
-    if others:
-        return f"{sec.where(key)}: not a setting of a {provider} cloud (it is one of " \
-               f"{', '.join(others)})"
-    known = set(PROVIDERS[provider].options.model_fields) | COMMON_CLOUD_KEYS
-    close = difflib.get_close_matches(key, sorted(known), n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    return f"{sec.where(key)}: unknown key{hint}"
 
 
 def load(path: Path, env: dict[str, str] | None = None) -> SiteConfig:

@@ -188,7 +188,7 @@ def test_documented_defaults_are_the_code_defaults(tmp_path: Path) -> None:
         site, poller, poller.defaults, planner, planner.policy, provisioner,
         provisioner.loops, WorkerSettings.from_site(site),
         ObserveSettings.from_site(site, "cs-admin", {}), libvirt,
-        *(PROVIDERS[c.provider].read(dict(c.options)) for c in site.clouds)]
+        *(PROVIDERS[c.provider].options.read(dict(c.options)) for c in site.clouds)]
     actual: dict[str, Any] = {"admin:status_page": "",  # [admin] is read into an address
                               "admin:history_interval_s": history.DEFAULT_INTERVAL_S,
                               **{f"provisioner:{key}": default for p in PROVIDERS.values()

@@ -14,6 +14,7 @@ from bus.connection import Bus
 from bus.schemas import CloudRecord
 from providers.spec import Provider
 from providers.table import PROVIDERS
+from providers.table import provider as find_provider
 from provisioning.driver import CloudDriver, DriverContext, MakeDriver
 from provisioning.service import run_provisioner
 from provisioning.settings import ProvisionerServiceSettings
@@ -61,10 +62,10 @@ def main(argv: list[str] | None = None) -> int:
                   f"{', '.join(PROVIDERS)})", file=sys.stderr)
             return 2
         name = args.pop(0)
-    provider = PROVIDERS.get(name)
-    if provider is None:
-        print(f"{PROGRAM}: unknown provider {name!r}: expected one of "
-              f"{', '.join(PROVIDERS)}", file=sys.stderr)
+    try:
+        provider = find_provider(name)
+    except KeyError as exc:
+        print(f"{PROGRAM}: {exc.args[0]}", file=sys.stderr)
         return 2
     return service_main(provider.program, f"{provider.program}: {provider.summary}", args,
                         factory(provider))
