@@ -9,12 +9,4 @@ set -euo pipefail
 . "$(dirname "$0")/root.sh"
 as_root container-host "sudo $0"
 
-need=()
-for pkg in podman runc debootstrap debian-archive-keyring; do
-    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
-done
-if ((${#need[@]})); then
-    echo "container-host: installing ${need[*]}"
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
-fi
+install_missing container-host recommends podman runc debootstrap debian-archive-keyring

@@ -8,16 +8,7 @@ set -euo pipefail
 . "$(dirname "$0")/root.sh"
 as_root qemu-host "sudo $0"
 
-need=()
-for pkg in libvirt-daemon-system qemu-system-x86 qemu-utils; do
-    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
-done
-if ((${#need[@]})); then
-    echo "qemu-host: installing ${need[*]}"
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
-        "${need[@]}" >/dev/null
-fi
+install_missing qemu-host no-recommends libvirt-daemon-system qemu-system-x86 qemu-utils
 
 # A /dev/kvm that exists but cannot be opened makes libvirt re-probe QEMU on every call
 # (defineXML then takes 30 s and more); group kvm, mode 660 keeps the probe cached.

@@ -11,3 +11,21 @@ as_root() {
         SUDO=sudo
     fi
 }
+
+# `install_missing WHO RECOMMENDS PKG...` (after as_root): apt-get installs those of PKG that
+# dpkg does not have, saying so in one line as WHO; RECOMMENDS is "recommends" to take their
+# recommended packages too, or "no-recommends".
+install_missing() {
+    local who=$1 recommends=$2 pkg
+    local need=() flags=(-y -qq)
+    shift 2
+    for pkg in "$@"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" \
+            || need+=("$pkg")
+    done
+    ((${#need[@]})) || return 0
+    [ "$recommends" = recommends ] || flags+=(--no-install-recommends)
+    echo "$who: installing ${need[*]}"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install "${flags[@]}" "${need[@]}" >/dev/null
+}

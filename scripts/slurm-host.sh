@@ -8,13 +8,4 @@ set -euo pipefail
 . "$(dirname "$0")/root.sh"
 as_root slurm-host "sudo $0"
 
-need=()
-for pkg in slurmctld slurmd slurm-client munge; do
-    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
-done
-if ((${#need[@]})); then
-    echo "slurm-host: installing ${need[*]}"
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
-        "${need[@]}" >/dev/null
-fi
+install_missing slurm-host no-recommends slurmctld slurmd slurm-client munge
