@@ -41,7 +41,7 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/hadolint --config container/hadolint.yaml container/Dockerfile
-	$(VENV)/bin/shellcheck -x scripts/*.sh container/entrypoint.sh
+	$(VENV)/bin/shellcheck -x scripts/*.sh testbed/slurm/*.sh container/entrypoint.sh
 
 ## unit: the fast tests only
 unit: $(STAMP)

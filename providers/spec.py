@@ -23,6 +23,9 @@ class ProviderOptions(BaseModel):
     NEEDS_IMAGE: ClassVar[bool] = True
     """Whether a VM of this provider boots an image (a job or the cloud must name one); a
     batch drone has none."""
+    TEMPLATE_VARIABLES: ClassVar[dict[str, str]] = {}
+    """Placeholders of this provider's own that its clouds' templates may use, with what
+    they become (besides those every template has)."""
 
     @classmethod
     def read(cls, data: dict[str, Any], context: ConfigContext | None = None) -> Self:
@@ -41,6 +44,14 @@ class ProviderOptions(BaseModel):
     def default_image(self) -> str:
         """The image a VM gets when its job names none for this cloud; "" = none."""
         return str(getattr(self, self.IMAGE_KEY, "")) if self.IMAGE_KEY else ""
+
+    def lifetime_s(self) -> float:
+        """How long a VM may run before it is retired and replaced; 0 = no limit."""
+        return 0.0
+
+    def template_values(self) -> dict[str, str]:
+        """The values of TEMPLATE_VARIABLES for this cloud."""
+        return {}
 
 
 @dataclass(frozen=True)
@@ -72,9 +83,9 @@ class Provider:
     defaults."""
     v1_type: str = ""
     """The cloud type v1's `cloud_status` shows for it ("" = the name)."""
-    user_data_required: str = ""
-    """Why a cloud of this provider must set `user_data` (it has no built-in one); "" = it
-    may leave it to the built-in cloud-init template."""
+    default_user_data: str = ""
+    """The provider's built-in template, used when a cloud sets no `user_data`; "" = the
+    built-in cloud-init worker (`provisioning.userdata.DEFAULT_USER_DATA`)."""
 
     @property
     def program(self) -> str:

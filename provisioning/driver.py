@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Protocol
 
 from bus.schemas import CloudCapacity, CloudRecord, Instance, VmRecord
+from providers.spec import ProviderOptions
+from providers.table import PROVIDERS
 from provisioning.userdata import WorkerSettings, render
 from siteconfig.section import Section
 
@@ -86,10 +88,16 @@ class DriverContext:
                    provisioner=Section(Path("<no config file>"), "provisioner",
                                        dict(provisioner or {})))
 
-    async def user_data(self, record: CloudRecord, vm: VmRecord) -> bytes:
-        """The VM's rendered user-data (on a thread: a [worker] token_command may take
-        seconds)."""
-        return await asyncio.to_thread(render, record.user_data, vm, self.site, self.worker)
+    async def user_data(self, record: CloudRecord, vm: VmRecord,
+                        options: ProviderOptions | None = None) -> bytes:
+        """The VM's rendered user-data: the cloud's template, or its provider's built-in one,
+        with the provider's own placeholders from `options` (on a thread: a [worker]
+        token_command may take seconds)."""
+        provider = PROVIDERS.get(record.provider)
+        default = provider.default_user_data if provider else ""
+        extra = options.template_values() if options else {}
+        return await asyncio.to_thread(render, record.user_data, vm, self.site, self.worker,
+                                       default, extra)
 
 
 MakeDriver = Callable[[CloudRecord, DriverContext], CloudDriver]

@@ -12,6 +12,7 @@ import base64
 import shlex
 import string
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -175,10 +176,14 @@ class WorkerSettings:
         return token
 
 
-def render(template: str, vm: VmRecord, site: str, worker: WorkerSettings) -> bytes:
-    """The user-data of `vm`: its cloud's template (or the built-in one) filled in."""
+def render(template: str, vm: VmRecord, site: str, worker: WorkerSettings,
+           default: str = "", extra: Mapping[str, str] | None = None) -> bytes:
+    """The user-data of `vm`: its cloud's template (or `default`, the provider's built-in
+    one, or else the built-in cloud-init worker) filled in; `extra` are the provider's own
+    placeholders."""
     ca, cert, key = worker.ssl_files()
     values = {
+        **(extra or {}),
         "CENTRAL_MANAGER": worker.central_manager,
         "CS_VM_ID": vm.vm_id,
         "CS_SITE": site,
@@ -193,7 +198,7 @@ def render(template: str, vm: VmRecord, site: str, worker: WorkerSettings) -> by
         "CS_SSL_KEY": key,
     }
     try:
-        return string.Template(template or DEFAULT_USER_DATA).substitute(values).encode()
+        return string.Template(template or default or DEFAULT_USER_DATA).substitute(values).encode()
     except (KeyError, ValueError) as exc:
         # Config load checks templates; this catches a record written by something else.
         raise PermanentError(f"user-data template of cloud {vm.cloud} is invalid: {exc}") \

@@ -97,9 +97,8 @@ def _cloud(path: Path, index: int, data: Any) -> CloudRecord:
             user_data = read_text(user_data_file, "a user-data template", "no such file")
         except ConfigError as exc:
             raise ConfigError(f"{path}: [cloud {name}] user_data: cannot read {exc}") from None
-        check_template(user_data, f"{user_data_file} (user_data of cloud {name})")
-    if provider.user_data_required and not user_data:
-        raise ConfigError(f"{sec.where('user_data')}: {provider.user_data_required}")
+        check_template(user_data, f"{user_data_file} (user_data of cloud {name})",
+                       provider.options.TEMPLATE_VARIABLES)
     return cloud_record(
         name, options, provider=provider.name,
         enabled=sec.boolean("enabled", False),
@@ -125,7 +124,8 @@ def cloud_record(name: str, options: ProviderOptions | dict[str, Any], provider:
         provider = next(p.name for p in PROVIDERS.values() if p.options is type(options))
     return CloudRecord(name=name, provider=provider, address=options.address(name),
                        default_image=options.default_image(),
-                       needs_image=options.NEEDS_IMAGE, options=options.model_dump(),
+                       needs_image=options.NEEDS_IMAGE, lifetime_s=options.lifetime_s(),
+                       options=options.model_dump(),
                        **common)
 
 

@@ -5,6 +5,7 @@ and the check that runs when the config is loaded (rendering is the provisioners
 from __future__ import annotations
 
 import string
+from collections.abc import Mapping
 
 from bus.errors import ConfigError
 
@@ -25,13 +26,15 @@ VARIABLES: dict[str, str] = {
 """Every placeholder a template may use, with what it becomes."""
 
 
-def check_template(text: str, where: str) -> None:
-    """Raise ConfigError naming `where` if `text` has a malformed or unknown placeholder."""
+def check_template(text: str, where: str, own: Mapping[str, str] | None = None) -> None:
+    """Raise ConfigError naming `where` if `text` has a malformed or unknown placeholder;
+    `own` are its provider's placeholders."""
     template = string.Template(text)
     if not template.is_valid():
         raise ConfigError(f"{where}: malformed placeholder; write ${{NAME}}, and $$ for a "
                           "literal $")
-    unknown = sorted(set(template.get_identifiers()) - set(VARIABLES))
+    known = {**VARIABLES, **(own or {})}
+    unknown = sorted(set(template.get_identifiers()) - set(known))
     if unknown:
         raise ConfigError(f"{where}: unknown placeholder(s) {', '.join(unknown)}; known: "
-                          f"{', '.join(VARIABLES)}")
+                          f"{', '.join(known)}")

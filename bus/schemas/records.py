@@ -63,11 +63,16 @@ class CloudRecord(Message):
     needs_image: bool = True
     """Whether a VM here boots an image (false for a Slurm drone, a batch job): the planner
     holds a boot that names none only where one is needed."""
+    lifetime_s: float = 0.0
+    """How long a VM here may run (from `running`) before the planner retires it and
+    counts it no more, so a replacement boots while demand lasts; 0 = no limit. A Slurm
+    drone's is its time limit less its drain time."""
     options: dict[str, OptionValue] = Field(default_factory=dict)
     """The provider's own settings, as its options model (`providers/<name>/options.py`)
     read them from the config; its driver reads them back through the same model."""
     user_data: str = ""
-    """The cloud-init user-data template (text, `${VAR}` placeholders); "" = the built-in one.
+    """The user-data template (text, `${VAR}` placeholders; a Slurm drone's batch script);
+    "" = the provider's built-in one.
     Carried here, not as a path, so provisioners on other machines render the same text."""
     user_data_file: str = ""
     """Where `user_data` was read from, for operators."""

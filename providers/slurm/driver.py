@@ -176,7 +176,7 @@ class SlurmDriver:
 
     async def create(self, vm: VmRecord) -> Instance:
         """sbatch the drone, or return the live one of ours that already has this name."""
-        script = (await self.context.user_data(self.record, vm)).decode()
+        script = (await self.context.user_data(self.record, vm, self.opts)).decode()
         opts = self.opts
 
         def run() -> Instance:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import shlex
 from typing import ClassVar
 
 from pydantic import model_validator
 
+from providers.slurm.drone import DRONE_SCRIPT
 from providers.spec import Provider, ProviderOptions
 
 
@@ -13,6 +15,11 @@ class SlurmOptions(ProviderOptions):
     """How drones are submitted to one Slurm cluster."""
 
     NEEDS_IMAGE: ClassVar[bool] = False
+    TEMPLATE_VARIABLES: ClassVar[dict[str, str]] = {
+        "CS_WALLTIME_S": "the drone's time limit in seconds (walltime_min)",
+        "CS_DRAIN_S": "seconds before its end when the drone takes no new job (drain_min)",
+        "CS_CONDOR_WRAPPER": "the command HTCondor runs under (condor_wrapper), or nothing",
+    }
 
     partition: str = ""
     """The partition drones are submitted to; "" = the cluster's default partition."""
@@ -21,6 +28,14 @@ class SlurmOptions(ProviderOptions):
     walltime_min: int = 60
     """Each drone's time limit (`sbatch --time`, minutes): Slurm ends it then; the drone
     is gone, not in error, and is replaced while demand lasts."""
+    drain_min: int = 10
+    """Minutes before its time limit when a drone takes no new job and the planner retires
+    it (peacefully: a running job goes on to the end) and boots a replacement while demand
+    lasts; less than walltime_min."""
+    condor_wrapper: str = ""
+    """A command the drone runs HTCondor under (e.g. `apptainer exec htcondor.sif`), with
+    `CS_DRONE_DIR` (the drone's folder, which it must show at the same path) in its
+    environment; "" = HTCondor is installed on the nodes."""
     slurm_conf: str = ""
     """The slurm.conf the commands use (`SLURM_CONF`); "" = the system's."""
     bin_dir: str = ""
@@ -33,6 +48,13 @@ class SlurmOptions(ProviderOptions):
     def _checked(self) -> SlurmOptions:
         if self.walltime_min < 1:
             raise ValueError(f"walltime_min: must be at least 1, got {self.walltime_min}")
+        if not 0 <= self.drain_min < self.walltime_min:
+            raise ValueError(f"drain_min: must be at least 0 and less than walltime_min "
+                             f"({self.walltime_min}), got {self.drain_min}")
+        try:
+            shlex.split(self.condor_wrapper)
+        except ValueError as exc:
+            raise ValueError(f"condor_wrapper: {exc}") from None
         return self
 
     def address(self, cloud: str) -> str:
@@ -40,10 +62,19 @@ class SlurmOptions(ProviderOptions):
         where = f"partition {self.partition or '(default)'}"
         return f"{where} of {self.slurm_conf}" if self.slurm_conf else where
 
+    def lifetime_s(self) -> float:
+        """Until the drain: the planner retires the drone then."""
+        return (self.walltime_min - self.drain_min) * 60.0
+
+    def template_values(self) -> dict[str, str]:
+        """The drone script's own placeholders."""
+        return {"CS_WALLTIME_S": str(self.walltime_min * 60),
+                "CS_DRAIN_S": str(self.drain_min * 60),
+                "CS_CONDOR_WRAPPER": self.condor_wrapper}
+
 
 PROVIDER = Provider(
     name="slurm", options=SlurmOptions, driver="providers.slurm.driver",
     summary="drones: batch jobs on a Slurm cluster that run the pool's startd",
-    user_data_required=("a Slurm cloud's drones run its user_data as their batch script "
-                        "(the site's HTCondor started for the pool): set user_data = FILE"))
+    default_user_data=DRONE_SCRIPT)
 """The Slurm line of the table of providers."""
