@@ -40,7 +40,7 @@ from services.planner.decisions import (
 )
 from services.planner.health import blocked, recovered
 from services.planner.policies import Usage, order
-from services.planner.retire import Lifecycle, lifecycle, slots_by_vm, surplus
+from services.planner.retire import Lifecycle, lifecycle, lifetimes, slots_by_vm, surplus
 
 
 def vm_name(site: str, cloud: str, class_key: str, seq: int) -> str:
@@ -121,6 +121,9 @@ def plan(
                      _failure_of(vm))
     slots = slots_by_vm(pool)
     lifecycle(vms, pool, slots, {c.name: c.boot_timeout_s for c in clouds}, now, policy, out)
+    limits = {c.name: c.lifetime_s for c in clouds if c.lifetime_s}
+    ending = lifetimes(vms, slots, limits, now, out) if limits else set()
+    serving = [vm for vm in vms if vm.vm_id not in ending] if ending else vms
     boots: list[Boot] = []
     if demand is None:
         out.decisions.append(decision(
@@ -131,10 +134,10 @@ def plan(
                 kind="hold",
                 reason=f"demand is stale ({demand.stale_reason}); no VM is retired"))
         else:
-            surplus(demand, vms, pool, slots, now, policy, out)
+            surplus(demand, serving, pool, slots, now, policy, out)
         if capacity:
             clouds = [_within(c, capacity.get(c.name), out.decisions) for c in clouds]
-        boots = _boots(site, demand, clouds, vms, now, policy, health, out.decisions)
+        boots = _boots(site, demand, clouds, vms, now, policy, health, out.decisions, ending)
     recoveries = []
     if health:
         by_cloud: dict[str, list[VmRecord]] = {}
@@ -174,8 +177,10 @@ def _boots(
     site: str, demand: DemandSnapshot, clouds: Sequence[CloudRecord],
     vms: Sequence[VmRecord], now: float, policy: Policy,
     health: Mapping[str, CloudHealth], decisions: list[PlanDecision],
+    ending: set[str] | frozenset[str] = frozenset(),
 ) -> list[Boot]:
-    """VMs to book for unmet demand, fairly between users, within every cloud's limits.
+    """VMs to book for unmet demand, fairly between users, within every cloud's limits;
+    VMs in `ending` (past their lifetime) hold room but serve no demand.
 
     VMs are handed out one at a time to the class furthest below its fair share. Linear in
     classes + clouds + VMs (plus a heap), not their product: a class with TargetClouds looks
@@ -197,7 +202,7 @@ def _boots(
         held.cores += spec.cores
         held.memory_mb += spec.memory_mb
         state = vm.state
-        if state in vmstates.ALIVE:
+        if state in vmstates.ALIVE and vm.vm_id not in ending:
             alive_by_class[vm.class_key] += 1
         elif state == "error":
             errors[(vm.cloud, vm.class_key)] += 1

@@ -89,6 +89,36 @@ def lifecycle(
             out.kill(vm, "retired: its startd has left the pool", now)
 
 
+def lifetimes(
+    vms: Sequence[VmRecord], slots: dict[str, list[Startd]], lifetime_s: dict[str, float],
+    now: float, out: Lifecycle,
+) -> set[str]:
+    """VMs past their cloud's lifetime (a Slurm drone near its time limit): each is retired
+    (peacefully, so a running job finishes; never killed while it may hold one) or, if it
+    never joined the pool, killed. Returns their ids: none of them counts for demand any
+    more, so a replacement boots while demand lasts. A VM the pool does not show now is
+    left alone (unknown), but not counted either."""
+    acted = {k.vm_id for k in out.kills} | {r.vm_id for r in out.retires}
+    ending: set[str] = set()
+    for vm in vms:
+        limit = lifetime_s.get(vm.cloud, 0.0)
+        if not limit or vm.state != "running" or not vm.running_at:
+            continue
+        age = now - vm.running_at
+        if age < limit:
+            continue
+        ending.add(vm.vm_id)
+        if vm.vm_id in acted:
+            continue
+        if vm.vm_id in slots:
+            out.retire(vm, f"reached its cloud's lifetime ({age:.0f}s running, "
+                           f"lifetime_s {limit:.0f}); drained and replaced", now)
+        elif not vm.registered_at:
+            out.kill(vm, f"reached its cloud's lifetime ({age:.0f}s running, lifetime_s "
+                         f"{limit:.0f}) and never joined the pool, so it holds no job", now)
+    return ending
+
+
 def _rank(vm: VmRecord, slots: dict[str, list[Startd]]) -> tuple[int, float]:
     """Cheapest to let go first: not booted, then never registered, then longest idle."""
     unseen = not vm.registered_at and vm.vm_id not in slots

@@ -7,7 +7,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bus import vmstates
-from bus.schemas import DemandClass, DemandSnapshot, PoolSnapshot, Startd, VmRecord, VmSpec
+from bus.schemas import (
+    CloudRecord,
+    DemandClass,
+    DemandSnapshot,
+    PoolSnapshot,
+    Startd,
+    VmRecord,
+    VmSpec,
+)
 from services.planner.core import plan, vm_name
 from services.planner.decisions import Plan, Policy
 
@@ -204,3 +212,44 @@ def test_every_retire_and_kill_is_a_move_the_table_of_states_allows(
         assert vmstates.may_move(state_of[kill.vm_id], "deleting")
     for retire in result.retires:
         assert vmstates.may_move(state_of[retire.vm_id], "retiring"), state_of[retire.vm_id]
+
+
+def drone_cloud(lifetime_s: float) -> CloudRecord:
+    return CloudRecord(name="c1", provider="slurm", enabled=True, max_vms=10,
+                       lifetime_s=lifetime_s, needs_image=False)
+
+
+def drone(seq: int, running_for: float, registered: bool = True) -> VmRecord:
+    return vm(seq, registered=registered, age=running_for + 30).model_copy(
+        update={"running_at": NOW - running_for})
+
+
+def test_a_drone_past_its_lifetime_is_drained_and_replaced_even_while_busy() -> None:
+    """The cloud's lifetime (a Slurm drone's time limit less its drain): an idle or a busy
+    drone past it is retired (peacefully: a running job finishes), one younger is kept, and
+    the jobs get a new drone while demand lasts; one that never joined is killed."""
+    clouds = [drone_cloud(3000)]
+    vms = [drone(0, 3100), drone(1, 3100), drone(2, 100), drone(3, 3100, registered=False)]
+    busy = slot(1, "Claimed", "Busy")
+    result = plan("s", demand(idle=0, running=3), clouds, vms, NOW, POLICY,
+                  pool(slot(0), busy, slot(2)))
+    assert sorted(r.vm_id for r in result.retires) == names([0, 1])
+    assert all("lifetime" in r.reason for r in result.retires)
+    assert [k.vm_id for k in result.kills] == names([3])
+    # 3 jobs running, one drone left that serves: 2 more booted, not counted twice.
+    assert len(result.boots) == 2, result.decisions
+
+
+def test_without_a_lifetime_nothing_ages_out() -> None:
+    result = plan("s", demand(idle=0, running=1), [drone_cloud(0)], [drone(0, 10**6)], NOW,
+                  POLICY, pool(slot(0, "Claimed", "Busy")))
+    assert (result.retires, result.kills, result.boots) == ((), (), ())
+
+
+def test_a_drone_past_its_lifetime_the_pool_does_not_show_is_left_but_not_counted() -> None:
+    """Missing from the pool (a collector restart looks like this): not retired, not
+    killed, but it serves no demand, so a replacement boots."""
+    result = plan("s", demand(idle=1), [drone_cloud(3000)], [drone(0, 3100)], NOW, POLICY,
+                  pool())
+    assert (result.retires, result.kills) == ((), ())
+    assert len(result.boots) == 1
