@@ -6,14 +6,16 @@ its cores and memory as the VM's, and the cloud's time limit; listing is one `sq
 per reconcile, filtered on the tag; a kill is `scancel`. A drone Slurm ended (its script
 done, cancelled, its time limit reached) is not listed: the registry marks it gone, and
 the planner replaces it while demand lasts; one that failed is in error. The commands run
-on the provisioner's host (`SLURM_CONF` points them at the cluster) on the driver's threads
-under a timeout of ours; their failures are translated here, once.
+on the provisioner's host (`SLURM_CONF` points them at the cluster), or on the cluster's login
+node through the cloud's `login_command` (ssh), on the driver's threads under a timeout of
+ours; their failures are translated here, once.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import time
 from collections.abc import Callable, Sequence
@@ -54,7 +56,7 @@ def translate(exc: Exception, doing: str) -> Exception:
     """The one place a failed Slurm command becomes our error kinds."""
     if isinstance(exc, FileNotFoundError):
         return PermanentError(f"{doing}: {exc.filename} not found (set bin_dir for this cloud, "
-                              "or install Slurm's client commands)")
+                              "or install Slurm's client commands, or fix login_command)")
     if isinstance(exc, subprocess.TimeoutExpired):
         return TemporaryError(f"{doing}: {exc.cmd[0]} did not answer within "
                               f"{exc.timeout:.0f}s", delay=15.0)
@@ -62,6 +64,13 @@ def translate(exc: Exception, doing: str) -> Exception:
         said = (exc.stderr or exc.stdout or "").strip().splitlines()
         message = f"{doing}: {said[-1] if said else f'exit {exc.returncode}'}"
         lower = message.lower()
+        if exc.returncode == 255 and Path(str(exc.cmd[0])).name == "ssh":
+            # ssh's own failure, not the command's: refused keys do not heal by retrying.
+            if "permission denied" in lower or "host key verification failed" in lower:
+                return PermanentError(f"{message} (the login node refused us: check "
+                                      "login_command's key, user and known hosts)")
+            return TemporaryError(f"{message} (the login node could not be reached)",
+                                  delay=15.0)
         if any(word in lower for word in _NO_ROOM):
             return OutOfResources(message)
         if any(word in lower for word in _TEMPORARY):
@@ -109,8 +118,9 @@ class SlurmDriver:
         self.record = record
         self.context = context
         self._prefix = f"cs-{self.site}-{record.name}-"
+        self._login = shlex.split(self.opts.login_command)
         self._env = dict(os.environ)
-        if self.opts.slurm_conf:
+        if self.opts.slurm_conf and not self._login:
             self._env["SLURM_CONF"] = self.opts.slurm_conf
         self._calls = BlockingCalls(f"slurm-{record.name}", 4, context.call_timeout_s,
                                     translate, "Slurm")
@@ -120,8 +130,15 @@ class SlurmDriver:
     def _run(self, argv: Sequence[str], stdin: str | None = None) -> str:
         command = [str(Path(self.opts.bin_dir) / argv[0]) if self.opts.bin_dir else argv[0],
                    *argv[1:]]
-        done = subprocess.run(command, input=stdin, capture_output=True, text=True,
-                              env=self._env, timeout=self.context.call_timeout_s, check=True)
+        if self._login:
+            # One shell-quoted command line for the login node's shell (ssh joins its
+            # arguments with spaces); SLURM_CONF set there, not here.
+            conf = ["env", f"SLURM_CONF={self.opts.slurm_conf}"] if self.opts.slurm_conf else []
+            command = [*self._login, shlex.join([*conf, *command])]
+        # Never the provisioner's own stdin: ssh would read it.
+        done = subprocess.run(command, input=stdin if stdin is not None else "",
+                              capture_output=True, text=True, env=self._env,
+                              timeout=self.context.call_timeout_s, check=True)
         return done.stdout
 
     def _jobs(self) -> list[dict[str, Any]]:

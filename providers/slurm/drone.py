@@ -58,7 +58,9 @@ STARTD_ATTRS = $$(STARTD_ATTRS) CS_VM_ID CS_VM_TYPE VMType CS_DRONE_END
 MASTER_ATTRS = $$(MASTER_ATTRS) CS_VM_ID CS_DRONE_END
 # No job Slurm would end before it finishes: none within the drain time of the end, none
 # whose MaxWallTimeMins outlasts it.
-START = (time() < MY.CS_DRONE_END - ${CS_DRAIN_S}) && (TARGET.MaxWallTimeMins =?= undefined || time() + 60 * TARGET.MaxWallTimeMins < MY.CS_DRONE_END)
+CS_DRONE_LEFT = (MY.CS_DRONE_END - time())
+START = ($$(CS_DRONE_LEFT) > ${CS_DRAIN_S}) && \\
+    (TARGET.MaxWallTimeMins =?= undefined || 60 * TARGET.MaxWallTimeMins < $$(CS_DRONE_LEFT))
 # Once its startd is off (retired), the master exits, and with it the batch job.
 MASTER.DAEMON_SHUTDOWN = (STARTD_StartTime =?= 0) && (time() - DaemonStartTime > 60)
 SEC_DEFAULT_AUTHENTICATION_METHODS = IDTOKENS

@@ -36,10 +36,17 @@ class SlurmOptions(ProviderOptions):
     """A command the drone runs HTCondor under (e.g. `apptainer exec htcondor.sif`), with
     `CS_DRONE_DIR` (the drone's folder, which it must show at the same path) in its
     environment; "" = HTCondor is installed on the nodes."""
+    login_command: str = ""
+    """A command that runs its last argument on the cluster's login node, e.g. `ssh -o
+    BatchMode=yes -i /etc/cs/hpc_key cs@login.hpc.example` (the key stays a file of the
+    provisioner's host: never in the config's values, on the bus or in logs); "" = Slurm's
+    commands run on the provisioner's host."""
     slurm_conf: str = ""
-    """The slurm.conf the commands use (`SLURM_CONF`); "" = the system's."""
+    """The slurm.conf the commands use (`SLURM_CONF`, set on the login node when there is
+    one); "" = the system's."""
     bin_dir: str = ""
-    """Where sbatch, squeue, scancel and sinfo are; "" = on PATH."""
+    """Where sbatch, squeue, scancel and sinfo are (on the login node when there is one);
+    "" = on PATH."""
     log_dir: str = ""
     """Folder (on the cluster) for each drone's output, `<log_dir>/<vm>-<job id>.out`;
     "" = none kept (/dev/null)."""
@@ -51,16 +58,19 @@ class SlurmOptions(ProviderOptions):
         if not 0 <= self.drain_min < self.walltime_min:
             raise ValueError(f"drain_min: must be at least 0 and less than walltime_min "
                              f"({self.walltime_min}), got {self.drain_min}")
-        try:
-            shlex.split(self.condor_wrapper)
-        except ValueError as exc:
-            raise ValueError(f"condor_wrapper: {exc}") from None
+        for key in ("condor_wrapper", "login_command"):
+            try:
+                shlex.split(getattr(self, key))
+            except ValueError as exc:
+                raise ValueError(f"{key}: {exc}") from None
         return self
 
     def address(self, cloud: str) -> str:
         """The partition (and the cluster's config, when not the system's)."""
         where = f"partition {self.partition or '(default)'}"
-        return f"{where} of {self.slurm_conf}" if self.slurm_conf else where
+        where = f"{where} of {self.slurm_conf}" if self.slurm_conf else where
+        login = shlex.split(self.login_command)
+        return f"{where} via {login[-1]}" if login else where
 
     def lifetime_s(self) -> float:
         """Until the drain: the planner retires the drone then."""

@@ -4,11 +4,13 @@ driver contract, and what is Slurm's own: a drone that ended is gone, its tag an
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+import subprocess
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 
-from bus.errors import PermanentError
+from bus.errors import PermanentError, TemporaryError
 from bus.schemas import CloudRecord
 from providers.slurm.driver import SlurmDriver, number, parse_tag
 from providers.slurm.options import SlurmOptions
@@ -16,7 +18,9 @@ from provisioning.contract import DriverContract, make_vm
 from provisioning.driver import DriverContext
 from provisioning.userdata import WorkerSettings
 from siteconfig import cloud_record
+from tests.demo import free_port
 from tests.slurm_cluster import CPUS, MEMORY_MB, PARTITION, SlurmCluster
+from tests.ssh_login import SshLogin, running_login
 from tests.waiting import eventually_async
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
@@ -54,6 +58,57 @@ async def other_site_driver(slurm: SlurmCluster) -> AsyncIterator[SlurmDriver]:
 
 class TestSlurmContract(DriverContract):
     """The shared driver contract, on real Slurm."""
+
+
+@pytest.fixture(scope="module")
+def login(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshLogin]:
+    """A login node (sshd on 127.0.0.1) in front of the same cluster."""
+    with running_login(tmp_path_factory.mktemp("login")) as node:
+        yield node
+
+
+class TestSlurmContractOverSsh(DriverContract):
+    """The shared driver contract, with every Slurm command run on a login node over ssh
+    (the cloud's login_command); SLURM_CONF is set there, not in the provisioner."""
+
+    @pytest.fixture
+    async def driver(self, slurm: SlurmCluster, login: SshLogin,
+                     monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[SlurmDriver]:
+        monkeypatch.delenv("SLURM_CONF", raising=False)
+        d = driver_of(slurm, "site-a", login_command=login.login_command())
+        assert "SLURM_CONF" not in d._env
+        yield d
+        await d.close()
+
+    @pytest.fixture
+    async def other_site_driver(self, slurm: SlurmCluster, login: SshLogin
+                                ) -> AsyncIterator[SlurmDriver]:
+        d = driver_of(slurm, "site-b", login_command=login.login_command())
+        yield d
+        await d.close()
+
+
+async def test_a_login_node_that_refuses_our_key_is_permanent_and_one_down_temporary(
+    slurm: SlurmCluster, login: SshLogin, tmp_path: Path,
+) -> None:
+    stranger = tmp_path / "stranger"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(stranger)],
+                   check=True)
+    refused = login.login_command().replace(str(login.key), str(stranger))
+    d = driver_of(slurm, "site-a", cloud="refused", login_command=refused)
+    try:
+        with pytest.raises(PermanentError, match="the login node refused us") as info:
+            await d.list()
+        assert str(stranger) not in str(info.value)
+    finally:
+        await d.close()
+    closed = login.login_command().replace(f"-p {login.port}", f"-p {free_port()}")
+    d = driver_of(slurm, "site-a", cloud="down", login_command=closed)
+    try:
+        with pytest.raises(TemporaryError, match="could not be reached"):
+            await d.list()
+    finally:
+        await d.close()
 
 
 async def test_a_drone_is_a_job_with_our_tag_sizes_and_time_limit(
