@@ -45,8 +45,8 @@ class DriverContract:
 
     async def test_create_is_idempotent(self, driver: CloudDriver) -> None:
         vm = make_vm(self.cloud, self.site, self.image)
-        first = await driver.create(vm)
-        again = await driver.create(vm)
+        first = await driver.create(vm, fresh=True)  # the first try: no look-up needed
+        again = await driver.create(vm)  # a redelivery: must find the first
         assert again.vm_id == first.vm_id
         assert [i.vm_id for i in await driver.list()].count(vm.vm_id) == 1
         await driver.delete(vm.vm_id)

@@ -29,8 +29,11 @@ class CloudDriver(Protocol):
         """Every instance on the cloud that carries this installation's tag."""
         ...
 
-    async def create(self, vm: VmRecord) -> Instance:
-        """Boot `vm` (named `vm.vm_id`); if an instance of that name exists, return it instead."""
+    async def create(self, vm: VmRecord, fresh: bool = False) -> Instance:
+        """Boot `vm` (named `vm.vm_id`); if an instance of that name exists, return it instead.
+        `fresh`: no create of this VM was ever tried (the caller has just moved its record
+        from requested to booting, which only one process can do), so a driver may skip
+        looking for an instance of that name."""
         ...
 
     async def delete(self, vm_id: str) -> None:

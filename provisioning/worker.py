@@ -126,12 +126,15 @@ class CloudWorker:
         if (entry is None or entry.value.intent_id != intent.intent_id
                 or entry.value.state not in vmstates.STARTING):
             return "stale intent: the registry no longer asks for this boot"
+        # Only one process moves a record from requested to booting: it is the first to try
+        # this boot. Any later try (a redelivery, another replica) finds it booting.
+        fresh = entry.value.state == "requested"
         booked = await self._set_state(entry, key, "booting", "", trace)
         if booked is None or booked.value.state != "booting":
             return "not booted: a retire or kill was decided meanwhile"
         entry = booked
         try:
-            instance = await self.driver.create(entry.value)
+            instance = await self.driver.create(entry.value, fresh)
         except (OutOfResources, PermanentError) as exc:
             await self._set_state(entry, key, "error", f"{exc.kind}: {exc}", trace)
             self.bus.metrics.boot_failures.labels(self.cloud, exc.kind).inc()

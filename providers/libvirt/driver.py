@@ -347,8 +347,10 @@ class LibvirtDriver:
             return out
         return await self._call(f"list domains of {self.uri}", run)
 
-    async def create(self, vm: VmRecord) -> Instance:
-        """Define and start the domain with fresh disks, or return the one of that name."""
+    async def create(self, vm: VmRecord, fresh: bool = False) -> Instance:
+        """Define and start the domain with fresh disks, or return the one of that name
+        (always looked up, `fresh` or not: the look-up is local, and a domain of that name
+        that is not ours must be refused)."""
         # In a thread: a [worker] token_command may take seconds.
         user_data = await self.context.user_data(self.record, vm)
 

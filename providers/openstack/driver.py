@@ -256,12 +256,13 @@ class OpenstackDriver:
             return self.opts.key_name
         return asked
 
-    async def create(self, vm: VmRecord) -> Instance:
-        """Boot the server, or return the one of ours that already has this name."""
+    async def create(self, vm: VmRecord, fresh: bool = False) -> Instance:
+        """Boot the server, or return the one of ours that already has this name (looked up
+        unless `fresh`: Nova's names are not unique, and the look-up is a list call)."""
         user_data = await self.context.user_data(self.record, vm)
 
         def run(conn: openstack.connection.Connection) -> Instance:
-            existing = self._servers(conn, vm.vm_id)
+            existing = [] if fresh else self._servers(conn, vm.vm_id)
             if existing:
                 return self._instance(existing[0])
             args: dict[str, Any] = {

@@ -191,13 +191,14 @@ class SlurmDriver:
         jobs = await self._calls.call(f"list the drones of {self.cloud}", self._jobs)
         return [self._instance(job) for job in jobs]
 
-    async def create(self, vm: VmRecord) -> Instance:
-        """sbatch the drone, or return the live one of ours that already has this name."""
+    async def create(self, vm: VmRecord, fresh: bool = False) -> Instance:
+        """sbatch the drone, or return the live one of ours that already has this name
+        (looked up unless `fresh`: the look-up costs as much as the sbatch)."""
         script = (await self.context.user_data(self.record, vm, self.opts)).decode()
         opts = self.opts
 
         def run() -> Instance:
-            existing = self._named(vm.vm_id)
+            existing = [] if fresh else self._named(vm.vm_id)
             if existing:
                 return self._instance(existing[0])
             output = (f"{opts.log_dir.rstrip('/')}/%x-%j.out" if opts.log_dir else "/dev/null")

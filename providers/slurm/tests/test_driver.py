@@ -88,12 +88,17 @@ class TestSlurmContractOverSsh(DriverContract):
         await d.close()
 
 
+@pytest.fixture
+def stranger(tmp_path: Path) -> Path:
+    """A key the login node does not know."""
+    key = tmp_path / "stranger"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    return key
+
+
 async def test_a_login_node_that_refuses_our_key_is_permanent_and_one_down_temporary(
-    slurm: SlurmCluster, login: SshLogin, tmp_path: Path,
+    slurm: SlurmCluster, login: SshLogin, stranger: Path,
 ) -> None:
-    stranger = tmp_path / "stranger"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(stranger)],
-                   check=True)
     refused = login.login_command().replace(str(login.key), str(stranger))
     d = driver_of(slurm, "site-a", cloud="refused", login_command=refused)
     try:

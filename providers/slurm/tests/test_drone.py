@@ -4,6 +4,7 @@ loop with HTCondor is tests/test_slurm_loop.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import shlex
 import subprocess
@@ -35,16 +36,16 @@ def worker(tmp_path: Path) -> WorkerSettings:
     return WorkerSettings(central_manager="cm.example:9618", token_file=token, ssl_dir=ssl)
 
 
-async def rendered(tmp_path: Path, **options: object) -> str:
+def rendered(tmp_path: Path, **options: object) -> str:
     opts = SlurmOptions.read({"walltime_min": 30, "drain_min": 5, **options})
     record = cloud_record("hpc", opts, enabled=True, max_vms=1)
     vm = make_vm("hpc", "site-a")
     context = DriverContext.of("site-a", worker(tmp_path))
-    return (await context.user_data(record, vm, opts)).decode()
+    return asyncio.run(context.user_data(record, vm, opts)).decode()
 
 
-async def test_a_slurm_cloud_without_user_data_runs_the_built_in_drone(tmp_path: Path) -> None:
-    script = await rendered(tmp_path, condor_wrapper="apptainer exec /cvmfs/htc.sif")
+def test_a_slurm_cloud_without_user_data_runs_the_built_in_drone(tmp_path: Path) -> None:
+    script = rendered(tmp_path, condor_wrapper="apptainer exec /cvmfs/htc.sif")
     assert script.startswith("#!/bin/sh\n# cloudscheduler's built-in drone cs-site-a-hpc-")
     assert "CONDOR_HOST = cm.example:9618" in script
     assert "$((START_AT + 1800))" in script and "> 300) &&" in script
@@ -58,19 +59,19 @@ async def test_a_slurm_cloud_without_user_data_runs_the_built_in_drone(tmp_path:
 
 def test_the_drone_script_uses_only_known_placeholders() -> None:
     check_template(DRONE_SCRIPT, "built-in drone", SlurmOptions.TEMPLATE_VARIABLES)
-    with pytest.raises(ConfigError, match="unknown placeholder.*CS_WALLTIME_S"):
+    with pytest.raises(ConfigError, match=r"unknown placeholder.*CS_WALLTIME_S"):
         check_template(DRONE_SCRIPT, "built-in drone")
 
 
 @pytest.mark.parametrize("end_from_slurm", [False, True])
-async def test_the_drone_writes_its_htcondor_folder_runs_the_wrapper_and_cleans_up(
+def test_the_drone_writes_its_htcondor_folder_runs_the_wrapper_and_cleans_up(
     tmp_path: Path, end_from_slurm: bool,
 ) -> None:
     """The wrapper stands where HTCondor would run: it copies the drone's folder out as
     HTCondor would find it, then the drone ends and its folder is gone."""
     seen = tmp_path / "seen"
     copy = f"cp -a \"$CS_DRONE_DIR\" {shlex.quote(str(seen))}; echo \"$CONDOR_CONFIG $*\""
-    script = await rendered(tmp_path, condor_wrapper=f"sh -c {shlex.quote(copy)} wrapper")
+    script = rendered(tmp_path, condor_wrapper=f"sh -c {shlex.quote(copy)} wrapper")
     (tmp_path / "drone.sh").write_text(script)
     jobs = tmp_path / "tmp"
     jobs.mkdir()
