@@ -64,6 +64,7 @@ bench: $(STAMP)
 	PYTHONPATH=. $(VENV)/bin/python bench/rss_bench.py
 	PYTHONPATH=. $(VENV)/bin/python bench/registry_read_bench.py
 	PYTHONPATH=. $(VENV)/bin/python -W ignore bench/openstack_bench.py
+	PYTHONPATH=. $(VENV)/bin/python bench/slurm_bench.py
 	PYTHONPATH=. $(VENV)/bin/python bench/condor_bench.py
 	PYTHONPATH=. $(VENV)/bin/python bench/pool_bench.py
 	PYTHONPATH=. $(VENV)/bin/python bench/scale_bench.py

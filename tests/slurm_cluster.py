@@ -52,6 +52,7 @@ JobAcctGatherType=jobacct_gather/none
 AccountingStorageType=accounting_storage/none
 SchedulerType=sched/backfill
 MinJobAge=30
+KillWait=2
 NodeName={node} NodeAddr=127.0.0.1 NodeHostname=localhost CPUs={cpus} RealMemory={memory}
 PartitionName={partition} Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 """

@@ -70,7 +70,7 @@ FIELDS: dict[type, tuple[str, dict[str, str | None]]] = {
                                   "metrics_port": "metrics:base_port",
                                   "log_format": "logging:format", "log_level": "logging:level"}),
     CloudRecord: ("cloud", {"address": None, "default_image": None, "needs_image": None,
-                            # those three from the options
+                            "lifetime_s": None,  # those four from the options
                             "options": None,  # each provider's own table, below
                             "user_data_file": None, "updated_at": None, "updated_by": None}),
     **{p.options: (f"cloud.{p.name}", {}) for p in PROVIDERS.values()},

@@ -141,6 +141,33 @@ async def test_retire_action_is_carried_out_and_reported(
     collector.cancel()
 
 
+async def test_a_retire_that_finds_no_master_of_a_startd_in_the_pool_is_retried(
+    bus: Bus, replay: ReplaySource
+) -> None:
+    """The pool showed the VM's startd, but no master of it answers the retire (it joined a
+    moment ago): the action is retried, not reported done and lost. Once the pool no longer
+    shows it either, a retire that finds nothing is done."""
+    await _drain_actions(bus)
+    poller = Poller(bus, replay, retry_s=0.5)
+    await poller.step()  # the pool with cs-t-c1-abc123-0's slots
+    assert replay.pool_file is not None
+    kept = [block for block in replay.pool_file.read_text().split("\n\n")
+            if "cs-t-c1-abc123-0" not in block]
+    replay.pool_file.write_text("\n\n".join(kept))  # the collector no longer has it
+    action = CondorAction(action_id=f"retire-{uuid.uuid4().hex[:6]}", vm_id="cs-t-c1-abc123-0",
+                          action="retire", requested_at=time.time())
+    await bus.js_publish(subjects.condor_action(), action)
+    queue = await bus.condor_queue()
+    [delivery] = await queue.fetch(batch=1, timeout=5)
+    await poller.act(delivery)
+    assert delivery.outcome == "nak"
+    await poller.step()  # the pool without it now
+    [again] = await queue.fetch(batch=1, timeout=10)
+    await poller.act(again)
+    assert again.outcome == "ack"
+    await queue.close()
+
+
 async def test_a_failed_action_is_kept_for_a_retry(
     bus: Bus, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -9,7 +9,8 @@ Slurm job ends and its record goes.
 A drone whose Slurm job is cancelled from outside while it is idle and demand lasts is
 noticed and replaced; its START refuses a job that would outlast it (`MaxWallTimeMins`).
 
-The timeline is printed (`slurm_<step>_s=` lines, seconds after the submit).
+The timeline is printed (`slurm_<step>_s=` lines, seconds after the submit), and
+`slurm_submit_to_joined_s`: from the drone's sbatch to its startd in the pool.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from tests.condor_pool import (
 from tests.natsserver import NatsServer
 from tests.slurm_cluster import PARTITION, SlurmCluster
 from tests.system import System
+from tests.waiting import eventually
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -152,6 +154,18 @@ def _slots(pool: CondorPool, vm_id: str, *attrs: str) -> list[str]:
                        *(attrs or ("Name",))).split()
 
 
+def _pool_ads(pool: CondorPool) -> str:
+    """Every ad of ours in the collector, for failure messages."""
+    return pool.condor("condor_status", "-any", "-constraint", "CS_VM_ID =!= undefined",
+                       "-af", "MyType", "Name", "CS_VM_ID", "MyAddress", "DaemonStartTime")
+
+
+def _retires(system: System) -> str:
+    """The poller's retire lines, for failure messages."""
+    log = (system.workdir / "cs-poller.log").read_text(errors="replace")
+    return "\n".join(line for line in log.splitlines() if "action=retire" in line)
+
+
 def _job_status(pool: CondorPool, cluster: int) -> str:
     return pool.condor("condor_q", str(cluster), "-af", "JobStatus").strip()
 
@@ -170,14 +184,13 @@ def test_a_job_runs_on_a_drone_that_is_kept_while_busy_then_retired_and_its_slur
     status = system.wait_for("the planner's boot intent", lambda s: bool(_ours(s)), 120)
     mark("intent")
     vm_id = _ours(status)[0]["name"]
-    assert wait_until(lambda: [d for d in drones(slurm) if d["name"] == vm_id], 60), \
-        system.logs()
+    [first] = eventually("the drone in Slurm", lambda: [
+        d for d in drones(slurm) if d["name"] == vm_id], 60, 0.2, system.logs)
     mark("sbatch")
-    [first] = [d for d in drones(slurm) if d["name"] == vm_id]
-    if not wait_until(lambda: _slots(pool, vm_id), 120):
-        raise AssertionError(f"the drone's startd never joined; Slurm: {drones(slurm)}\n"
-                             f"{system.logs()}")
+    eventually("the drone's startd in the pool", lambda: _slots(pool, vm_id), 120, 0.2,
+               lambda: f"Slurm: {drones(slurm)}\n{system.logs()}")
     mark("startd_joined")
+    print(f"slurm_submit_to_joined_s={at['startd_joined'] - at['sbatch']:.1f}", flush=True)
     vm_type, cpus, memory, end = _slots(pool, vm_id, "VMType", "TotalSlotCpus",
                                         "TotalSlotMemory", "CS_DRONE_END")
     assert (vm_type, cpus, memory) == (VM_TYPE, "1", "1024")
@@ -253,5 +266,7 @@ def test_a_drone_cancelled_while_idle_is_replaced_while_demand_lasts(
     assert errors == [], errors
 
     pool.condor("condor_rm", str(cluster))
-    assert wait_until(lambda: not drones(slurm), 120), drones(slurm)
+    eventually("the last drone retired and ended", lambda: not drones(slurm), 120, 0.5,
+               lambda: f"{drones(slurm)}\n{_ours(system.status())}\n{_pool_ads(pool)}\n"
+               f"{_retires(system)}\n{system.logs(40)}")
     system.wait_for("no drone left in the registry", lambda s: not _ours(s), 60)

@@ -129,6 +129,15 @@ class Poller:
             log.warning("%s outcome=retry delay=%.0f error=%s", fields, self.retry_s, exc)
             await delivery.nak(self.retry_s)
             return
+        if not told and self._pool is not None and any(
+                s.vm_id == action.vm_id for s in self._pool.startds):
+            # A startd in the pool whose master is not (yet) in the collector: a drone or
+            # VM that joined a moment ago. Done now, the retire would be lost (the planner's
+            # resend of the same action is a duplicate for the stream).
+            log.warning("%s outcome=retry delay=%.0f error=its startd is in the pool but no "
+                        "master of it is yet", fields, self.retry_s)
+            await delivery.nak(self.retry_s)
+            return
         done = CondorActionDone(action_id=action.action_id, vm_id=action.vm_id,
                                 action=action.action, contacted=told, at=time.time())
         await self.bus.publish(subjects.condor_done(), done, trace=delivery.trace)

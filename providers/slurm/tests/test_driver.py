@@ -151,6 +151,22 @@ async def test_a_drone_that_ended_is_gone_not_in_error(slurm: SlurmCluster) -> N
         await d.close()
 
 
+async def test_a_drone_at_its_time_limit_is_gone_not_in_error(slurm: SlurmCluster) -> None:
+    """Slurm ends a drone at its time limit (TIMEOUT): the listing drops it, as the
+    registry then marks it gone and the planner replaces it."""
+    d = driver_of(slurm, "site-a", cloud="limit", walltime_min=1, drain_min=0)
+    vm = make_vm("limit", "site-a")
+    try:
+        created = await d.create(vm, fresh=True)
+        await eventually_async("the time limit", lambda: _gone(d, vm.vm_id), timeout=240,
+                               interval=1.0)
+        job = slurm.run("scontrol", "show", "job", created.instance_id, check=False)
+        assert "JobState=TIMEOUT" in job, job  # kept MinJobAge (30 s) after its end
+    finally:
+        await d.delete(vm.vm_id)
+        await d.close()
+
+
 async def _gone(d: SlurmDriver, vm_id: str) -> bool:
     return await d.state(vm_id) is None
 
