@@ -20,8 +20,10 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -415,6 +417,38 @@ class Worker(ChrootNode):
             return
         raise PoolError(f"worker {self.vm.vm_id} did not join {self.pool.address} within "
                         f"{timeout_s:.0f}s; logs in {self.root / 'var/log/condor'}")
+
+
+def loop_site(pool: CondorPool, site: str, central_manager: str,
+              register_timeout_s: int) -> str:
+    """The tables of a whole-loop test's site config before its clouds: the poller on this
+    pool, every loop at 2 s, workers told `central_manager`, their token minted by the
+    central manager's condor_token_create (as the container's [worker] token_command)."""
+    token = shlex.join(["env", "-u", "CONDOR_CONFIG", "chroot", str(pool.root),
+                        *pool.token_argv(f"worker@{TRUST_DOMAIN}", *WORKER_AUTHZ)])
+    return f"""site = "{site}"
+[poller]
+source = "condor"
+schedds = ["*"]
+interval_s = 2
+query_timeout_s = 30
+[planner]
+interval_s = 2
+min_vm_age_s = 0
+register_timeout_s = {register_timeout_s}
+[provisioner]
+reconcile_interval_s = 2
+[worker]
+central_manager = "{central_manager}"
+token_command = {json.dumps(token)}
+ssl_dir = "{pool.ssl_dir}"
+"""
+
+
+def master_told(poller_log: str, vm_id: str) -> bool:
+    """Whether the poller's log (text) says a retire of `vm_id` reached its master."""
+    return any(f"vm={vm_id}" in line and "action=retire" in line
+               and "outcome=done masters_told=1" in line for line in poller_log.splitlines())
 
 
 V1_WORKER_JOBS = """

@@ -12,9 +12,7 @@ prints the same figures for `make bench`.
 from __future__ import annotations
 
 import base64
-import json
 import re
-import shlex
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests import qemu_host
-from tests.condor_pool import TRUST_DOMAIN, WORKER_AUTHZ, CondorPool, running_pool, wait_until
+from tests.condor_pool import CondorPool, loop_site, master_told, running_pool, wait_until
 from tests.natsserver import NatsServer
 from tests.system import System
 from tests.worker_image import WorkerImage, build_image
@@ -51,26 +49,7 @@ STEPS = ("intent", "domain_started", "startd_joined", "job_started", "job_done",
 
 def site_config(pool: CondorPool, image: WorkerImage) -> str:
     """The site: the pool's schedd and collector, one QEMU cloud on the user network."""
-    token = " ".join(shlex.quote(a) for a in (
-        "env", "-u", "CONDOR_CONFIG", "chroot", str(pool.root),
-        *pool.token_argv(f"worker@{TRUST_DOMAIN}", *WORKER_AUTHZ)))
-    return f"""site = "{SITE}"
-[poller]
-source = "condor"
-schedds = ["*"]
-interval_s = 2
-query_timeout_s = 30
-[planner]
-interval_s = 2
-min_vm_age_s = 0
-register_timeout_s = 900
-[provisioner]
-reconcile_interval_s = 2
-[worker]
-central_manager = "10.0.2.2:{pool.port}"
-token_command = {json.dumps(token)}
-ssl_dir = "{pool.ssl_dir}"
-[[cloud]]
+    return loop_site(pool, SITE, f"10.0.2.2:{pool.port}", 900) + f"""[[cloud]]
 name = "{CLOUD}"
 provider = "libvirt"
 uri = "{qemu_host.URI}"
@@ -183,13 +162,8 @@ def test_a_job_runs_on_a_vm_we_booted_which_is_kept_while_busy_then_retired(
     mark("job_done")
 
     poller_log = system.workdir / "cs-poller.log"
-
-    def retired() -> bool:
-        return any(f"vm={vm_id}" in line and "action=retire" in line
-                   and "outcome=done masters_told=1" in line
-                   for line in poller_log.read_text(errors="replace").splitlines())
-
-    assert wait_until(retired, 120), f"the VM's master was never told\n{system.logs()}"
+    assert wait_until(lambda: master_told(poller_log.read_text(errors="replace"), vm_id), 120), \
+        f"the VM's master was never told\n{system.logs()}"
     mark("retire_sent")
     assert wait_until(lambda: not slots(), 180), "the startd did not leave the pool"
     mark("startd_gone")

@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 import pytest
 
 from cli.supervisor import SERVICES
-from tests.condor_pool import ROOT
+from tests.condor_pool import ROOT, master_told
 from tests.container_image import IMAGE, RUNTIME, Container, build, podman
 from tests.demo import free_port
 from tests.openstack_bed import APPCRED_CLOUD, Testbed
@@ -265,9 +265,7 @@ def test_a_v1_job_submitted_inside_runs_on_a_vm_the_container_booted(
     mark("job_done")
 
     def retired() -> bool:
-        log = box.exec("cat", "/var/lib/cloudscheduler/logs/cs-poller.log")
-        return any(f"vm={vm_id}" in line and "action=retire" in line
-                   and "outcome=done masters_told=1" in line for line in log.splitlines())
+        return master_told(box.exec("cat", "/var/lib/cloudscheduler/logs/cs-poller.log"), vm_id)
 
     until("the retire sent to the VM's master", retired, 120, lambda: box.exec("cs", "status"))
     mark("retire_sent")

@@ -27,12 +27,12 @@ import pytest
 
 from tests.condor_pool import (
     ROOT,
-    TRUST_DOMAIN,
     WORKER,
-    WORKER_AUTHZ,
     ChrootNode,
     CondorPool,
     build,
+    loop_site,
+    master_told,
     running_pool,
     wait_until,
 )
@@ -67,29 +67,10 @@ STEPS = ("intent", "sbatch", "startd_joined", "job_started", "job_done", "retire
 def site_config(pool: CondorPool, cluster: SlurmCluster, logs: Path) -> str:
     """The site: the pool's schedd and collector, one Slurm cloud running the built-in
     drone under the test wrapper."""
-    token = " ".join(shlex.quote(a) for a in (
-        "env", "-u", "CONDOR_CONFIG", "chroot", str(pool.root),
-        *pool.token_argv(f"worker@{TRUST_DOMAIN}", *WORKER_AUTHZ)))
     wrapper = " ".join(shlex.quote(str(p)) for p in (
         ROOT / "testbed" / "slurm" / "drone-chroot.sh", WORKER.directory(),
         ROOT / "testbed" / "condor" / "70-worker-testbed.conf"))
-    return f"""site = "{SITE}"
-[poller]
-source = "condor"
-schedds = ["*"]
-interval_s = 2
-query_timeout_s = 30
-[planner]
-interval_s = 2
-min_vm_age_s = 0
-register_timeout_s = 300
-[provisioner]
-reconcile_interval_s = 2
-[worker]
-central_manager = "{pool.address}"
-token_command = {json.dumps(token)}
-ssl_dir = "{pool.ssl_dir}"
-[[cloud]]
+    return loop_site(pool, SITE, pool.address, 300) + f"""[[cloud]]
 name = "{CLOUD}"
 provider = "slurm"
 slurm_conf = "{cluster.conf}"
@@ -218,13 +199,8 @@ def test_a_job_runs_on_a_drone_that_is_kept_while_busy_then_retired_and_its_slur
     assert history[:2] == ["4", "0"] and history[2].endswith(f"@{vm_id}"), history
     mark("job_done")
     poller_log = system.workdir / "cs-poller.log"
-
-    def retired() -> bool:
-        return any(f"vm={vm_id}" in line and "action=retire" in line
-                   and "outcome=done masters_told=1" in line
-                   for line in poller_log.read_text(errors="replace").splitlines())
-
-    assert wait_until(retired, 60), f"the drone's master was never told\n{system.logs()}"
+    assert wait_until(lambda: master_told(poller_log.read_text(errors="replace"), vm_id), 60), \
+        f"the drone's master was never told\n{system.logs()}"
     mark("retire_sent")
     assert wait_until(lambda: not _slots(pool, vm_id), 120), "the startd did not leave"
     mark("startd_gone")
