@@ -10,8 +10,18 @@ from pathlib import Path
 
 from bus import subjects
 from bus.connection import Bus
-from bus.schemas import Intent, VmRecord
+from bus.schemas import Intent, VmRecord, VmSpec
+from provisioning.driver import CloudDriver
+from provisioning.settings import ProvisionerSettings
 from provisioning.worker import CloudWorker
+
+
+def vms_of(site: str, cloud: str, boots: int, spec: VmSpec) -> list[VmRecord]:
+    """`boots` VMs of `cloud`, as the planner books them (`requested`), all of `spec`."""
+    now = time.time()
+    return [VmRecord(vm_id=f"cs-{site}-{cloud}-w-{n}", cloud=cloud, intent_id=f"boot-{n}",
+                     class_key="k", spec=spec, state="requested", created_at=now,
+                     updated_at=now) for n in range(boots)]
 
 
 async def book(bus: Bus, vms: list[VmRecord]) -> None:
@@ -53,6 +63,21 @@ async def time_boots(bus: Bus, worker: CloudWorker, vms: list[VmRecord]) -> floa
     stop.set()
     await task
     return elapsed
+
+
+async def time_provisioner(url: str, provider: str, driver: CloudDriver,
+                           vms: list[VmRecord]) -> float:
+    """Seconds for `vms` (all of one cloud) booted by a CloudWorker of `driver` in this
+    process, the driver connected first as a running provisioner's is; closes the driver."""
+    bus = await Bus.connect(url, "bench")
+    try:
+        await bus.ensure_infra()
+        await driver.list()
+        worker = CloudWorker(bus, provider, vms[0].cloud, driver, ProvisionerSettings())
+        return await time_boots(bus, worker, vms)
+    finally:
+        await driver.close()
+        await bus.close()
 
 
 def cpu_s(pid: int) -> float:

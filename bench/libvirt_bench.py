@@ -25,9 +25,8 @@ from pathlib import Path
 
 import libvirt
 
-from bench.boots import time_boots
-from bus.connection import Bus
-from bus.schemas import VmRecord, VmSpec
+from bench.boots import time_provisioner, vms_of
+from bus.schemas import VmSpec
 from providers.libvirt import seed
 from providers.libvirt.driver import (
     OVERLAY_SUFFIX,
@@ -38,9 +37,7 @@ from providers.libvirt.driver import (
 )
 from providers.libvirt.options import LibvirtOptions
 from provisioning.driver import DriverContext
-from provisioning.settings import ProvisionerSettings
 from provisioning.userdata import WorkerSettings, render
-from provisioning.worker import CloudWorker
 from siteconfig import cloud_record
 from tests.natsserver import NatsServer
 
@@ -51,11 +48,8 @@ OPTS = LibvirtOptions(uri="test:///default", storage_pool="default", base_image=
 WORKER = WorkerSettings("cm", None)
 
 
-def vms_of(cloud: str, boots: int) -> list[VmRecord]:
-    now = time.time()
-    return [VmRecord(vm_id=f"cs-{SITE}-{cloud}-w-{n}", cloud=cloud, intent_id=f"boot-{n}",
-                     class_key="k", spec=VmSpec(vm_type="w", cores=1, memory_mb=64),
-                     state="requested", created_at=now, updated_at=now) for n in range(boots)]
+SPEC = VmSpec(vm_type="w", cores=1, memory_mb=64)
+"""Every benchmark VM's size."""
 
 
 def host(folder: Path) -> str:
@@ -70,7 +64,7 @@ def host(folder: Path) -> str:
 def bare(uri: str, boots: int) -> float:
     """Seconds for `boots` boots by a plain loop of the driver's libvirt calls."""
     conn = libvirt.open(uri)
-    vms = vms_of("bare", boots)
+    vms = vms_of(SITE, "bare", boots, SPEC)
     start = time.perf_counter()
     for vm in vms:
         with contextlib.suppress(libvirt.libvirtError):  # not there yet: the usual case
@@ -93,19 +87,11 @@ def bare(uri: str, boots: int) -> float:
 
 async def ours(url: str, uri: str, boots: int) -> float:
     """Seconds from publishing `boots` intents until every VM has left `requested`."""
-    bus = await Bus.connect(url, "bench")
-    await bus.ensure_infra()
     cloud = f"bench{uuid.uuid4().hex[:6]}"
     record = cloud_record(cloud, OPTS.model_copy(update={"uri": uri}), enabled=True,
                           max_vms=boots)
     driver = LibvirtDriver(record, DriverContext.of(SITE, WORKER))
-    await driver.list()  # connected, as a running provisioner is
-    worker = CloudWorker(bus, "libvirt", cloud, driver, ProvisionerSettings())
-    vms = vms_of(cloud, boots)
-    elapsed = await time_boots(bus, worker, vms)
-    await driver.close()
-    await bus.close()
-    return elapsed
+    return await time_provisioner(url, "libvirt", driver, vms_of(SITE, cloud, boots, SPEC))
 
 
 def main() -> None:

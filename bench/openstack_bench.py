@@ -30,9 +30,9 @@ from typing import Any
 
 import openstack
 
-from bench.boots import time_replicas
+from bench.boots import time_replicas, vms_of
 from bus.connection import Bus
-from bus.schemas import CloudRecord, VmRecord, VmSpec
+from bus.schemas import CloudRecord, VmSpec
 from providers.openstack.driver import OpenstackDriver
 from providers.openstack.options import OpenstackOptions
 from provisioning.driver import DriverContext
@@ -97,12 +97,7 @@ def ours(url: str, boots: int, threads: int, replicas: int) -> float:
     try:
         for proc in procs:
             assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
-        now = time.time()
-        vms = [VmRecord(vm_id=f"cs-{SITE}-{cloud}-w-{n}", cloud=cloud, intent_id=f"boot-{n}",
-                        class_key="k", spec=VmSpec(vm_type="w", image=IMAGE,
-                                                   flavor="m1.tiny"),
-                        state="requested", created_at=now, updated_at=now)
-               for n in range(boots)]
+        vms = vms_of(SITE, cloud, boots, VmSpec(vm_type="w", image=IMAGE, flavor="m1.tiny"))
         elapsed, _ = asyncio.run(time_replicas(url, vms, [p.pid for p in procs]))
         return elapsed
     finally:

@@ -27,8 +27,8 @@ import time
 import uuid
 from pathlib import Path
 
-from bench.boots import time_replicas
-from bench.libvirt_bench import OPTS, SITE, WORKER, bare, host, vms_of
+from bench.boots import time_replicas, vms_of
+from bench.libvirt_bench import OPTS, SITE, SPEC, WORKER, bare, host
 from bus.connection import Bus
 from bus.schemas import CloudRecord
 from providers.libvirt.driver import LibvirtDriver
@@ -69,7 +69,8 @@ def boots_with(url: str, uri: str, boots: int, replicas: int) -> tuple[float, fl
     try:
         for proc in procs:
             assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
-        return asyncio.run(time_replicas(url, vms_of(cloud, boots), [p.pid for p in procs]))
+        vms = vms_of(SITE, cloud, boots, SPEC)
+        return asyncio.run(time_replicas(url, vms, [p.pid for p in procs]))
     finally:
         for proc in procs:
             proc.terminate()

@@ -23,16 +23,13 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from bench.boots import time_boots
+from bench.boots import time_provisioner, vms_of
 from bench.pool_bench import failed, run_figures
-from bus.connection import Bus
 from bus.schemas import VmRecord, VmSpec
 from providers.slurm.driver import SlurmDriver, tag
 from providers.slurm.options import SlurmOptions
 from provisioning.driver import DriverContext
-from provisioning.settings import ProvisionerSettings
 from provisioning.userdata import WorkerSettings, render
-from provisioning.worker import CloudWorker
 from siteconfig import cloud_record
 from tests.natsserver import NatsServer
 from tests.slurm_cluster import PARTITION, SlurmCluster
@@ -44,11 +41,8 @@ THREADS = 4
 """The Slurm driver's worker threads: the bare loop runs as many at once."""
 
 
-def vms_of(cloud: str, boots: int) -> list[VmRecord]:
-    now = time.time()
-    return [VmRecord(vm_id=f"cs-{SITE}-{cloud}-w-{n}", cloud=cloud, intent_id=f"boot-{n}",
-                     class_key="k", spec=VmSpec(vm_type="w", cores=1, memory_mb=16),
-                     state="requested", created_at=now, updated_at=now) for n in range(boots)]
+SPEC = VmSpec(vm_type="w", cores=1, memory_mb=16)
+"""Every drone's size."""
 
 
 def bare(cluster: SlurmCluster, opts: SlurmOptions, boots: int) -> float:
@@ -65,7 +59,7 @@ def bare(cluster: SlurmCluster, opts: SlurmOptions, boots: int) -> float:
              f"--partition={PARTITION}"],
             input=script, capture_output=True, text=True, env=cluster.env, check=True)
 
-    vms = vms_of(cloud, boots)
+    vms = vms_of(SITE, cloud, boots, SPEC)
     start = time.perf_counter()
     with ThreadPoolExecutor(THREADS) as pool:
         list(pool.map(submit, vms))
@@ -74,17 +68,10 @@ def bare(cluster: SlurmCluster, opts: SlurmOptions, boots: int) -> float:
 
 async def ours(url: str, cluster: SlurmCluster, opts: SlurmOptions, boots: int) -> float:
     """Seconds from publishing `boots` intents until every drone has left `requested`."""
-    bus = await Bus.connect(url, "bench")
-    await bus.ensure_infra()
     cloud = f"bench{uuid.uuid4().hex[:6]}"
     record = cloud_record(cloud, opts, enabled=True, max_vms=boots, user_data=SCRIPT)
     driver = SlurmDriver(record, DriverContext.of(SITE, WORKER))
-    await driver.list()
-    worker = CloudWorker(bus, "slurm", cloud, driver, ProvisionerSettings())
-    elapsed = await time_boots(bus, worker, vms_of(cloud, boots))
-    await driver.close()
-    await bus.close()
-    return elapsed
+    return await time_provisioner(url, "slurm", driver, vms_of(SITE, cloud, boots, SPEC))
 
 
 def main() -> int:
