@@ -40,14 +40,23 @@ def _run(*argv: str, cwd: Path | None = None) -> str:
     return done.stdout
 
 
+def _candidate() -> str:
+    """The openssh-server version apt would install ("" when it knows none)."""
+    policy = _run("apt-cache", "policy", "openssh-server")
+    found = next((line.split(":", 1)[1].strip() for line in policy.splitlines()
+                  if line.strip().startswith("Candidate:")), "")
+    return "" if found == "(none)" else found
+
+
 def sshd_binary() -> Path:
     """The sshd of Debian's openssh-server of this machine's release, cached."""
-    version = _run("apt-cache", "policy", "openssh-server")
-    candidate = next((line.split(":", 1)[1].strip() for line in version.splitlines()
-                      if line.strip().startswith("Candidate:")), "")
-    if not candidate or candidate == "(none)":
+    candidate = _candidate()
+    if not candidate:  # package lists never fetched on this machine
         _run("apt-get", "update", "-qq")
-        return sshd_binary()
+        candidate = _candidate()
+    if not candidate:
+        raise LoginError("apt knows no openssh-server package (apt-cache policy shows no "
+                         "candidate); check /etc/apt/sources.list")
     folder = ROOT / ".cache" / f"sshd-{candidate.replace(':', '_')}"
     folder.parent.mkdir(parents=True, exist_ok=True)
     with (folder.parent / f"{folder.name}.lock").open("w") as lock:

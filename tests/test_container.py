@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from cli.supervisor import SERVICES
+from cli.supervisor import SERVICES  # cs up's, and so the container's
 from tests.demo import ROOT, config, cs, free_port, wait_running
 
 pytestmark = pytest.mark.e2e
@@ -30,8 +30,6 @@ BIN = Path(sys.executable).parent
 # The demo cloud is libvirt's test driver.
 SYSTEM_DAEMONS = ("condor_master", "virtlogd", "libvirtd")
 TOKEN = "eyJhbGciOiJIUzI1NiJ9.pool-token-never-shown"
-# cs up's services are the container's: the admin, the poller, the planner and one
-# provisioner per provider in the table.
 
 
 def without_system_daemons(text: str) -> str:
